@@ -1,0 +1,45 @@
+import type { NativeConnection, NativeStatement } from "./_connection.ts";
+import type { SqlRow, SqlValue } from "./types.ts";
+
+interface BunStatement {
+  run(...params: SqlValue[]): { changes: number };
+  get(...params: SqlValue[]): unknown;
+  all(...params: SqlValue[]): unknown[];
+}
+
+interface BunDatabase {
+  exec(sql: string): void;
+  prepare(sql: string): BunStatement;
+  close(): void;
+}
+
+type BunDatabaseClass = new (
+  path: string,
+  options?: { readonly?: boolean; create?: boolean },
+) => BunDatabase;
+
+/** Loads `bun:sqlite`, the fallback for a Bun that has no `node:sqlite`. */
+export async function loadBunSqlite(): Promise<
+  (path: string, readOnly: boolean) => NativeConnection
+> {
+  // A computed specifier keeps `deno check` and bundlers from resolving a Bun-only module.
+  const specifier = ["bun", "sqlite"].join(":");
+  const { Database } = await import(specifier) as { Database: BunDatabaseClass };
+  return (path, readOnly) => openWith(Database, path, readOnly);
+}
+
+function openWith(Database: BunDatabaseClass, path: string, readOnly: boolean): NativeConnection {
+  const db = new Database(path, readOnly ? { readonly: true } : { create: true });
+  return {
+    exec: (sql) => db.exec(sql),
+    prepare(sql): NativeStatement {
+      const statement = db.prepare(sql);
+      return {
+        run: (params) => ({ changes: statement.run(...params).changes }),
+        get: (params) => (statement.get(...params) ?? undefined) as SqlRow | undefined,
+        all: (params) => statement.all(...params) as SqlRow[],
+      };
+    },
+    close: () => db.close(),
+  };
+}

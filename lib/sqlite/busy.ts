@@ -1,0 +1,61 @@
+import type { Database } from "./types.ts";
+
+/** Thrown when a write kept finding the database locked for longer than `busyRetryMs`. */
+export class DatabaseBusyError extends Error {
+  /**
+   * @param path the database file
+   * @param waitedMs how long the write kept retrying
+   * @param options the busy error that was last seen
+   */
+  constructor(path: string, waitedMs: number, options?: ErrorOptions) {
+    super(
+      `Cannot write to database '${path}': it stayed locked by another connection for ${waitedMs} ms`,
+      options,
+    );
+    this.name = "DatabaseBusyError";
+  }
+}
+
+const BUSY_CODES = new Set([5, 6, 261, 517]); // SQLITE_BUSY, _LOCKED, _BUSY_RECOVERY, _BUSY_SNAPSHOT
+
+/** Whether an error thrown by either driver means "locked by someone else, try again". */
+export function isBusyError(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  const coded = error as Error & { errcode?: unknown; errno?: unknown; code?: unknown };
+  if (typeof coded.errcode === "number" && BUSY_CODES.has(coded.errcode & 0xff)) return true;
+  if (typeof coded.errno === "number" && BUSY_CODES.has(coded.errno & 0xff)) return true;
+  if (coded.code === "SQLITE_BUSY" || coded.code === "SQLITE_LOCKED") return true;
+  return /database is locked|database table is locked|database is busy/i.test(error.message);
+}
+
+/**
+ * Runs a synchronous write, retrying busy errors on timers (never blocking the event loop) with
+ * a backoff from 1 ms to 50 ms, until `db.busyRetryMs` has passed.
+ *
+ * @example Usage
+ * ```ts ignore
+ * const changes = await retryBusy(db, () => db.run("DELETE FROM t").changes);
+ * ```
+ */
+export async function retryBusy<T>(db: Database, write: () => T): Promise<T> {
+  try {
+    return write();
+  } catch (error) {
+    if (!isBusyError(error)) throw error;
+  }
+  const started = Date.now();
+  let delay = 1;
+  while (true) {
+    await new Promise((resolve) => setTimeout(resolve, delay * (0.5 + Math.random())));
+    try {
+      return write();
+    } catch (error) {
+      if (!isBusyError(error)) throw error;
+      const waited = Date.now() - started;
+      if (waited >= db.busyRetryMs) {
+        throw new DatabaseBusyError(db.path, waited, { cause: error });
+      }
+      delay = Math.min(50, delay * 2);
+    }
+  }
+}

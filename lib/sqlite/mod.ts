@@ -1,0 +1,3 @@
+export type { Database, Durability, OpenDatabaseOptions, SqlRow, SqlValue } from "./types.ts";
+export { DatabaseOpenError, openDatabase } from "./open.ts";
+export { DatabaseBusyError, isBusyError, retryBusy } from "./busy.ts";

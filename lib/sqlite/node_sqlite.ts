@@ -1,0 +1,46 @@
+import type { NativeConnection, NativeStatement } from "./_connection.ts";
+import type { SqlRow, SqlValue } from "./types.ts";
+
+interface NodeStatement {
+  run(...params: SqlValue[]): { changes: number | bigint };
+  get(...params: SqlValue[]): unknown;
+  all(...params: SqlValue[]): unknown[];
+}
+
+interface NodeDatabase {
+  exec(sql: string): void;
+  prepare(sql: string): NodeStatement;
+  close(): void;
+}
+
+type NodeDatabaseClass = new (path: string, options?: { readOnly?: boolean }) => NodeDatabase;
+
+/** Loads `node:sqlite` (Deno, Node >= 22.5, recent Bun); rejects where it does not exist. */
+export async function loadNodeSqlite(): Promise<
+  (path: string, readOnly: boolean) => NativeConnection
+> {
+  const specifier = "node:sqlite";
+  const { DatabaseSync } = await import(specifier) as { DatabaseSync: NodeDatabaseClass };
+  if (typeof DatabaseSync !== "function") throw new Error("node:sqlite has no DatabaseSync");
+  return (path, readOnly) => openWith(DatabaseSync, path, readOnly);
+}
+
+function openWith(
+  DatabaseSync: NodeDatabaseClass,
+  path: string,
+  readOnly: boolean,
+): NativeConnection {
+  const db = new DatabaseSync(path, readOnly ? { readOnly: true } : undefined);
+  return {
+    exec: (sql) => db.exec(sql),
+    prepare(sql): NativeStatement {
+      const statement = db.prepare(sql);
+      return {
+        run: (params) => ({ changes: Number(statement.run(...params).changes) }),
+        get: (params) => statement.get(...params) as SqlRow | undefined,
+        all: (params) => statement.all(...params) as SqlRow[],
+      };
+    },
+    close: () => db.close(),
+  };
+}

@@ -1,0 +1,122 @@
+import { Connection, type NativeConnection } from "./_connection.ts";
+import { loadBunSqlite } from "./bun_sqlite.ts";
+import { loadNodeSqlite } from "./node_sqlite.ts";
+import type { Database, OpenDatabaseOptions } from "./types.ts";
+
+type Opener = (path: string, readOnly: boolean) => NativeConnection;
+
+// The only runtime detection in the library: node:sqlite wherever it exists, bun:sqlite otherwise.
+const { open: openNative, driver } = await (async (): Promise<
+  { open: Opener; driver: "node:sqlite" | "bun:sqlite" }
+> => {
+  try {
+    return { open: await loadNodeSqlite(), driver: "node:sqlite" };
+  } catch (error) {
+    if (!("Bun" in globalThis)) {
+      throw new Error(
+        "Cannot load SQLite: this runtime has no node:sqlite (Deno >= 2.2, Node >= 22.5 or Bun)",
+        { cause: error },
+      );
+    }
+    return { open: await loadBunSqlite(), driver: "bun:sqlite" };
+  }
+})();
+
+/** Thrown when a database file cannot be opened or configured. */
+export class DatabaseOpenError extends Error {
+  /** The file that failed. */
+  readonly path: string;
+  /**
+   * @param path the database file
+   * @param reason what went wrong, in words
+   * @param options the driver's error
+   */
+  constructor(path: string, reason: string, options?: ErrorOptions) {
+    super(`Cannot open database '${path}': ${reason}`, options);
+    this.name = "DatabaseOpenError";
+    this.path = path;
+  }
+}
+
+/**
+ * Opens (or creates) a SQLite database file with the settings the queue relies on: WAL,
+ * `synchronous=NORMAL` (or `FULL` with `{ durability: "full" }`), foreign keys, a short busy
+ * timeout and a statement cache. Use one connection per process and file.
+ *
+ * @example Usage
+ * ```ts
+ * import { openDatabase, SqliteStorage } from "@apalis/sqlite";
+ *
+ * const db = openDatabase(":memory:");
+ * SqliteStorage.setup(db);
+ * db.close();
+ * ```
+ */
+export function openDatabase(path: string, options: OpenDatabaseOptions = {}): Database {
+  const durability = options.durability ?? "normal";
+  if (durability !== "normal" && durability !== "full") {
+    throw new TypeError(
+      `Cannot open database '${path}' as 'durability' must be "normal" or "full": current value is ${
+        JSON.stringify(durability)
+      }`,
+    );
+  }
+  const busyTimeoutMs = options.busyTimeoutMs ?? 5;
+  if (!Number.isInteger(busyTimeoutMs) || busyTimeoutMs < 0) {
+    throw new RangeError(
+      `Cannot open database '${path}' as 'busyTimeoutMs' must be a whole number >= 0: current value is ${busyTimeoutMs}`,
+    );
+  }
+  const readOnly = options.readOnly ?? false;
+  let native: NativeConnection;
+  try {
+    native = openNative(path, readOnly);
+  } catch (error) {
+    throw new DatabaseOpenError(path, describe(error), { cause: error });
+  }
+  try {
+    native.exec(`PRAGMA busy_timeout = ${busyTimeoutMs}`);
+    // Reading the schema here makes a file that is not a database fail now, with its path.
+    native.prepare("SELECT count(*) FROM sqlite_schema").get([]);
+    if (!readOnly && path !== ":memory:" && path !== "") {
+      const mode = native.prepare("PRAGMA journal_mode = WAL").get([]);
+      if (String(mode?.journal_mode).toLowerCase() !== "wal") {
+        throw new Error(
+          `the file system does not support WAL (journal_mode is ${mode?.journal_mode})`,
+        );
+      }
+    }
+    native.exec(
+      `PRAGMA synchronous = ${durability === "full" ? "FULL" : "NORMAL"};
+       PRAGMA foreign_keys = ON;
+       PRAGMA temp_store = MEMORY;
+       PRAGMA cache_size = -16000;`,
+    );
+  } catch (error) {
+    try {
+      native.close();
+    } catch {
+      // Nothing more to report: the open already failed.
+    }
+    throw new DatabaseOpenError(path, describe(error), { cause: error });
+  }
+  return new Connection(native, {
+    path,
+    driver,
+    durability,
+    busyRetryMs: options.busyRetryMs ?? 60_000,
+  });
+}
+
+function describe(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  if (/not a database|file is encrypted/i.test(message)) {
+    return "the file is not a SQLite database or is corrupt";
+  }
+  if (/unable to open/i.test(message)) {
+    return "the file or its directory does not exist or is not accessible";
+  }
+  if (/readonly|read-only/i.test(message)) return "the file or its directory is read-only";
+  if (/malformed|corrupt/i.test(message)) return `the database is corrupt (${message})`;
+  return message;
+}

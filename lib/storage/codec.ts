@@ -1,0 +1,49 @@
+/**
+ * Turns payloads and results into bytes and back. The storage's codec is used for task
+ * arguments and handler results.
+ *
+ * @example A codec that stores strings as UTF-8
+ * ```ts
+ * import type { Codec } from "@apalis/sqlite";
+ *
+ * const text: Codec = {
+ *   name: "text",
+ *   encode: (value) => new TextEncoder().encode(String(value)),
+ *   decode: (bytes) => new TextDecoder().decode(bytes),
+ * };
+ * ```
+ */
+export interface Codec {
+  /** A short name, shown in errors. */
+  readonly name: string;
+  /** Encodes a value; throws when it cannot be represented. */
+  encode(value: unknown): Uint8Array;
+  /** Decodes bytes written by {@linkcode Codec.encode}; throws on bytes it cannot read. */
+  decode(bytes: Uint8Array): unknown;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * The default codec: JSON text as UTF-8 bytes.
+ *
+ * @example Usage
+ * ```ts
+ * import { JsonCodec } from "@apalis/sqlite";
+ *
+ * const bytes = JsonCodec.encode({ to: "a@b.c" });
+ * const back = JsonCodec.decode(bytes) as { to: string };
+ * if (back.to !== "a@b.c") throw new Error("round trip failed");
+ * ```
+ */
+export const JsonCodec: Codec = {
+  name: "json",
+  encode(value: unknown): Uint8Array {
+    const text = JSON.stringify(value);
+    return encoder.encode(text === undefined ? "null" : text);
+  },
+  decode(bytes: Uint8Array): unknown {
+    return JSON.parse(decoder.decode(bytes));
+  },
+};

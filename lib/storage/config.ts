@@ -1,0 +1,81 @@
+import { DEFAULT_POLL_STRATEGY, IntervalStrategy, type PollStrategy } from "./poll_strategy.ts";
+
+/**
+ * A queue's fetch settings. Setters return a new `Config`, so a shared config is never changed
+ * under a worker's feet.
+ *
+ * @example Usage
+ * ```ts
+ * import { Config } from "@apalis/sqlite";
+ *
+ * const config = new Config("emails").setBufferSize(20).setKeepAlive(10_000);
+ * if (config.bufferSize !== 20) throw new Error("unexpected");
+ * ```
+ */
+export class Config {
+  /** The queue name. */
+  readonly queue: string;
+  /** How many tasks one claim takes at most. @default {10} */
+  readonly bufferSize: number = 10;
+  /** Heartbeat period of workers, in milliseconds. @default {30000} */
+  readonly keepAliveMs: number = 30_000;
+  /** A worker silent for this long is dead and its tasks are re-enqueued. @default {300000} */
+  readonly reenqueueOrphanedAfterMs: number = 300_000;
+  /** When an idle worker polls again. @default {BackoffStrategy 100 ms → 60 s} */
+  readonly pollStrategy: PollStrategy = DEFAULT_POLL_STRATEGY;
+
+  /** @param queue the queue name */
+  constructor(queue = "default") {
+    if (typeof queue !== "string" || queue.length === 0) {
+      throw new TypeError(
+        `Cannot create Config as 'queue' must be a non-empty string: current value is ${
+          JSON.stringify(queue)
+        }`,
+      );
+    }
+    this.queue = queue;
+  }
+
+  /** Sets the poll strategy (or a fixed interval in milliseconds). */
+  withPollInterval(strategy: PollStrategy | number): Config {
+    return this.#with({
+      pollStrategy: typeof strategy === "number" ? new IntervalStrategy(strategy) : strategy,
+    });
+  }
+
+  /** Sets how many tasks one claim takes at most. */
+  setBufferSize(size: number): Config {
+    positive("bufferSize", size);
+    return this.#with({ bufferSize: size });
+  }
+
+  /** Sets the heartbeat period in milliseconds. */
+  setKeepAlive(ms: number): Config {
+    positive("keepAliveMs", ms);
+    return this.#with({ keepAliveMs: ms });
+  }
+
+  /** Sets how long a silent worker is trusted before its tasks are re-enqueued. */
+  setReenqueueOrphanedAfter(ms: number): Config {
+    positive("reenqueueOrphanedAfterMs", ms);
+    return this.#with({ reenqueueOrphanedAfterMs: ms });
+  }
+
+  /** Returns the same settings for another queue. */
+  withQueue(queue: string): Config {
+    const copy = new Config(queue);
+    return Object.assign(copy, { ...this, queue });
+  }
+
+  #with(changes: Partial<Config>): Config {
+    return Object.assign(new Config(this.queue), { ...this, ...changes });
+  }
+}
+
+function positive(field: string, value: number): void {
+  if (!Number.isSafeInteger(value) || value < 1) {
+    throw new RangeError(
+      `Cannot configure queue as '${field}' must be an integer >= 1: current value is ${value}`,
+    );
+  }
+}

@@ -1,0 +1,167 @@
+import type { TaskRow, TaskStatus } from "../store/tasks.ts";
+import type { WorkerRow } from "../store/workers.ts";
+import type { Codec } from "./codec.ts";
+import { HOST_NAME, processAlive } from "./_process.ts";
+
+/** An error as stored with a failed attempt. */
+export interface TaskError {
+  /** The error's class name, e.g. `"TypeError"`. */
+  name: string;
+  /** Its message. */
+  message: string;
+  /** Its stack, when it had one. */
+  stack?: string;
+}
+
+/** A task as read back from the database. Times are epoch milliseconds. */
+export interface TaskRecord<T = unknown> {
+  id: string;
+  queue: string;
+  status: TaskStatus;
+  /** The decoded arguments (`undefined` when they cannot be decoded: see `decodeError`). */
+  args: T;
+  /** How many times it has started. */
+  attempts: number;
+  maxAttempts: number;
+  priority: number;
+  /** Earliest time it may run (for `failed`: when the retry is due). */
+  runAt: number;
+  createdAt: number;
+  /** The worker that claimed it last. */
+  lockBy: string | null;
+  lockAt: number | null;
+  /** When its last attempt ended. */
+  doneAt: number | null;
+  /** What the handler returned (decoded), for `done` tasks. */
+  lastResult: unknown;
+  /** The last attempt's error. */
+  lastError: TaskError | undefined;
+  meta: Record<string, unknown>;
+  /** Why `args` or `lastResult` could not be decoded, if so. */
+  decodeError?: string;
+}
+
+/** A registered worker. */
+export interface WorkerInfo {
+  name: string;
+  queue: string;
+  host: string;
+  pid: number;
+  startedAt: number;
+  lastSeen: number;
+  stoppedAt: number | null;
+  concurrency: number;
+  /** Running, heart-beating, and (on this host) its process exists. */
+  alive: boolean;
+}
+
+/** Counts of tasks per state. */
+export type StatusCounts = Record<TaskStatus, number> & { total: number };
+
+/** One queue's overview. */
+export interface QueueInfo {
+  name: string;
+  counts: StatusCounts;
+  /** `run_at` of the oldest task that is due and waiting, if any. */
+  oldestDueAt: number | null;
+  /** Workers registered on the queue that are alive. */
+  aliveWorkers: number;
+}
+
+/** Zero counts. */
+export function emptyCounts(): StatusCounts {
+  return { pending: 0, queued: 0, running: 0, done: 0, failed: 0, killed: 0, total: 0 };
+}
+
+/** Decodes a stored row with a codec, never throwing on bad bytes. */
+export function toTaskRecord<T>(row: TaskRow, codec: Codec): TaskRecord<T> {
+  let decodeError: string | undefined;
+  let args: unknown;
+  try {
+    args = codec.decode(row.args);
+  } catch (error) {
+    decodeError = `Cannot decode arguments with the ${codec.name} codec: ${messageOf(error)}`;
+  }
+  let lastResult: unknown;
+  if (row.last_result !== null) {
+    try {
+      lastResult = codec.decode(row.last_result);
+    } catch (error) {
+      decodeError ??= `Cannot decode result with the ${codec.name} codec: ${messageOf(error)}`;
+    }
+  }
+  const record: TaskRecord<T> = {
+    id: row.id,
+    queue: row.queue,
+    status: row.status,
+    args: args as T,
+    attempts: row.attempts,
+    maxAttempts: row.max_attempts,
+    priority: row.priority,
+    runAt: row.run_at,
+    createdAt: row.created_at,
+    lockBy: row.lock_by,
+    lockAt: row.lock_at,
+    doneAt: row.done_at,
+    lastResult,
+    lastError: row.last_error === null ? undefined : parseError(row.last_error),
+    meta: row.meta === null ? {} : JSON.parse(row.meta),
+  };
+  if (decodeError !== undefined) record.decodeError = decodeError;
+  return record;
+}
+
+/** Converts a worker row, judging whether it is alive. */
+export function toWorkerInfo(row: WorkerRow, now: number, orphanAfterMs: number): WorkerInfo {
+  return {
+    name: row.name,
+    queue: row.queue,
+    host: row.host,
+    pid: row.pid,
+    startedAt: row.started_at,
+    lastSeen: row.last_seen,
+    stoppedAt: row.stopped_at,
+    concurrency: row.concurrency,
+    alive: isWorkerAlive(row, now, orphanAfterMs),
+  };
+}
+
+/** A worker is alive if it has not stopped, heart-beats, and (on this host) its process exists. */
+export function isWorkerAlive(row: WorkerRow, now: number, orphanAfterMs: number): boolean {
+  if (row.stopped_at !== null) return false;
+  if (now - row.last_seen >= orphanAfterMs) return false;
+  if (row.host === HOST_NAME && !processAlive(row.pid)) return false;
+  return true;
+}
+
+/** Serialises an error (or any thrown value) for storage. */
+export function serializeError(error: unknown): string {
+  if (error instanceof Error) {
+    const stored: TaskError = { name: error.name, message: error.message };
+    if (error.stack) stored.stack = error.stack;
+    return JSON.stringify(stored);
+  }
+  return JSON.stringify({ name: "NonError", message: describeValue(error) });
+}
+
+function describeValue(value: unknown): string {
+  if (typeof value === "string") return value;
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}
+
+function parseError(text: string): TaskError {
+  try {
+    return JSON.parse(text) as TaskError;
+  } catch {
+    return { name: "Error", message: text };
+  }
+}
+
+/** The message of anything thrown. */
+export function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : describeValue(error);
+}

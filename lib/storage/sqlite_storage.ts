@@ -1,0 +1,456 @@
+import { retryBusy } from "../sqlite/busy.ts";
+import type { Database } from "../sqlite/types.ts";
+import { migrate } from "../store/schema.ts";
+import {
+  type NewTaskRow,
+  TASK_STATUSES,
+  taskCounts,
+  taskDelete,
+  taskGet,
+  taskGetMany,
+  taskInsert,
+  taskInsertMany,
+  taskKill,
+  taskList,
+  taskOldestPending,
+  taskRetry,
+  taskRetryAll,
+  type TaskStatus,
+  taskVacuum,
+} from "../store/tasks.ts";
+import { workerList } from "../store/workers.ts";
+import { type Clock, systemClock } from "./clock.ts";
+import { type Codec, JsonCodec } from "./codec.ts";
+import { Config } from "./config.ts";
+import {
+  DuplicateTaskError,
+  TaskNotFoundError,
+  TaskStateError,
+  WaitTimeoutError,
+} from "./errors.ts";
+import {
+  emptyCounts,
+  type QueueInfo,
+  serializeError,
+  type StatusCounts,
+  type TaskRecord,
+  toTaskRecord,
+  toWorkerInfo,
+  type WorkerInfo,
+} from "./records.ts";
+import { type PushOptions, resolvePush, type Task } from "./task.ts";
+import { ulid } from "./ulid.ts";
+import { notifyPushed } from "./_wakeup.ts";
+
+/** Options for {@linkcode SqliteStorage}. */
+export interface SqliteStorageOptions {
+  /** Encodes arguments and results. @default {JsonCodec} */
+  codec?: Codec;
+  /** Where time comes from. @default {systemClock} */
+  clock?: Clock;
+}
+
+/** Filter and page for {@linkcode SqliteStorage.listTasks}. */
+export interface ListTasksOptions {
+  /** Only this queue (all queues when absent). */
+  queue?: string;
+  /** Only this state. */
+  status?: TaskStatus;
+  /** 1-based page. @default {1} */
+  page?: number;
+  /** Tasks per page. @default {20} */
+  pageSize?: number;
+}
+
+const STREAM_BATCH = 1000;
+
+/**
+ * A queue in a SQLite file: push tasks, inspect and repair them. Workers consume it
+ * (see `WorkerBuilder`). Many storages (queues) can share one {@linkcode Database}.
+ *
+ * @typeParam T the arguments' type
+ * @example Usage
+ * ```ts
+ * import { openDatabase, SqliteStorage } from "@apalis/sqlite";
+ *
+ * const db = openDatabase(":memory:");
+ * SqliteStorage.setup(db);
+ * const emails = new SqliteStorage<{ to: string }>(db, "email");
+ * const id = await emails.push({ to: "a@b.c" }, { priority: 1 });
+ * const task = await emails.fetchById(id);
+ * if (task?.status !== "pending") throw new Error("unexpected");
+ * db.close();
+ * ```
+ */
+export class SqliteStorage<T = unknown> {
+  /** The connection. */
+  readonly db: Database;
+  /** Queue name and fetch settings. */
+  readonly config: Config;
+  /** Encodes arguments and results. */
+  readonly codec: Codec;
+  /** Where time comes from. */
+  readonly clock: Clock;
+
+  /**
+   * @param db an open database (see `openDatabase`), set up with {@linkcode SqliteStorage.setup}
+   * @param queue the queue name, or a {@linkcode Config}
+   * @param options codec and clock
+   */
+  constructor(
+    db: Database,
+    queue: string | Config = "default",
+    options: SqliteStorageOptions = {},
+  ) {
+    this.db = db;
+    this.config = typeof queue === "string" ? new Config(queue) : queue;
+    this.codec = options.codec ?? JsonCodec;
+    this.clock = options.clock ?? systemClock;
+  }
+
+  /**
+   * Creates or upgrades the queue's tables; idempotent. Returns the schema version. Refuses a
+   * database written by a newer version of the library (`SchemaVersionError`).
+   */
+  static setup(db: Database): number {
+    return migrate(db);
+  }
+
+  /** A storage for `queue` (the seed's `new_in_queue`). */
+  static newInQueue<T>(
+    db: Database,
+    queue: string,
+    options?: SqliteStorageOptions,
+  ): SqliteStorage<T> {
+    return new SqliteStorage<T>(db, queue, options);
+  }
+
+  /** The queue name. */
+  get queue(): string {
+    return this.config.queue;
+  }
+
+  /** The same queue with another codec. */
+  withCodec(codec: Codec): SqliteStorage<T> {
+    return new SqliteStorage<T>(this.db, this.config, { codec, clock: this.clock });
+  }
+
+  /** The same storage for another queue, sharing connection, codec and clock. */
+  forQueue<U = unknown>(queue: string): SqliteStorage<U> {
+    return new SqliteStorage<U>(this.db, this.config.withQueue(queue), {
+      codec: this.codec,
+      clock: this.clock,
+    });
+  }
+
+  /** Enqueues one task; resolves to its id. */
+  async push(args: T, options: PushOptions = {}): Promise<string> {
+    const row = this.#row(args, options);
+    await retryBusy(this.db, () => this.#insert(row));
+    notifyPushed(this.db, this.queue);
+    return row.id;
+  }
+
+  /** Enqueues a built {@linkcode Task}. */
+  pushTask(task: Task<T>): Promise<string> {
+    return this.push(task.args, task.options);
+  }
+
+  /**
+   * Enqueues many tasks in one transaction: all or none. Accepts arrays, iterables and async
+   * iterables of {@linkcode Task}s.
+   */
+  async pushAll(tasks: Iterable<Task<T>> | AsyncIterable<Task<T>>): Promise<string[]> {
+    const rows: NewTaskRow[] = [];
+    for await (const task of tasks) rows.push(this.#row(task.args, task.options));
+    await this.#insertAll(rows);
+    return rows.map((row) => row.id);
+  }
+
+  /**
+   * Enqueues arguments from a (possibly endless) iterable or async iterable, written in
+   * transactions of `batchSize`. A failure stops the stream; batches already written stay.
+   */
+  async pushStream(
+    args: Iterable<T> | AsyncIterable<T>,
+    options: PushOptions & { batchSize?: number } = {},
+  ): Promise<string[]> {
+    const { batchSize = STREAM_BATCH, ...pushOptions } = options;
+    const ids: string[] = [];
+    let batch: NewTaskRow[] = [];
+    for await (const item of args) {
+      batch.push(this.#row(item, pushOptions));
+      if (batch.length >= batchSize) {
+        await this.#insertAll(batch);
+        for (const row of batch) ids.push(row.id);
+        batch = [];
+      }
+    }
+    await this.#insertAll(batch);
+    for (const row of batch) ids.push(row.id);
+    return ids;
+  }
+
+  /**
+   * Enqueues one task synchronously on this connection, so it commits or rolls back with the
+   * caller's own transaction. Call it inside `db.transaction(() => …)` (or your own
+   * `BEGIN … COMMIT`) on the same `db`.
+   *
+   * @example Enqueue atomically with your own write
+   * ```ts
+   * import { openDatabase, SqliteStorage } from "@apalis/sqlite";
+   *
+   * const db = openDatabase(":memory:");
+   * SqliteStorage.setup(db);
+   * db.exec("CREATE TABLE users (email TEXT)");
+   * const welcome = new SqliteStorage<string>(db, "welcome");
+   * db.transaction(() => {
+   *   db.run("INSERT INTO users (email) VALUES (?)", ["a@b.c"]);
+   *   welcome.pushSync("a@b.c");
+   * });
+   * db.close();
+   * ```
+   */
+  pushSync(args: T, options: PushOptions = {}): string {
+    const row = this.#row(args, options);
+    this.#insert(row);
+    notifyPushed(this.db, this.queue);
+    return row.id;
+  }
+
+  /** Reads one task, or `undefined`. */
+  fetchById(id: string): Promise<TaskRecord<T> | undefined> {
+    const row = taskGet(this.db, id);
+    return Promise.resolve(row && toTaskRecord<T>(row, this.codec));
+  }
+
+  /**
+   * Resolves when every task has finished (`done` or `killed`), with their records in the
+   * order of `ids`. Rejects with `WaitTimeoutError` after `timeoutMs`, and with
+   * `TaskNotFoundError` for an unknown id.
+   */
+  async waitFor(
+    ids: string | readonly string[],
+    options: { timeoutMs?: number; pollMs?: number } = {},
+  ): Promise<TaskRecord<T>[]> {
+    const wanted = typeof ids === "string" ? [ids] : [...ids];
+    const { timeoutMs = 30_000, pollMs = 25 } = options;
+    const deadline = Date.now() + timeoutMs;
+    while (true) {
+      const rows = new Map(taskGetMany(this.db, wanted).map((row) => [row.id, row]));
+      const missing = wanted.find((id) => !rows.has(id));
+      if (missing !== undefined) throw new TaskNotFoundError(missing);
+      const unfinished = wanted.filter((id) => {
+        const status = rows.get(id)!.status;
+        return status !== "done" && status !== "killed";
+      });
+      if (unfinished.length === 0) {
+        return wanted.map((id) => toTaskRecord<T>(rows.get(id)!, this.codec));
+      }
+      if (Date.now() >= deadline) throw new WaitTimeoutError(unfinished, timeoutMs);
+      await new Promise((resolve) => setTimeout(resolve, Math.min(pollMs, deadline - Date.now())));
+    }
+  }
+
+  /** Lists tasks newest first, filtered by queue and state, one page at a time. */
+  listTasks(options: ListTasksOptions = {}): Promise<TaskRecord<T>[]> {
+    const { page = 1, pageSize = 20 } = options;
+    if (!Number.isSafeInteger(page) || page < 1) {
+      throw new RangeError(
+        `Cannot list tasks as 'page' must be an integer >= 1: current value is ${page}`,
+      );
+    }
+    if (!Number.isSafeInteger(pageSize) || pageSize < 1) {
+      throw new RangeError(
+        `Cannot list tasks as 'pageSize' must be an integer >= 1: current value is ${pageSize}`,
+      );
+    }
+    if (options.status !== undefined) assertStatus(options.status);
+    const filter: Parameters<typeof taskList>[1] = {
+      limit: pageSize,
+      offset: (page - 1) * pageSize,
+    };
+    if (options.queue !== undefined) filter.queue = options.queue;
+    if (options.status !== undefined) filter.status = options.status;
+    const rows = taskList(this.db, filter);
+    return Promise.resolve(rows.map((row) => toTaskRecord<T>(row, this.codec)));
+  }
+
+  /** Every queue that has tasks or workers, with counts per state. */
+  listQueues(): Promise<QueueInfo[]> {
+    const now = this.clock.now();
+    const queues = new Map<string, QueueInfo>();
+    const entry = (name: string): QueueInfo => {
+      let info = queues.get(name);
+      if (!info) {
+        info = { name, counts: emptyCounts(), oldestDueAt: null, aliveWorkers: 0 };
+        queues.set(name, info);
+      }
+      return info;
+    };
+    for (const { queue, status, n } of taskCounts(this.db)) {
+      const counts = entry(queue).counts;
+      counts[status] += n;
+      counts.total += n;
+    }
+    for (const { queue, run_at } of taskOldestPending(this.db, now)) {
+      entry(queue).oldestDueAt = run_at;
+    }
+    for (const worker of this.#workers()) {
+      if (worker.alive) entry(worker.queue).aliveWorkers++;
+      else entry(worker.queue);
+    }
+    return Promise.resolve([...queues.values()].sort((a, b) => a.name.localeCompare(b.name)));
+  }
+
+  /** Registered workers (all, or one queue's), most recently seen first. */
+  listWorkers(queue?: string): Promise<WorkerInfo[]> {
+    return Promise.resolve(this.#workers(queue));
+  }
+
+  /** Counts per state, for one queue or all. */
+  stats(queue?: string): Promise<StatusCounts> {
+    const counts = emptyCounts();
+    for (const { status, n } of taskCounts(this.db, queue)) {
+      counts[status] += n;
+      counts.total += n;
+    }
+    return Promise.resolve(counts);
+  }
+
+  /**
+   * Runs a finished or waiting task again from a fresh attempt budget. Refuses a task that is
+   * `queued` or `running`.
+   */
+  async retry(id: string): Promise<TaskRecord<T>> {
+    const now = this.clock.now();
+    const changed = await retryBusy(this.db, () => taskRetry(this.db, id, now));
+    const row = taskGet(this.db, id);
+    if (!row) throw new TaskNotFoundError(id);
+    if (!changed) throw new TaskStateError("retry", id, row.status);
+    notifyPushed(this.db, row.queue);
+    return toTaskRecord<T>(row, this.codec);
+  }
+
+  /** Retries every task of a queue in a state (`killed`, `failed` or `done`); returns how many. */
+  async retryAll(options: { queue: string; status: TaskStatus }): Promise<number> {
+    assertStatus(options.status);
+    const now = this.clock.now();
+    const n = await retryBusy(
+      this.db,
+      () => taskRetryAll(this.db, options.queue, options.status, now),
+    );
+    if (n > 0) notifyPushed(this.db, options.queue);
+    return n;
+  }
+
+  /**
+   * Kills a task that has not finished: it will not run again unless retried. A handler still
+   * running it may finish, but its outcome is discarded.
+   */
+  async kill(id: string, reason = "Killed by request"): Promise<TaskRecord<T>> {
+    const now = this.clock.now();
+    const error = serializeError(Object.assign(new Error(reason), { name: "KilledError" }));
+    const changed = await retryBusy(this.db, () => taskKill(this.db, id, error, now));
+    const row = taskGet(this.db, id);
+    if (!row) throw new TaskNotFoundError(id);
+    if (!changed) throw new TaskStateError("kill", id, row.status);
+    return toTaskRecord<T>(row, this.codec);
+  }
+
+  /** Deletes a task whatever its state; false when there was none. */
+  delete(id: string): Promise<boolean> {
+    return retryBusy(this.db, () => taskDelete(this.db, id));
+  }
+
+  /**
+   * Deletes finished tasks (`done` and `killed`) that finished at least `olderThanMs` ago
+   * (default: all of them). Returns how many.
+   */
+  vacuum(options: { olderThanMs?: number } = {}): Promise<number> {
+    const { olderThanMs = 0 } = options;
+    if (!Number.isFinite(olderThanMs) || olderThanMs < 0) {
+      throw new RangeError(
+        `Cannot vacuum as 'olderThanMs' must be >= 0: current value is ${olderThanMs}`,
+      );
+    }
+    const before = this.clock.now() - olderThanMs;
+    return retryBusy(this.db, () => taskVacuum(this.db, before));
+  }
+
+  #workers(queue?: string): WorkerInfo[] {
+    const now = this.clock.now();
+    return workerList(this.db, queue).map((row) =>
+      toWorkerInfo(row, now, this.config.reenqueueOrphanedAfterMs)
+    );
+  }
+
+  #row(args: T, options: PushOptions): NewTaskRow & { id: string } {
+    const now = this.clock.now();
+    const resolved = resolvePush(this.queue, options, now);
+    let bytes: Uint8Array;
+    try {
+      bytes = this.codec.encode(args);
+    } catch (error) {
+      throw new TypeError(
+        `Cannot push task to queue '${this.queue}': the ${this.codec.name} codec cannot encode its arguments: ${
+          error instanceof Error ? error.message : String(error)
+        }`,
+        { cause: error },
+      );
+    }
+    return {
+      id: resolved.id ?? ulid(now),
+      queue: this.queue,
+      args: bytes,
+      maxAttempts: resolved.maxAttempts,
+      priority: resolved.priority,
+      runAt: resolved.runAt,
+      createdAt: now,
+      meta: resolved.meta,
+      backoff: resolved.backoff,
+    };
+  }
+
+  #insert(row: NewTaskRow): void {
+    try {
+      taskInsert(this.db, row);
+    } catch (error) {
+      throw this.#duplicate(error, row) ?? error;
+    }
+  }
+
+  async #insertAll(rows: NewTaskRow[]): Promise<void> {
+    if (rows.length === 0) return;
+    try {
+      await retryBusy(this.db, () => this.db.transaction(() => taskInsertMany(this.db, rows)));
+    } catch (error) {
+      if (isConstraintError(error)) {
+        const seen = new Set<string>();
+        const duplicate = rows.find((row) => seen.size === seen.add(row.id).size) ??
+          rows.find((row) => taskGet(this.db, row.id) !== undefined);
+        if (duplicate) throw new DuplicateTaskError(duplicate.id, this.queue);
+      }
+      throw error;
+    }
+    notifyPushed(this.db, this.queue);
+  }
+
+  #duplicate(error: unknown, row: NewTaskRow): DuplicateTaskError | undefined {
+    return isConstraintError(error) ? new DuplicateTaskError(row.id, this.queue) : undefined;
+  }
+}
+
+function isConstraintError(error: unknown): boolean {
+  return error instanceof Error && /UNIQUE constraint failed|PRIMARY KEY/i.test(error.message);
+}
+
+function assertStatus(status: string): asserts status is TaskStatus {
+  if (!(TASK_STATUSES as readonly string[]).includes(status)) {
+    throw new TypeError(
+      `Cannot filter tasks as 'status' must be one of ${
+        TASK_STATUSES.join(", ")
+      }: current value is ${JSON.stringify(status)}`,
+    );
+  }
+}

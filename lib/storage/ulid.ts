@@ -1,0 +1,38 @@
+const ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+let lastTime = -1;
+const lastRandom = new Uint8Array(16); // 16 base-32 digits = 80 bits
+
+/**
+ * Returns a new ULID: 26 characters, sortable by creation time, monotonic within a millisecond
+ * in this process.
+ *
+ * @example Usage
+ * ```ts
+ * import { ulid } from "@apalis/sqlite";
+ *
+ * const id = ulid();
+ * if (id.length !== 26) throw new Error("not a ULID");
+ * ```
+ */
+export function ulid(now: number = Date.now()): string {
+  if (now > lastTime) {
+    lastTime = now;
+    crypto.getRandomValues(lastRandom);
+    for (let i = 0; i < 16; i++) lastRandom[i]! &= 31;
+  } else {
+    // Same (or an earlier) millisecond: count up so ids stay ordered.
+    let i = 15;
+    while (i >= 0 && lastRandom[i] === 31) lastRandom[i--] = 0;
+    if (i < 0) throw new RangeError("Cannot generate a ULID: the random part overflowed");
+    lastRandom[i]!++;
+  }
+  let time = lastTime;
+  let out = "";
+  for (let i = 0; i < 10; i++) {
+    out = ALPHABET[time % 32] + out;
+    time = Math.floor(time / 32);
+  }
+  for (let i = 0; i < 16; i++) out += ALPHABET[lastRandom[i]!];
+  return out;
+}

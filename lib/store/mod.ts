@@ -1,0 +1,3 @@
+export * from "./schema.ts";
+export * from "./tasks.ts";
+export * from "./workers.ts";

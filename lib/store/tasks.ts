@@ -1,0 +1,325 @@
+import type { Database, SqlValue } from "../sqlite/types.ts";
+
+/**
+ * Where a task stands. One closed union, stored verbatim:
+ * - `pending`: waiting to be claimed; `runAt` may be in the future (scheduled).
+ * - `queued`: claimed into a worker's buffer, not started yet.
+ * - `running`: a handler is executing it; `lockBy` names the worker.
+ * - `done`: the handler succeeded; its result is stored.
+ * - `failed`: an attempt failed; it is retried at `runAt` (persisted backoff).
+ * - `killed`: attempts exhausted, aborted on purpose, or undecodable; terminal until retried by hand.
+ */
+export type TaskStatus = "pending" | "queued" | "running" | "done" | "failed" | "killed";
+
+/** Every status, in lifecycle order. */
+export const TASK_STATUSES: readonly TaskStatus[] = [
+  "pending",
+  "queued",
+  "running",
+  "done",
+  "failed",
+  "killed",
+];
+
+/** A task as stored: payload and result still encoded. */
+export interface TaskRow {
+  id: string;
+  queue: string;
+  status: TaskStatus;
+  args: Uint8Array;
+  attempts: number;
+  max_attempts: number;
+  priority: number;
+  run_at: number;
+  created_at: number;
+  lock_by: string | null;
+  lock_at: number | null;
+  done_at: number | null;
+  last_result: Uint8Array | null;
+  last_error: string | null;
+  meta: string | null;
+  backoff: string | null;
+}
+
+/** What an insert needs. */
+export interface NewTaskRow {
+  id: string;
+  queue: string;
+  args: Uint8Array;
+  maxAttempts: number;
+  priority: number;
+  runAt: number;
+  createdAt: number;
+  meta: string | null;
+  backoff: string | null;
+}
+
+/** The outcome of one attempt, written by the worker. */
+export interface TaskAck {
+  id: string;
+  /** The attempt number the worker ran: fences acks of an attempt that was since rescued. */
+  attempt: number;
+  status: "done" | "failed" | "killed";
+  result: Uint8Array | null;
+  error: string | null;
+  /** For `failed`: when the retry is due. */
+  runAt: number | null;
+  doneAt: number;
+}
+
+const COLUMNS = "id, queue, status, args, attempts, max_attempts, priority, run_at, created_at, " +
+  "lock_by, lock_at, done_at, last_result, last_error, meta, backoff";
+const INSERT_COLUMNS =
+  "id, queue, status, args, attempts, max_attempts, priority, run_at, created_at, meta, backoff";
+const INSERT_ROW = "(?, ?, 'pending', ?, 0, ?, ?, ?, ?, ?, ?)";
+const INSERT_CHUNK = 100;
+
+function insertValues(row: NewTaskRow, into: SqlValue[]): void {
+  into.push(
+    row.id,
+    row.queue,
+    row.args,
+    row.maxAttempts,
+    row.priority,
+    row.runAt,
+    row.createdAt,
+    row.meta,
+    row.backoff,
+  );
+}
+
+/** Inserts one task. Fails on a duplicate id. */
+export function taskInsert(db: Database, row: NewTaskRow): void {
+  const values: SqlValue[] = [];
+  insertValues(row, values);
+  db.run(`INSERT INTO apalis_tasks (${INSERT_COLUMNS}) VALUES ${INSERT_ROW}`, values);
+}
+
+/** Inserts many tasks with multi-row statements; call inside a transaction. */
+export function taskInsertMany(db: Database, rows: readonly NewTaskRow[]): void {
+  for (let start = 0; start < rows.length; start += INSERT_CHUNK) {
+    const end = Math.min(rows.length, start + INSERT_CHUNK);
+    const values: SqlValue[] = [];
+    for (let i = start; i < end; i++) insertValues(rows[i]!, values);
+    const placeholders = new Array(end - start).fill(INSERT_ROW).join(", ");
+    db.run(`INSERT INTO apalis_tasks (${INSERT_COLUMNS}) VALUES ${placeholders}`, values);
+  }
+}
+
+/** Claim order: higher priority first, then earlier `run_at`, then id (ULIDs sort by time). */
+export function compareClaimOrder(a: TaskRow, b: TaskRow): number {
+  return b.priority - a.priority || a.run_at - b.run_at || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+}
+
+/** The claim query, exported so a test can check its plan uses the claim index. */
+export const CLAIM_SQL = `UPDATE apalis_tasks SET status = 'queued', lock_by = ?, lock_at = ?
+  WHERE id IN (
+    SELECT id FROM apalis_tasks
+    WHERE queue = ? AND status IN ('pending','failed') AND run_at <= ?
+    ORDER BY priority DESC, run_at, id
+    LIMIT ?)
+  RETURNING ${COLUMNS}`;
+
+/** Moves up to `limit` due tasks of a queue to `queued` under `worker`, in one statement. */
+export function taskClaim(
+  db: Database,
+  claim: { queue: string; worker: string; now: number; limit: number },
+): TaskRow[] {
+  const rows = db.all<TaskRow>(CLAIM_SQL, [
+    claim.worker,
+    claim.now,
+    claim.queue,
+    claim.now,
+    claim.limit,
+  ]);
+  // RETURNING follows the order rows were updated in, not the subquery's ORDER BY.
+  return rows.sort(compareClaimOrder);
+}
+
+/** Marks a buffered task as started; false when it is no longer this worker's to run. */
+export function taskStart(db: Database, id: string, worker: string, now: number): boolean {
+  return db.run(
+    `UPDATE apalis_tasks SET status = 'running', attempts = attempts + 1, lock_at = ?
+     WHERE id = ? AND status = 'queued' AND lock_by = ?`,
+    [now, id, worker],
+  ).changes === 1;
+}
+
+/** Records the outcome of an attempt; false when the attempt was fenced off (rescued, killed). */
+export function taskAck(db: Database, worker: string, ack: TaskAck): boolean {
+  return db.run(
+    `UPDATE apalis_tasks SET status = ?, last_result = ?, last_error = ?,
+       run_at = coalesce(?, run_at), done_at = ?
+     WHERE id = ? AND status = 'running' AND lock_by = ? AND attempts = ?`,
+    [ack.status, ack.result, ack.error, ack.runAt, ack.doneAt, ack.id, worker, ack.attempt],
+  ).changes === 1;
+}
+
+/** Returns a worker's buffered (`queued`) tasks to `pending`. */
+export function taskRelease(db: Database, worker: string, ids?: readonly string[]): number {
+  if (ids) {
+    return db.run(
+      `UPDATE apalis_tasks SET status = 'pending', lock_by = NULL, lock_at = NULL
+       WHERE status = 'queued' AND lock_by = ? AND id IN (SELECT value FROM json_each(?))`,
+      [worker, JSON.stringify(ids)],
+    ).changes;
+  }
+  return db.run(
+    `UPDATE apalis_tasks SET status = 'pending', lock_by = NULL, lock_at = NULL
+     WHERE status = 'queued' AND lock_by = ?`,
+    [worker],
+  ).changes;
+}
+
+const LOST_ERROR = JSON.stringify({
+  name: "WorkerLostError",
+  message: "The worker running this task died or stopped heart-beating before it finished",
+});
+
+const RESCUE_SET = `status = CASE WHEN status = 'running' AND attempts >= max_attempts
+                                  THEN 'killed' ELSE 'pending' END,
+       last_error = CASE WHEN status = 'running' THEN ? ELSE last_error END,
+       done_at = CASE WHEN status = 'running' AND attempts >= max_attempts THEN ? ELSE done_at END,
+       lock_by = CASE WHEN status = 'running' AND attempts >= max_attempts
+                      THEN lock_by ELSE NULL END,
+       lock_at = NULL`;
+
+/**
+ * Returns orphaned tasks to `pending`: those `queued` or `running` under a lock holder that is
+ * not a live registered worker. A `running` task has used its attempt; if that was its last, it
+ * is `killed` instead.
+ */
+export function taskRescueOrphans(db: Database, now: number): number {
+  return db.run(
+    `UPDATE apalis_tasks SET ${RESCUE_SET}
+     WHERE status IN ('queued','running')
+       AND (lock_by IS NULL
+            OR lock_by NOT IN (SELECT name FROM apalis_workers WHERE stopped_at IS NULL))`,
+    [LOST_ERROR, now],
+  ).changes;
+}
+
+/** Rescues the tasks a worker name still holds (its previous incarnation died). */
+export function taskRescueHeldBy(db: Database, worker: string, now: number): number {
+  return db.run(
+    `UPDATE apalis_tasks SET ${RESCUE_SET}
+     WHERE status IN ('queued','running') AND lock_by = ?`,
+    [LOST_ERROR, now, worker],
+  ).changes;
+}
+
+/** When the next waiting task of a queue becomes due, if any is waiting. */
+export function taskNextRunAt(db: Database, queue: string): number | undefined {
+  const row = db.get<{ run_at: number | null }>(
+    `SELECT min(run_at) AS run_at FROM apalis_tasks
+     WHERE queue = ? AND status IN ('pending','failed')`,
+    [queue],
+  );
+  return row?.run_at ?? undefined;
+}
+
+/** Reads one task. */
+export function taskGet(db: Database, id: string): TaskRow | undefined {
+  return db.get<TaskRow>(`SELECT ${COLUMNS} FROM apalis_tasks WHERE id = ?`, [id]);
+}
+
+/** Reads several tasks by id (missing ids are left out). */
+export function taskGetMany(db: Database, ids: readonly string[]): TaskRow[] {
+  return db.all<TaskRow>(
+    `SELECT ${COLUMNS} FROM apalis_tasks WHERE id IN (SELECT value FROM json_each(?))`,
+    [JSON.stringify(ids)],
+  );
+}
+
+/** Lists tasks newest first, optionally by queue and status. */
+export function taskList(
+  db: Database,
+  filter: { queue?: string; status?: TaskStatus; limit: number; offset: number },
+): TaskRow[] {
+  const where: string[] = [];
+  const params: SqlValue[] = [];
+  if (filter.queue !== undefined) {
+    where.push("queue = ?");
+    params.push(filter.queue);
+  }
+  if (filter.status !== undefined) {
+    where.push("status = ?");
+    params.push(filter.status);
+  }
+  params.push(filter.limit, filter.offset);
+  return db.all<TaskRow>(
+    `SELECT ${COLUMNS} FROM apalis_tasks ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
+     ORDER BY id DESC LIMIT ? OFFSET ?`,
+    params,
+  );
+}
+
+/** Counts tasks per queue and status. */
+export function taskCounts(
+  db: Database,
+  queue?: string,
+): { queue: string; status: TaskStatus; n: number }[] {
+  if (queue !== undefined) {
+    return db.all(
+      `SELECT queue, status, count(*) AS n FROM apalis_tasks WHERE queue = ? GROUP BY queue, status`,
+      [queue],
+    );
+  }
+  return db.all(
+    "SELECT queue, status, count(*) AS n FROM apalis_tasks GROUP BY queue, status ORDER BY queue",
+  );
+}
+
+/** The oldest due `pending` task's `run_at` per queue. */
+export function taskOldestPending(
+  db: Database,
+  now: number,
+): { queue: string; run_at: number }[] {
+  return db.all(
+    `SELECT queue, min(run_at) AS run_at FROM apalis_tasks
+     WHERE status IN ('pending','failed') AND run_at <= ? GROUP BY queue`,
+    [now],
+  );
+}
+
+/** Puts a finished or waiting task back to `pending` with a fresh attempt budget. */
+export function taskRetry(db: Database, id: string, now: number): boolean {
+  return db.run(
+    `UPDATE apalis_tasks SET status = 'pending', attempts = 0, run_at = ?, done_at = NULL,
+       lock_by = NULL, lock_at = NULL
+     WHERE id = ? AND status IN ('done','failed','killed','pending')`,
+    [now, id],
+  ).changes === 1;
+}
+
+/** Retries every task of a queue in a status; returns how many. */
+export function taskRetryAll(db: Database, queue: string, status: TaskStatus, now: number): number {
+  return db.run(
+    `UPDATE apalis_tasks SET status = 'pending', attempts = 0, run_at = ?, done_at = NULL,
+       lock_by = NULL, lock_at = NULL
+     WHERE queue = ? AND status = ? AND status IN ('done','failed','killed')`,
+    [now, queue, status],
+  ).changes;
+}
+
+/** Kills a task that has not finished; a running handler's later ack is fenced off. */
+export function taskKill(db: Database, id: string, error: string, now: number): boolean {
+  return db.run(
+    `UPDATE apalis_tasks SET status = 'killed', last_error = ?, done_at = ?
+     WHERE id = ? AND status IN ('pending','queued','running','failed')`,
+    [error, now, id],
+  ).changes === 1;
+}
+
+/** Deletes finished tasks (`done`, `killed`) that finished before `before`. */
+export function taskVacuum(db: Database, before: number): number {
+  return db.run(
+    "DELETE FROM apalis_tasks WHERE status IN ('done','killed') AND done_at <= ?",
+    [before],
+  ).changes;
+}
+
+/** Deletes one task, whatever its state. */
+export function taskDelete(db: Database, id: string): boolean {
+  return db.run("DELETE FROM apalis_tasks WHERE id = ?", [id]).changes === 1;
+}

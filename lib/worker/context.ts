@@ -1,0 +1,70 @@
+import type { WorkerContext } from "./events.ts";
+
+/**
+ * What a handler receives beside its arguments.
+ *
+ * @example Usage
+ * ```ts ignore
+ * worker.build(async (args, ctx) => {
+ *   const res = await fetch(args.url, { signal: ctx.signal });
+ *   return { status: res.status, attempt: ctx.attempt };
+ * });
+ * ```
+ */
+export class TaskContext {
+  /** The task's id. */
+  readonly taskId: string;
+  /** 1-based number of this attempt. */
+  readonly attempt: number;
+  /** How many attempts the task may use. */
+  readonly maxAttempts: number;
+  /** The task's queue. */
+  readonly queue: string;
+  /** The task's priority. */
+  readonly priority: number;
+  /** The task's metadata. */
+  readonly meta: Readonly<Record<string, unknown>>;
+  /** Aborts when the attempt times out or the worker shuts down. */
+  readonly signal: AbortSignal;
+  /** The worker running the task. */
+  readonly worker: WorkerContext;
+  #data: ReadonlyMap<unknown, unknown>;
+
+  /** @param init the context's fields and the worker's data */
+  constructor(init: {
+    taskId: string;
+    attempt: number;
+    maxAttempts: number;
+    queue: string;
+    priority: number;
+    meta: Record<string, unknown>;
+    signal: AbortSignal;
+    worker: WorkerContext;
+    data: ReadonlyMap<unknown, unknown>;
+  }) {
+    this.taskId = init.taskId;
+    this.attempt = init.attempt;
+    this.maxAttempts = init.maxAttempts;
+    this.queue = init.queue;
+    this.priority = init.priority;
+    this.meta = init.meta;
+    this.signal = init.signal;
+    this.worker = init.worker;
+    this.#data = init.data;
+  }
+
+  /**
+   * Reads a value registered with `WorkerBuilder.data()`: by class (`ctx.data(DbClient)`) or by
+   * key (`ctx.data<string>("region")`). Throws when nothing was registered under it.
+   */
+  // deno-lint-ignore no-explicit-any
+  data<V>(key: (abstract new (...args: any[]) => V) | string | symbol): V {
+    if (!this.#data.has(key)) {
+      const name = typeof key === "function" ? key.name : String(key);
+      throw new Error(
+        `Cannot read worker data '${name}': nothing was registered under it with WorkerBuilder.data()`,
+      );
+    }
+    return this.#data.get(key) as V;
+  }
+}

@@ -1,0 +1,48 @@
+import type { TaskStatus } from "../store/tasks.ts";
+
+/** What a task event says about the task. */
+export interface TaskEventInfo {
+  taskId: string;
+  queue: string;
+  /** 1-based attempt number. */
+  attempt: number;
+  maxAttempts: number;
+  /** How long the attempt ran, in milliseconds. */
+  durationMs: number;
+}
+
+/**
+ * What a worker reports. `type` is one of `start`, `idle`, `heartbeat`, `success`, `error`,
+ * `stop`, `exit`.
+ */
+export type WorkerEvent =
+  | { type: "start" }
+  | { type: "idle" }
+  | { type: "heartbeat"; rescued: number }
+  | { type: "success"; task: TaskEventInfo; result: unknown }
+  | {
+    type: "error";
+    /** The failed task; absent for errors of the worker itself (database, heartbeat). */
+    task?: TaskEventInfo;
+    error: unknown;
+    /** What the attempt turned the task into: `failed` (will retry) or `killed`. */
+    status?: Extract<TaskStatus, "failed" | "killed">;
+    /** For `failed`: when the retry is due (epoch ms). */
+    retryAt?: number;
+  }
+  | { type: "stop" }
+  | { type: "exit"; error?: unknown };
+
+/** The worker as seen by event listeners and handlers. */
+export interface WorkerContext {
+  /** The worker's name. */
+  readonly name: string;
+  /**
+   * Starts a graceful shutdown and returns at once (a handler may call it: the worker exits after
+   * that handler finishes). To wait for the exit, await `worker.run()` or `Worker.stop()`.
+   */
+  stop(): void;
+}
+
+/** Receives every event of a worker. Errors it throws are swallowed. */
+export type EventListener = (ctx: WorkerContext, event: WorkerEvent) => void;

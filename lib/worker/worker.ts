@@ -1,0 +1,628 @@
+import process from "node:process";
+import { setImmediate } from "node:timers";
+import { retryBusy } from "../sqlite/busy.ts";
+import {
+  type TaskAck,
+  taskAck,
+  taskClaim,
+  taskNextRunAt,
+  taskRelease,
+  taskRescueHeldBy,
+  taskRescueOrphans,
+  type TaskRow,
+  taskStart,
+} from "../store/tasks.ts";
+import {
+  workerGet,
+  workerHeartbeat,
+  workerListRunning,
+  workerStop,
+  workerUpsert,
+} from "../store/workers.ts";
+import { type Backoff, backoffDelay, type BackoffOptions } from "../storage/backoff.ts";
+import { isWorkerAlive, messageOf, serializeError } from "../storage/records.ts";
+import type { SqliteStorage } from "../storage/sqlite_storage.ts";
+import { ulid } from "../storage/ulid.ts";
+import { HOST_NAME, PROCESS_ID } from "../storage/_process.ts";
+import { onPushed } from "../storage/_wakeup.ts";
+import { TaskContext } from "./context.ts";
+import {
+  AbortError,
+  ShutdownError,
+  TaskTimeoutError,
+  WorkerFatalError,
+  WorkerNameTakenError,
+} from "./errors.ts";
+import type { EventListener, TaskEventInfo, WorkerContext, WorkerEvent } from "./events.ts";
+
+/** A task handler: its return value is stored as the task's result. */
+export type Handler<T> = (args: T, ctx: TaskContext) => unknown;
+
+/**
+ * Middleware around the handler. Call `next()` to go on (optionally with other arguments);
+ * what it returns is the task's result. Throwing fails the attempt.
+ */
+export type Middleware<T> = (
+  args: T,
+  ctx: TaskContext,
+  next: (args?: T) => Promise<unknown>,
+) => Promise<unknown>;
+
+/** Everything a {@linkcode Worker} needs; assembled by `WorkerBuilder`. */
+export interface WorkerOptions<T> {
+  name: string;
+  storage: SqliteStorage<T>;
+  handler: Handler<T>;
+  concurrency: number;
+  timeoutMs: number | undefined;
+  backoff: Backoff;
+  data: ReadonlyMap<unknown, unknown>;
+  middleware: readonly Middleware<T>[];
+  listeners: readonly EventListener[];
+  shutdownTimeoutMs: number;
+  handleSignals: boolean;
+}
+
+interface InFlight {
+  row: TaskRow;
+  attempt: number;
+  controller: AbortController;
+  startedAt: number;
+  timer: ReturnType<typeof setTimeout> | undefined;
+  settled: boolean;
+}
+
+interface PendingAck {
+  ack: TaskAck;
+  info: TaskEventInfo;
+  result: unknown;
+  error: unknown;
+}
+
+/**
+ * Runs a handler over a queue: claims due tasks, runs up to `concurrency` at once, records each
+ * outcome (with persisted retry backoff), heart-beats, rescues orphans, and shuts down gracefully.
+ * Build one with `WorkerBuilder`.
+ */
+export class Worker<T = unknown> {
+  /** The worker's name. */
+  readonly name: string;
+  #context: WorkerContext;
+  #o: WorkerOptions<T>;
+  #instanceId = ulid();
+  #run: ((args: T, ctx: TaskContext) => Promise<unknown>) | undefined;
+  #buffer: TaskRow[] = [];
+  #inFlight = new Map<string, InFlight>();
+  #acks: PendingAck[] = [];
+  #state: "new" | "running" | "stopping" | "exited" = "new";
+  #wake: (() => void) | undefined;
+  #woken = false;
+  #exited: Promise<void> | undefined;
+  #fatal: unknown;
+  #idle = false;
+  #abortedAll = false;
+
+  /** @param options the assembled settings (see `WorkerBuilder`) */
+  constructor(options: WorkerOptions<T>) {
+    this.#o = options;
+    this.name = options.name;
+    this.#context = Object.freeze({ name: this.name, stop: () => void this.stop() });
+  }
+
+  /** Runs until {@linkcode Worker.stop}, SIGINT or SIGTERM; rejects if the worker cannot go on. */
+  run(): Promise<void> {
+    if (this.#state !== "new") {
+      throw new Error(`Cannot run worker '${this.name}': it has already run`);
+    }
+    this.#state = "running";
+    this.#exited = this.#main();
+    return this.#exited;
+  }
+
+  /** Runs until `until` resolves (a promise) or aborts (a signal), then stops gracefully. */
+  runUntil(until: AbortSignal | Promise<unknown>): Promise<void> {
+    const done = this.run();
+    if (until instanceof AbortSignal) {
+      if (until.aborted) void this.stop();
+      else until.addEventListener("abort", () => void this.stop(), { once: true });
+    } else {
+      until.then(() => this.stop(), () => this.stop());
+    }
+    return done;
+  }
+
+  /** Starts a graceful shutdown; resolves when the worker has exited. */
+  stop(): Promise<void> {
+    if (this.#state === "new") {
+      this.#state = "exited";
+      return Promise.resolve();
+    }
+    if (this.#state === "running") {
+      this.#state = "stopping";
+      this.#emit({ type: "stop" });
+      this.#poke();
+    }
+    return this.#exited!.catch(() => {});
+  }
+
+  /** How many handlers are running now. */
+  get inFlight(): number {
+    return this.#inFlight.size;
+  }
+
+  async #main(): Promise<void> {
+    const { storage, handleSignals } = this.#o;
+    this.#run = compose(this.#o.middleware, this.#o.handler);
+    await this.#register();
+    const unsubscribe = onPushed(storage.db, storage.queue, () => this.#poke());
+    const heartbeat = setInterval(() => void this.#heartbeat(), storage.config.keepAliveMs);
+    const onSignal = () => {
+      if (this.#state === "stopping") this.#abortAll();
+      void this.stop();
+    };
+    if (handleSignals) {
+      process.on("SIGINT", onSignal);
+      process.on("SIGTERM", onSignal);
+    }
+    this.#emit({ type: "start" });
+    let graceTimer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      await this.#heartbeat();
+      await this.#loop((stopping) => {
+        if (stopping && graceTimer === undefined) {
+          graceTimer = setTimeout(() => this.#abortAll(), this.#o.shutdownTimeoutMs);
+        }
+      });
+    } finally {
+      clearTimeout(graceTimer);
+      clearInterval(heartbeat);
+      unsubscribe();
+      if (handleSignals) {
+        process.off("SIGINT", onSignal);
+        process.off("SIGTERM", onSignal);
+      }
+      await this.#unregister();
+      this.#state = "exited";
+      this.#emit(
+        this.#fatal === undefined ? { type: "exit" } : { type: "exit", error: this.#fatal },
+      );
+    }
+    if (this.#fatal !== undefined) throw this.#fatal;
+  }
+
+  /** The write loop: group-commits acks, claims and starts, then waits for something to do. */
+  async #loop(onStopping: (stopping: boolean) => void): Promise<void> {
+    let foundWork = true;
+    let failures = 0;
+    const ticker = this.#o.storage.config.pollStrategy.ticker();
+    while (true) {
+      const stopping = this.#state !== "running";
+      onStopping(stopping);
+      if (stopping && this.#inFlight.size === 0 && this.#acks.length === 0) return;
+      let claimedFull = false;
+      try {
+        claimedFull = await this.#flush(stopping);
+        failures = 0;
+      } catch (error) {
+        if (this.#o.storage.db.closed) {
+          this.#fail(
+            new WorkerFatalError(`Worker '${this.name}' lost its database`, { cause: error }),
+          );
+          return;
+        }
+        this.#emit({ type: "error", error });
+        failures++;
+        await sleep(Math.min(5000, 50 * 2 ** failures));
+        continue;
+      }
+      if (this.#fatal !== undefined) return;
+      if (stopping && this.#inFlight.size === 0 && this.#acks.length === 0) return;
+      if (claimedFull) {
+        foundWork = true;
+        continue;
+      }
+      const free = this.#o.concurrency - this.#inFlight.size;
+      if (free > 0 && !stopping && this.#inFlight.size === 0 && !this.#idle) {
+        this.#idle = true;
+        this.#emit({ type: "idle" });
+      }
+      await this.#waitForWork(free > 0 && !stopping ? ticker : undefined, foundWork);
+      foundWork = false;
+    }
+  }
+
+  /** Waits for an ack, a push, a stop, the poll tick or the next scheduled task. */
+  async #waitForWork(
+    ticker: { wait(found: boolean, signal: AbortSignal): Promise<void> } | undefined,
+    foundWork: boolean,
+  ): Promise<void> {
+    if (this.#woken) {
+      this.#woken = false;
+      await yieldToEventLoop();
+      return;
+    }
+    const controller = new AbortController();
+    const woken = new Promise<void>((resolve) => {
+      this.#wake = () => {
+        this.#wake = undefined;
+        resolve();
+      };
+    });
+    const waits: Promise<void>[] = [woken];
+    let dueTimer: ReturnType<typeof setTimeout> | undefined;
+    if (ticker) {
+      waits.push(ticker.wait(foundWork, controller.signal));
+      const { storage } = this.#o;
+      const next = taskNextRunAt(storage.db, storage.queue);
+      if (next !== undefined) {
+        const delay = Math.max(0, next - storage.clock.now());
+        waits.push(new Promise((resolve) => dueTimer = setTimeout(resolve, delay)));
+      }
+    }
+    await Promise.race(waits);
+    clearTimeout(dueTimer);
+    controller.abort();
+    this.#wake = undefined;
+    // Let handlers that finish in the same turn queue their acks: they commit together.
+    await yieldToEventLoop();
+  }
+
+  /** Wakes the loop (a push, an ack, a stop). */
+  #poke(): void {
+    if (this.#wake) this.#wake();
+    else this.#woken = true;
+  }
+
+  /**
+   * One write transaction: record finished attempts, release the buffer when stopping, claim
+   * due tasks into free slots and mark them started. Returns whether the claim was full.
+   */
+  async #flush(stopping: boolean): Promise<boolean> {
+    const { storage, concurrency } = this.#o;
+    const { db, clock, config } = storage;
+    const acks = this.#acks;
+    this.#acks = [];
+    const free = stopping ? 0 : concurrency - this.#inFlight.size;
+    const wanted = free > this.#buffer.length
+      ? Math.max(config.bufferSize, free - this.#buffer.length)
+      : 0;
+    const release = stopping && this.#buffer.length > 0;
+    if (
+      acks.length === 0 && wanted === 0 && !release && (free === 0 || this.#buffer.length === 0)
+    ) {
+      return false; // nothing to write
+    }
+    let outcome: { claimed: TaskRow[]; started: TaskRow[]; fenced: Set<string>; now: number };
+    try {
+      outcome = await retryBusy(db, () =>
+        db.transaction(() => {
+          const now = clock.now();
+          const fenced = new Set<string>();
+          for (const { ack } of acks) {
+            if (!taskAck(db, this.name, ack)) fenced.add(ack.id);
+          }
+          if (release) taskRelease(db, this.name);
+          const claimed = wanted > 0
+            ? taskClaim(db, { queue: storage.queue, worker: this.name, now, limit: wanted })
+            : [];
+          const candidates = stopping ? [] : [...this.#buffer, ...claimed].slice(0, free);
+          const started = candidates.filter((row) => taskStart(db, row.id, this.name, now));
+          return { claimed, started, fenced, now };
+        }));
+    } catch (error) {
+      this.#acks = acks.concat(this.#acks); // nothing was written: keep them for the next try
+      throw error;
+    }
+    const { claimed, started, fenced, now } = outcome;
+    if (stopping) {
+      this.#buffer = [];
+    } else {
+      const taken = new Set([...this.#buffer, ...claimed].slice(0, free).map((row) => row.id));
+      this.#buffer = [...this.#buffer, ...claimed].filter((row) => !taken.has(row.id));
+    }
+    for (const pending of acks) this.#report(pending, fenced.has(pending.ack.id));
+    if (started.length > 0) this.#idle = false;
+    for (const row of started) this.#execute(row, now);
+    return wanted > 0 && claimed.length >= wanted;
+  }
+
+  #report(pending: PendingAck, fenced: boolean): void {
+    const { ack, info } = pending;
+    if (fenced) {
+      this.#emit({
+        type: "error",
+        task: info,
+        error: new Error(
+          `Outcome of task '${ack.id}' attempt ${ack.attempt} discarded: the task was killed or rescued meanwhile`,
+        ),
+      });
+    } else if (ack.status === "done") {
+      this.#emit({ type: "success", task: info, result: pending.result });
+    } else {
+      const event: WorkerEvent = {
+        type: "error",
+        task: info,
+        error: pending.error,
+        status: ack.status,
+      };
+      if (ack.status === "failed" && ack.runAt !== null) event.retryAt = ack.runAt;
+      this.#emit(event);
+    }
+  }
+
+  #execute(started: TaskRow, now: number): void {
+    const { storage, timeoutMs } = this.#o;
+    const row = {
+      ...started,
+      attempts: started.attempts + 1,
+      status: "running" as const,
+      lock_at: now,
+    };
+    const entry: InFlight = {
+      row,
+      attempt: row.attempts,
+      controller: new AbortController(),
+      startedAt: Date.now(),
+      timer: undefined,
+      settled: false,
+    };
+    this.#inFlight.set(row.id, entry);
+    let args: T;
+    try {
+      args = storage.codec.decode(row.args) as T;
+    } catch (error) {
+      const decodeError = new AbortError(
+        `Cannot decode the task's arguments with the ${storage.codec.name} codec: ${
+          messageOf(error)
+        }`,
+        { cause: error },
+      );
+      decodeError.name = "DecodeError";
+      this.#settle(entry, { ok: false, error: decodeError, kill: true });
+      return;
+    }
+    if (timeoutMs !== undefined) {
+      entry.timer = setTimeout(() => {
+        const error = new TaskTimeoutError(timeoutMs);
+        entry.controller.abort(error);
+        this.#settle(entry, { ok: false, error });
+      }, timeoutMs);
+    }
+    let meta: Record<string, unknown> = {};
+    try {
+      meta = row.meta === null ? {} : JSON.parse(row.meta);
+    } catch {
+      // Metadata is informative; a bad value must not stop the task.
+    }
+    const ctx = new TaskContext({
+      taskId: row.id,
+      attempt: entry.attempt,
+      maxAttempts: row.max_attempts,
+      queue: row.queue,
+      priority: row.priority,
+      meta,
+      signal: entry.controller.signal,
+      worker: this.#context,
+      data: this.#o.data,
+    });
+    let result: Promise<unknown>;
+    try {
+      result = Promise.resolve(this.#run!(args, ctx));
+    } catch (error) {
+      result = Promise.reject(error);
+    }
+    result.then(
+      (value) => this.#settle(entry, { ok: true, value }),
+      (error) => this.#settle(entry, { ok: false, error }),
+    );
+  }
+
+  #settle(
+    entry: InFlight,
+    outcome: { ok: true; value: unknown } | { ok: false; error: unknown; kill?: boolean },
+  ): void {
+    if (entry.settled) return;
+    entry.settled = true;
+    clearTimeout(entry.timer);
+    this.#inFlight.delete(entry.row.id);
+    const { row, attempt } = entry;
+    const { storage } = this.#o;
+    const now = storage.clock.now();
+    const info: TaskEventInfo = {
+      taskId: row.id,
+      queue: row.queue,
+      attempt,
+      maxAttempts: row.max_attempts,
+      durationMs: Date.now() - entry.startedAt,
+    };
+    let ack: TaskAck;
+    let error: unknown;
+    if (outcome.ok) {
+      let bytes: Uint8Array | null = null;
+      try {
+        bytes = outcome.value === undefined ? null : storage.codec.encode(outcome.value);
+      } catch (cause) {
+        error = new TypeError(
+          `Cannot store the task's result with the ${storage.codec.name} codec: ${
+            messageOf(cause)
+          }`,
+          { cause },
+        );
+      }
+      ack = {
+        id: row.id,
+        attempt,
+        status: "done",
+        result: bytes,
+        error: null,
+        runAt: null,
+        doneAt: now,
+      };
+    } else {
+      error = outcome.error;
+      ack = {
+        id: row.id,
+        attempt,
+        status: "done",
+        result: null,
+        error: null,
+        runAt: null,
+        doneAt: now,
+      };
+    }
+    if (error !== undefined) {
+      const kill = (!outcome.ok && outcome.kill) || isAbortError(error) ||
+        attempt >= row.max_attempts;
+      ack.status = kill ? "killed" : "failed";
+      ack.error = serializeError(error);
+      if (!kill) {
+        const backoff: Backoff = row.backoff === null
+          ? this.#o.backoff
+          : JSON.parse(row.backoff) as BackoffOptions;
+        const delay = error instanceof ShutdownError ? 0 : backoffDelay(backoff, attempt, error);
+        ack.runAt = now + delay;
+      }
+    }
+    this.#acks.push({ ack, info, result: outcome.ok ? outcome.value : undefined, error });
+    this.#poke();
+  }
+
+  /** Aborts every running handler; after a moment, records the stragglers as interrupted. */
+  #abortAll(): void {
+    if (this.#abortedAll) return;
+    this.#abortedAll = true;
+    const error = new ShutdownError(this.name);
+    const entries = [...this.#inFlight.values()];
+    for (const entry of entries) entry.controller.abort(error);
+    // Give handlers that honour their signal a moment to settle on their own.
+    setTimeout(() => {
+      for (const entry of entries) this.#settle(entry, { ok: false, error });
+    }, 100);
+  }
+
+  async #register(): Promise<void> {
+    const { storage, concurrency } = this.#o;
+    const { db, clock, config } = storage;
+    await retryBusy(db, () =>
+      db.transaction(() => {
+        const now = clock.now();
+        const existing = workerGet(db, this.name);
+        if (existing && isWorkerAlive(existing, now, config.reenqueueOrphanedAfterMs)) {
+          throw new WorkerNameTakenError(
+            this.name,
+            `an instance is alive on host '${existing.host}' (pid ${existing.pid}, last heartbeat ${
+              Math.max(0, now - existing.last_seen)
+            } ms ago); stop it or choose another name`,
+          );
+        }
+        // A previous incarnation that died leaves tasks under this name: take them back first.
+        taskRescueHeldBy(db, this.name, now);
+        workerUpsert(db, {
+          name: this.name,
+          queue: storage.queue,
+          instance_id: this.#instanceId,
+          host: HOST_NAME,
+          pid: PROCESS_ID,
+          started_at: now,
+          last_seen: now,
+          stopped_at: null,
+          concurrency,
+        });
+      }));
+  }
+
+  /** Keeps this worker alive in the table and rescues tasks of workers that died. */
+  async #heartbeat(): Promise<void> {
+    if (this.#state === "exited" || this.#fatal !== undefined) return;
+    const { db, clock, config } = this.#o.storage;
+    try {
+      const rescued = await retryBusy(db, () =>
+        db.transaction(() => {
+          const now = clock.now();
+          if (!workerHeartbeat(db, this.name, this.#instanceId, now)) return -1;
+          for (const other of workerListRunning(db, this.name)) {
+            if (!isWorkerAlive(other, now, config.reenqueueOrphanedAfterMs)) {
+              workerStop(db, other.name, other.instance_id, now);
+            }
+          }
+          return taskRescueOrphans(db, now);
+        }));
+      if (rescued < 0) {
+        this.#fail(
+          new WorkerFatalError(
+            `Worker '${this.name}' was taken over by another instance (its heartbeat went stale)`,
+          ),
+        );
+        return;
+      }
+      this.#emit({ type: "heartbeat", rescued });
+    } catch (error) {
+      if (db.closed) {
+        this.#fail(
+          new WorkerFatalError(`Worker '${this.name}' lost its database`, { cause: error }),
+        );
+      } else {
+        this.#emit({ type: "error", error });
+      }
+    }
+  }
+
+  async #unregister(): Promise<void> {
+    const { db, clock } = this.#o.storage;
+    if (db.closed) return;
+    try {
+      await retryBusy(db, () =>
+        db.transaction(() => {
+          taskRelease(db, this.name);
+          workerStop(db, this.name, this.#instanceId, clock.now());
+        }));
+    } catch (error) {
+      // The row stays "alive" until its heartbeat goes stale; orphan rescue covers its tasks.
+      this.#emit({ type: "error", error });
+    }
+  }
+
+  #fail(error: unknown): void {
+    if (this.#fatal !== undefined) return;
+    this.#fatal = error;
+    this.#emit({ type: "error", error });
+    if (this.#state === "running") this.#state = "stopping";
+    this.#abortAll();
+    this.#inFlight.clear();
+    this.#acks = [];
+    this.#poke();
+  }
+
+  #emit(event: WorkerEvent): void {
+    for (const listener of this.#o.listeners) {
+      try {
+        listener(this.#context, event);
+      } catch {
+        // A listener's failure must never stop the worker.
+      }
+    }
+  }
+}
+
+function compose<T>(
+  middleware: readonly Middleware<T>[],
+  handler: Handler<T>,
+): (args: T, ctx: TaskContext) => Promise<unknown> {
+  return middleware.reduceRight<(args: T, ctx: TaskContext) => Promise<unknown>>(
+    (next, layer) => (args, ctx) => layer(args, ctx, (nextArgs = args) => next(nextArgs, ctx)),
+    async (args, ctx) => await handler(args, ctx),
+  );
+}
+
+function isAbortError(error: unknown): boolean {
+  return error instanceof AbortError ||
+    (error instanceof Error && error.name === "AbortError" && !(error instanceof DOMException));
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}

@@ -1,0 +1,170 @@
+import { type Backoff, DEFAULT_BACKOFF, validateBackoff } from "../storage/backoff.ts";
+import type { SqliteStorage } from "../storage/sqlite_storage.ts";
+import type { EventListener } from "./events.ts";
+import { type Handler, type Middleware, Worker } from "./worker.ts";
+
+/** Retry settings of a worker. */
+export interface RetryOptions {
+  /** Delay before each retry: exponential options, or a function of attempt and error. */
+  backoff?: Backoff;
+}
+
+/**
+ * Builds a {@linkcode Worker}.
+ *
+ * @example Usage
+ * ```ts
+ * import { openDatabase, SqliteStorage, WorkerBuilder } from "@apalis/sqlite";
+ *
+ * const db = openDatabase(":memory:");
+ * SqliteStorage.setup(db);
+ * const storage = new SqliteStorage<number>(db, "numbers");
+ * await storage.push(41);
+ * const worker = new WorkerBuilder("worker-1")
+ *   .backend(storage)
+ *   .concurrency(4)
+ *   .timeout(30_000)
+ *   .retry({ backoff: { initialMs: 1000, factor: 2, maxMs: 60_000 } })
+ *   .handleSignals(false)
+ *   .build(async (n, ctx) => {
+ *     ctx.worker.stop();
+ *     return n + 1;
+ *   });
+ * await worker.run();
+ * db.close();
+ * ```
+ */
+export class WorkerBuilder<T = unknown> {
+  #name: string;
+  #storage: SqliteStorage<T> | undefined;
+  #concurrency = 1;
+  #timeoutMs: number | undefined;
+  #backoff: Backoff = DEFAULT_BACKOFF;
+  #data = new Map<unknown, unknown>();
+  #middleware: Middleware<T>[] = [];
+  #listeners: EventListener[] = [];
+  #shutdownTimeoutMs = 30_000;
+  #handleSignals = true;
+
+  /** @param name the worker's name: unique among live workers on the database */
+  constructor(name: string) {
+    if (typeof name !== "string" || name.length === 0) {
+      throw new TypeError(
+        `Cannot create WorkerBuilder as 'name' must be a non-empty string: current value is ${
+          JSON.stringify(name)
+        }`,
+      );
+    }
+    this.#name = name;
+  }
+
+  /** The storage (queue) to consume. */
+  backend<U>(storage: SqliteStorage<U>): WorkerBuilder<U> {
+    const self = this as unknown as WorkerBuilder<U>;
+    self.#storage = storage;
+    return self;
+  }
+
+  /** How many handlers may run at once. @default {1} */
+  concurrency(n: number): this {
+    this.#positive("concurrency", n);
+    this.#concurrency = n;
+    return this;
+  }
+
+  /** Per-attempt time limit in milliseconds: the attempt fails and `ctx.signal` aborts. */
+  timeout(ms: number): this {
+    this.#positive("timeout", ms);
+    this.#timeoutMs = ms;
+    return this;
+  }
+
+  /** How failed attempts are retried (a task's own backoff wins). */
+  retry(options: RetryOptions): this {
+    if (options.backoff !== undefined) {
+      this.#backoff = typeof options.backoff === "function"
+        ? options.backoff
+        : validateBackoff(options.backoff, `worker '${this.#name}'`);
+    }
+    return this;
+  }
+
+  /**
+   * Registers a value handlers read with `ctx.data(…)`: by its class (`data(client)`, read with
+   * `ctx.data(Client)`) or by key (`data("region", "eu")`, read with `ctx.data("region")`).
+   */
+  data(keyOrValue: unknown, value?: unknown): this {
+    if (arguments.length >= 2) {
+      this.#data.set(keyOrValue, value);
+    } else {
+      const owner = (keyOrValue as { constructor?: unknown } | null)?.constructor;
+      if (typeof owner !== "function" || owner === Object) {
+        throw new TypeError(
+          `Cannot register worker data: a plain value needs a key, as in data("name", value)`,
+        );
+      }
+      this.#data.set(owner, keyOrValue);
+    }
+    return this;
+  }
+
+  /** Adds middleware; the first added is the outermost. */
+  layer(middleware: Middleware<T>): this {
+    this.#middleware.push(middleware);
+    return this;
+  }
+
+  /** Listens to the worker's events. */
+  onEvent(listener: EventListener): this {
+    this.#listeners.push(listener);
+    return this;
+  }
+
+  /** How long a shutdown waits for running handlers before aborting them. @default {30000} */
+  shutdownTimeout(ms: number): this {
+    if (!Number.isFinite(ms) || ms < 0) {
+      throw new RangeError(
+        `Cannot build worker '${this.#name}' as 'shutdownTimeout' must be >= 0: current value is ${ms}`,
+      );
+    }
+    this.#shutdownTimeoutMs = ms;
+    return this;
+  }
+
+  /** Whether SIGINT and SIGTERM start a graceful shutdown. @default {true} */
+  handleSignals(enabled: boolean): this {
+    this.#handleSignals = enabled;
+    return this;
+  }
+
+  /** Returns the worker running `handler`. */
+  build(handler: Handler<T>): Worker<T> {
+    if (!this.#storage) {
+      throw new TypeError(`Cannot build worker '${this.#name}': call backend(storage) first`);
+    }
+    if (typeof handler !== "function") {
+      throw new TypeError(`Cannot build worker '${this.#name}': the handler must be a function`);
+    }
+    return new Worker<T>({
+      name: this.#name,
+      storage: this.#storage,
+      handler,
+      concurrency: this.#concurrency,
+      timeoutMs: this.#timeoutMs,
+      backoff: this.#backoff,
+      data: new Map(this.#data),
+      middleware: [...this.#middleware],
+      listeners: [...this.#listeners],
+      shutdownTimeoutMs: this.#shutdownTimeoutMs,
+      handleSignals: this.#handleSignals,
+    });
+  }
+
+  #positive(field: string, value: number): void {
+    if (!Number.isSafeInteger(value) || value < 1) {
+      throw new RangeError(
+        `Cannot build worker '${this.#name}' as '${field}' must be an integer >= 1: current value is ${value}`,
+      );
+    }
+  }
+}

@@ -1,0 +1,95 @@
+/**
+ * A durable background task queue in one SQLite file, for Deno and Bun.
+ *
+ * Push tasks from anywhere, run workers in as many processes as you like on the same file, and
+ * get at-least-once execution with persisted retry backoff, heartbeats and orphan recovery.
+ *
+ * @example Push a task and run a worker
+ * ```ts
+ * import { openDatabase, SqliteStorage, WorkerBuilder } from "@apalis/sqlite";
+ *
+ * const db = openDatabase(":memory:");
+ * SqliteStorage.setup(db);
+ * const emails = new SqliteStorage<{ to: string }>(db, "email");
+ * const id = await emails.push({ to: "ada@example.com" });
+ *
+ * const worker = new WorkerBuilder("mailer")
+ *   .backend(emails)
+ *   .handleSignals(false)
+ *   .build(async (email, ctx) => {
+ *     ctx.worker.stop(); // a real worker keeps running
+ *     return `sent to ${email.to}`;
+ *   });
+ * await worker.run();
+ *
+ * const [task] = await emails.waitFor([id]);
+ * if (task?.lastResult !== "sent to ada@example.com") throw new Error("unexpected");
+ * db.close();
+ * ```
+ *
+ * @module
+ */
+
+export { DatabaseOpenError, openDatabase } from "./lib/sqlite/open.ts";
+export { DatabaseBusyError, isBusyError, retryBusy } from "./lib/sqlite/busy.ts";
+export type {
+  Database,
+  Durability,
+  OpenDatabaseOptions,
+  SqlRow,
+  SqlValue,
+} from "./lib/sqlite/types.ts";
+export { SCHEMA_VERSION, SchemaVersionError } from "./lib/store/schema.ts";
+export { TASK_STATUSES, type TaskStatus } from "./lib/store/tasks.ts";
+export {
+  type ListTasksOptions,
+  SqliteStorage,
+  type SqliteStorageOptions,
+} from "./lib/storage/sqlite_storage.ts";
+export { Config } from "./lib/storage/config.ts";
+export {
+  BackoffStrategy,
+  type BackoffStrategyOptions,
+  IntervalStrategy,
+  type PollStrategy,
+  type PollTicker,
+} from "./lib/storage/poll_strategy.ts";
+export { DEFAULT_MAX_ATTEMPTS, type PushOptions, Task, TaskBuilder } from "./lib/storage/task.ts";
+export { type Codec, JsonCodec } from "./lib/storage/codec.ts";
+export { type Clock, systemClock } from "./lib/storage/clock.ts";
+export {
+  type Backoff,
+  backoffDelay,
+  type BackoffOptions,
+  DEFAULT_BACKOFF,
+} from "./lib/storage/backoff.ts";
+export { ulid } from "./lib/storage/ulid.ts";
+export {
+  DuplicateTaskError,
+  TaskNotFoundError,
+  TaskStateError,
+  WaitTimeoutError,
+} from "./lib/storage/errors.ts";
+export type {
+  QueueInfo,
+  StatusCounts,
+  TaskError,
+  TaskRecord,
+  WorkerInfo,
+} from "./lib/storage/records.ts";
+export { type RetryOptions, WorkerBuilder } from "./lib/worker/worker_builder.ts";
+export { type Handler, type Middleware, Worker } from "./lib/worker/worker.ts";
+export { TaskContext } from "./lib/worker/context.ts";
+export type {
+  EventListener,
+  TaskEventInfo,
+  WorkerContext,
+  WorkerEvent,
+} from "./lib/worker/events.ts";
+export {
+  AbortError,
+  ShutdownError,
+  TaskTimeoutError,
+  WorkerFatalError,
+  WorkerNameTakenError,
+} from "./lib/worker/errors.ts";
