@@ -30,7 +30,7 @@ function openWith(
   path: string,
   readOnly: boolean,
 ): NativeConnection {
-  const db = new DatabaseSync(path, readOnly ? { readOnly: true } : undefined);
+  const db = new DatabaseSync(path, { readOnly });
   return {
     exec: (sql) => db.exec(sql),
     prepare(sql): NativeStatement {

@@ -1,3 +1,4 @@
+import process from "node:process";
 import { Connection, type NativeConnection } from "./_connection.ts";
 import { loadBunSqlite } from "./bun_sqlite.ts";
 import { loadNodeSqlite } from "./node_sqlite.ts";
@@ -5,10 +6,14 @@ import type { Database, OpenDatabaseOptions } from "./types.ts";
 
 type Opener = (path: string, readOnly: boolean) => NativeConnection;
 
-// The only runtime detection in the library: node:sqlite wherever it exists, bun:sqlite otherwise.
+// The only runtime detection in the library: node:sqlite wherever it exists, bun:sqlite otherwise
+// (or on Bun when APALIS_SQLITE_DRIVER=bun:sqlite, which lets CI exercise both adapters).
 const { open: openNative, driver } = await (async (): Promise<
   { open: Opener; driver: "node:sqlite" | "bun:sqlite" }
 > => {
+  if ("Bun" in globalThis && process.env.APALIS_SQLITE_DRIVER === "bun:sqlite") {
+    return { open: await loadBunSqlite(), driver: "bun:sqlite" };
+  }
   try {
     return { open: await loadNodeSqlite(), driver: "node:sqlite" };
   } catch (error) {

@@ -20,7 +20,8 @@ export function processAlive(pid: number): boolean {
     process.kill(pid, 0);
     return true;
   } catch (error) {
-    // EPERM: it exists but belongs to someone else.
-    return (error as { code?: string }).code === "EPERM";
+    // Only "no such process" proves death. EPERM means it exists; a runtime permission error
+    // (Deno without --allow-run) proves nothing, so the heartbeat age decides instead.
+    return (error as { code?: string }).code !== "ESRCH";
   }
 }

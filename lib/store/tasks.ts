@@ -145,6 +145,69 @@ export function taskStart(db: Database, id: string, worker: string, now: number)
   ).changes === 1;
 }
 
+/** Marks buffered tasks as started in one statement; returns the ids that were still ours. */
+export function taskStartMany(
+  db: Database,
+  ids: readonly string[],
+  worker: string,
+  now: number,
+): Set<string> {
+  if (ids.length === 0) return new Set();
+  const rows = db.all<{ id: string }>(
+    `UPDATE apalis_tasks SET status = 'running', attempts = attempts + 1, lock_at = ?
+     WHERE id IN (SELECT value FROM json_each(?)) AND status = 'queued' AND lock_by = ?
+     RETURNING id`,
+    [now, JSON.stringify(ids), worker],
+  );
+  return new Set(rows.map((row) => row.id));
+}
+
+// Results up to this size ride in the batched ack as hex; larger ones get their own statement.
+const BATCH_RESULT_LIMIT = 2048;
+
+/**
+ * Records many outcomes: successful ones with small results in one statement, the rest one by
+ * one. Returns the ids whose attempt was fenced off (rescued or killed meanwhile).
+ */
+export function taskAckMany(db: Database, worker: string, acks: readonly TaskAck[]): Set<string> {
+  const fenced = new Set<string>();
+  const batch: [string, number, string | null][] = [];
+  const doneAt = acks.length > 0 ? acks[0]!.doneAt : 0;
+  for (const ack of acks) {
+    if (
+      ack.status === "done" && ack.doneAt === doneAt &&
+      (ack.result === null || ack.result.length <= BATCH_RESULT_LIMIT)
+    ) {
+      batch.push([ack.id, ack.attempt, ack.result === null ? null : toHex(ack.result)]);
+    } else if (!taskAck(db, worker, ack)) {
+      fenced.add(ack.id);
+    }
+  }
+  if (batch.length > 0) {
+    const acked = new Set(
+      db.all<{ id: string }>(
+        `UPDATE apalis_tasks SET status = 'done', last_result = unhex(j.value ->> 2),
+           last_error = NULL, done_at = ?
+         FROM json_each(?) AS j
+         WHERE apalis_tasks.id = j.value ->> 0 AND apalis_tasks.status = 'running'
+           AND apalis_tasks.lock_by = ? AND apalis_tasks.attempts = j.value ->> 1
+         RETURNING apalis_tasks.id AS id`,
+        [doneAt, JSON.stringify(batch), worker],
+      ).map((row) => row.id),
+    );
+    for (const [id] of batch) if (!acked.has(id)) fenced.add(id);
+  }
+  return fenced;
+}
+
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
+
+function toHex(bytes: Uint8Array): string {
+  let out = "";
+  for (let i = 0; i < bytes.length; i++) out += HEX[bytes[i]!];
+  return out;
+}
+
 /** Records the outcome of an attempt; false when the attempt was fenced off (rescued, killed). */
 export function taskAck(db: Database, worker: string, ack: TaskAck): boolean {
   return db.run(

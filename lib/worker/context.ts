@@ -24,8 +24,7 @@ export class TaskContext {
   readonly priority: number;
   /** The task's metadata. */
   readonly meta: Readonly<Record<string, unknown>>;
-  /** Aborts when the attempt times out or the worker shuts down. */
-  readonly signal: AbortSignal;
+  #signal: () => AbortSignal;
   /** The worker running the task. */
   readonly worker: WorkerContext;
   #data: ReadonlyMap<unknown, unknown>;
@@ -38,7 +37,8 @@ export class TaskContext {
     queue: string;
     priority: number;
     meta: Record<string, unknown>;
-    signal: AbortSignal;
+    /** The attempt's signal, or a function creating it on first use. */
+    signal: AbortSignal | (() => AbortSignal);
     worker: WorkerContext;
     data: ReadonlyMap<unknown, unknown>;
   }) {
@@ -48,9 +48,15 @@ export class TaskContext {
     this.queue = init.queue;
     this.priority = init.priority;
     this.meta = init.meta;
-    this.signal = init.signal;
+    const signal = init.signal;
+    this.#signal = typeof signal === "function" ? signal : () => signal;
     this.worker = init.worker;
     this.#data = init.data;
+  }
+
+  /** Aborts when the attempt times out or the worker shuts down. */
+  get signal(): AbortSignal {
+    return this.#signal();
   }
 
   /**

@@ -3,14 +3,14 @@ import { setImmediate } from "node:timers";
 import { retryBusy } from "../sqlite/busy.ts";
 import {
   type TaskAck,
-  taskAck,
+  taskAckMany,
   taskClaim,
   taskNextRunAt,
   taskRelease,
   taskRescueHeldBy,
   taskRescueOrphans,
   type TaskRow,
-  taskStart,
+  taskStartMany,
 } from "../store/tasks.ts";
 import {
   workerGet,
@@ -66,7 +66,9 @@ export interface WorkerOptions<T> {
 interface InFlight {
   row: TaskRow;
   attempt: number;
-  controller: AbortController;
+  /** Created on first use of `ctx.signal`: most handlers never read it. */
+  controller: AbortController | undefined;
+  abortReason: unknown;
   startedAt: number;
   timer: ReturnType<typeof setTimeout> | undefined;
   settled: boolean;
@@ -74,7 +76,8 @@ interface InFlight {
 
 interface PendingAck {
   ack: TaskAck;
-  info: TaskEventInfo;
+  entry: InFlight;
+  durationMs: number;
   result: unknown;
   error: unknown;
 }
@@ -90,7 +93,7 @@ export class Worker<T = unknown> {
   #context: WorkerContext;
   #o: WorkerOptions<T>;
   #instanceId = ulid();
-  #run: ((args: T, ctx: TaskContext) => Promise<unknown>) | undefined;
+  #run: ((args: T, ctx: TaskContext) => unknown) | undefined;
   #buffer: TaskRow[] = [];
   #inFlight = new Map<string, InFlight>();
   #acks: PendingAck[] = [];
@@ -297,16 +300,14 @@ export class Worker<T = unknown> {
       outcome = await retryBusy(db, () =>
         db.transaction(() => {
           const now = clock.now();
-          const fenced = new Set<string>();
-          for (const { ack } of acks) {
-            if (!taskAck(db, this.name, ack)) fenced.add(ack.id);
-          }
+          const fenced = taskAckMany(db, this.name, acks.map((pending) => pending.ack));
           if (release) taskRelease(db, this.name);
           const claimed = wanted > 0
             ? taskClaim(db, { queue: storage.queue, worker: this.name, now, limit: wanted })
             : [];
           const candidates = stopping ? [] : [...this.#buffer, ...claimed].slice(0, free);
-          const started = candidates.filter((row) => taskStart(db, row.id, this.name, now));
+          const ours = taskStartMany(db, candidates.map((row) => row.id), this.name, now);
+          const started = candidates.filter((row) => ours.has(row.id));
           return { claimed, started, fenced, now };
         }));
     } catch (error) {
@@ -327,7 +328,15 @@ export class Worker<T = unknown> {
   }
 
   #report(pending: PendingAck, fenced: boolean): void {
-    const { ack, info } = pending;
+    if (this.#o.listeners.length === 0) return;
+    const { ack, entry } = pending;
+    const info: TaskEventInfo = {
+      taskId: ack.id,
+      queue: entry.row.queue,
+      attempt: ack.attempt,
+      maxAttempts: entry.row.max_attempts,
+      durationMs: pending.durationMs,
+    };
     if (fenced) {
       this.#emit({
         type: "error",
@@ -350,18 +359,17 @@ export class Worker<T = unknown> {
     }
   }
 
-  #execute(started: TaskRow, now: number): void {
+  #execute(row: TaskRow, now: number): void {
     const { storage, timeoutMs } = this.#o;
-    const row = {
-      ...started,
-      attempts: started.attempts + 1,
-      status: "running" as const,
-      lock_at: now,
-    };
+    // The row is this worker's own copy: bring it in line with what the start wrote.
+    row.attempts++;
+    row.status = "running";
+    row.lock_at = now;
     const entry: InFlight = {
       row,
       attempt: row.attempts,
-      controller: new AbortController(),
+      controller: undefined,
+      abortReason: undefined,
       startedAt: Date.now(),
       timer: undefined,
       settled: false,
@@ -384,7 +392,7 @@ export class Worker<T = unknown> {
     if (timeoutMs !== undefined) {
       entry.timer = setTimeout(() => {
         const error = new TaskTimeoutError(timeoutMs);
-        entry.controller.abort(error);
+        abortEntry(entry, error);
         this.#settle(entry, { ok: false, error });
       }, timeoutMs);
     }
@@ -401,7 +409,7 @@ export class Worker<T = unknown> {
       queue: row.queue,
       priority: row.priority,
       meta,
-      signal: entry.controller.signal,
+      signal: () => signalOf(entry),
       worker: this.#context,
       data: this.#o.data,
     });
@@ -428,13 +436,6 @@ export class Worker<T = unknown> {
     const { row, attempt } = entry;
     const { storage } = this.#o;
     const now = storage.clock.now();
-    const info: TaskEventInfo = {
-      taskId: row.id,
-      queue: row.queue,
-      attempt,
-      maxAttempts: row.max_attempts,
-      durationMs: Date.now() - entry.startedAt,
-    };
     let ack: TaskAck;
     let error: unknown;
     if (outcome.ok) {
@@ -483,7 +484,13 @@ export class Worker<T = unknown> {
         ack.runAt = now + delay;
       }
     }
-    this.#acks.push({ ack, info, result: outcome.ok ? outcome.value : undefined, error });
+    this.#acks.push({
+      ack,
+      entry,
+      durationMs: Date.now() - entry.startedAt,
+      result: outcome.ok ? outcome.value : undefined,
+      error,
+    });
     this.#poke();
   }
 
@@ -493,7 +500,7 @@ export class Worker<T = unknown> {
     this.#abortedAll = true;
     const error = new ShutdownError(this.name);
     const entries = [...this.#inFlight.values()];
-    for (const entry of entries) entry.controller.abort(error);
+    for (const entry of entries) abortEntry(entry, error);
     // Give handlers that honour their signal a moment to settle on their own.
     setTimeout(() => {
       for (const entry of entries) this.#settle(entry, { ok: false, error });
@@ -607,11 +614,26 @@ export class Worker<T = unknown> {
 function compose<T>(
   middleware: readonly Middleware<T>[],
   handler: Handler<T>,
-): (args: T, ctx: TaskContext) => Promise<unknown> {
+): (args: T, ctx: TaskContext) => unknown {
+  if (middleware.length === 0) return handler;
   return middleware.reduceRight<(args: T, ctx: TaskContext) => Promise<unknown>>(
     (next, layer) => (args, ctx) => layer(args, ctx, (nextArgs = args) => next(nextArgs, ctx)),
     async (args, ctx) => await handler(args, ctx),
   );
+}
+
+function signalOf(entry: InFlight): AbortSignal {
+  if (!entry.controller) {
+    entry.controller = new AbortController();
+    if (entry.abortReason !== undefined) entry.controller.abort(entry.abortReason);
+  }
+  return entry.controller.signal;
+}
+
+function abortEntry(entry: InFlight, reason: unknown): void {
+  if (entry.abortReason !== undefined) return;
+  entry.abortReason = reason;
+  entry.controller?.abort(reason);
 }
 
 function isAbortError(error: unknown): boolean {
