@@ -219,9 +219,9 @@ export class SqliteStorage<T = unknown> {
   }
 
   /** Reads one task, or `undefined`. */
-  fetchById(id: string): Promise<TaskRecord<T> | undefined> {
+  async fetchById(id: string): Promise<TaskRecord<T> | undefined> {
     const row = taskGet(this.db, id);
-    return Promise.resolve(row && toTaskRecord<T>(row, this.codec));
+    return row && toTaskRecord<T>(row, this.codec);
   }
 
   /**
@@ -253,7 +253,7 @@ export class SqliteStorage<T = unknown> {
   }
 
   /** Lists tasks newest first, filtered by queue and state, one page at a time. */
-  listTasks(options: ListTasksOptions = {}): Promise<TaskRecord<T>[]> {
+  async listTasks(options: ListTasksOptions = {}): Promise<TaskRecord<T>[]> {
     const { page = 1, pageSize = 20 } = options;
     if (!Number.isSafeInteger(page) || page < 1) {
       throw new RangeError(
@@ -273,11 +273,11 @@ export class SqliteStorage<T = unknown> {
     if (options.queue !== undefined) filter.queue = options.queue;
     if (options.status !== undefined) filter.status = options.status;
     const rows = taskList(this.db, filter);
-    return Promise.resolve(rows.map((row) => toTaskRecord<T>(row, this.codec)));
+    return rows.map((row) => toTaskRecord<T>(row, this.codec));
   }
 
   /** Every queue that has tasks or workers, with counts per state. */
-  listQueues(): Promise<QueueInfo[]> {
+  async listQueues(): Promise<QueueInfo[]> {
     const now = this.clock.now();
     const queues = new Map<string, QueueInfo>();
     const entry = (name: string): QueueInfo => {
@@ -300,22 +300,22 @@ export class SqliteStorage<T = unknown> {
       if (worker.alive) entry(worker.queue).aliveWorkers++;
       else entry(worker.queue);
     }
-    return Promise.resolve([...queues.values()].sort((a, b) => a.name.localeCompare(b.name)));
+    return [...queues.values()].sort((a, b) => a.name.localeCompare(b.name));
   }
 
   /** Registered workers (all, or one queue's), most recently seen first. */
-  listWorkers(queue?: string): Promise<WorkerInfo[]> {
-    return Promise.resolve(this.#workers(queue));
+  async listWorkers(queue?: string): Promise<WorkerInfo[]> {
+    return this.#workers(queue);
   }
 
   /** Counts per state, for one queue or all. */
-  stats(queue?: string): Promise<StatusCounts> {
+  async stats(queue?: string): Promise<StatusCounts> {
     const counts = emptyCounts();
     for (const { status, n } of taskCounts(this.db, queue)) {
       counts[status] += n;
       counts.total += n;
     }
-    return Promise.resolve(counts);
+    return counts;
   }
 
   /**
@@ -359,15 +359,15 @@ export class SqliteStorage<T = unknown> {
   }
 
   /** Deletes a task whatever its state; false when there was none. */
-  delete(id: string): Promise<boolean> {
-    return retryBusy(this.db, () => taskDelete(this.db, id));
+  async delete(id: string): Promise<boolean> {
+    return await retryBusy(this.db, () => taskDelete(this.db, id));
   }
 
   /**
    * Deletes finished tasks (`done` and `killed`) that finished at least `olderThanMs` ago
    * (default: all of them). Returns how many.
    */
-  vacuum(options: { olderThanMs?: number } = {}): Promise<number> {
+  async vacuum(options: { olderThanMs?: number } = {}): Promise<number> {
     const { olderThanMs = 0 } = options;
     if (!Number.isFinite(olderThanMs) || olderThanMs < 0) {
       throw new RangeError(
@@ -375,7 +375,7 @@ export class SqliteStorage<T = unknown> {
       );
     }
     const before = this.clock.now() - olderThanMs;
-    return retryBusy(this.db, () => taskVacuum(this.db, before));
+    return await retryBusy(this.db, () => taskVacuum(this.db, before));
   }
 
   #workers(queue?: string): WorkerInfo[] {

@@ -12,6 +12,7 @@ import {
   type TaskRow,
   taskStartMany,
 } from "../store/tasks.ts";
+import { dataVersion } from "../store/changes.ts";
 import {
   workerGet,
   workerHeartbeat,
@@ -34,6 +35,8 @@ import {
   WorkerNameTakenError,
 } from "./errors.ts";
 import type { EventListener, TaskEventInfo, WorkerContext, WorkerEvent } from "./events.ts";
+
+const CHANGE_WATCH_MS = 25;
 
 /** A task handler: its return value is stored as the task's result. */
 export type Handler<T> = (args: T, ctx: TaskContext) => unknown;
@@ -103,7 +106,10 @@ export class Worker<T = unknown> {
   #exited: Promise<void> | undefined;
   #fatal: unknown;
   #idle = false;
+  /** When the next waiting task becomes due, learnt when a claim came back short. */
+  #nextDue: number | undefined;
   #abortedAll = false;
+  #stragglerTimer: ReturnType<typeof setTimeout> | undefined;
 
   /** @param options the assembled settings (see `WorkerBuilder`) */
   constructor(options: WorkerOptions<T>) {
@@ -178,6 +184,7 @@ export class Worker<T = unknown> {
       });
     } finally {
       clearTimeout(graceTimer);
+      clearTimeout(this.#stragglerTimer);
       clearInterval(heartbeat);
       unsubscribe();
       if (handleSignals) {
@@ -253,17 +260,29 @@ export class Worker<T = unknown> {
     });
     const waits: Promise<void>[] = [woken];
     let dueTimer: ReturnType<typeof setTimeout> | undefined;
+    let watch: ReturnType<typeof setInterval> | undefined;
     if (ticker) {
+      // Other processes' pushes change data_version: notice them within ~25 ms, no hot polling.
+      const { db } = this.#o.storage;
+      const seen = dataVersion(db);
+      watch = setInterval(() => {
+        try {
+          if (dataVersion(db) !== seen) this.#poke();
+        } catch {
+          this.#poke(); // the loop reports the database error
+        }
+      }, CHANGE_WATCH_MS);
       waits.push(ticker.wait(foundWork, controller.signal));
-      const { storage } = this.#o;
-      const next = taskNextRunAt(storage.db, storage.queue);
-      if (next !== undefined) {
-        const delay = Math.max(0, next - storage.clock.now());
+      const delay = this.#nextDue === undefined
+        ? undefined
+        : this.#nextDue - this.#o.storage.clock.now();
+      if (delay !== undefined && delay > 0) {
         waits.push(new Promise((resolve) => dueTimer = setTimeout(resolve, delay)));
       }
     }
     await Promise.race(waits);
     clearTimeout(dueTimer);
+    clearInterval(watch);
     controller.abort();
     this.#wake = undefined;
     // Let handlers that finish in the same turn queue their acks: they commit together.
@@ -305,6 +324,10 @@ export class Worker<T = unknown> {
           const claimed = wanted > 0
             ? taskClaim(db, { queue: storage.queue, worker: this.name, now, limit: wanted })
             : [];
+          // A short claim means nothing else is due: learn when something will be.
+          if (wanted > 0) {
+            this.#nextDue = claimed.length < wanted ? taskNextRunAt(db, storage.queue) : undefined;
+          }
           const candidates = stopping ? [] : [...this.#buffer, ...claimed].slice(0, free);
           const ours = taskStartMany(db, candidates.map((row) => row.id), this.name, now);
           const started = candidates.filter((row) => ours.has(row.id));
@@ -502,7 +525,7 @@ export class Worker<T = unknown> {
     const entries = [...this.#inFlight.values()];
     for (const entry of entries) abortEntry(entry, error);
     // Give handlers that honour their signal a moment to settle on their own.
-    setTimeout(() => {
+    this.#stragglerTimer = setTimeout(() => {
       for (const entry of entries) this.#settle(entry, { ok: false, error });
     }, 100);
   }
@@ -563,6 +586,7 @@ export class Worker<T = unknown> {
         return;
       }
       this.#emit({ type: "heartbeat", rescued });
+      if (rescued > 0) this.#poke(); // rescued tasks are due now: claim them without waiting a poll
     } catch (error) {
       if (db.closed) {
         this.#fail(
