@@ -1,0 +1,316 @@
+// deno-lint-ignore-file no-console
+/**
+ * End-to-end check of the library under Bun: `bun run tests/e2e/bun_e2e.ts`.
+ *
+ * 1. An in-process worker drains a queue where some tasks fail once (retried after a small
+ *    persisted backoff) and one always fails (killed after its attempts).
+ * 2. `bun run tests/e2e/worker_process.ts` works a second queue in a child process on the same
+ *    file, is killed with SIGKILL mid-flight, restarts under the same name and drains it.
+ *
+ * Uses only `node:` APIs (no `Deno.*`), prints one line per check and ends with
+ * `bun-e2e: N passed, 0 failed` (exit 0), or the failure (exit 1).
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+import {
+  type Database,
+  openDatabase,
+  retryBusy,
+  SqliteStorage,
+  Task,
+  type TaskRecord,
+  WorkerBuilder,
+} from "../../mod.ts";
+
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+const WORKER = fileURLToPath(new URL("./worker_process.ts", import.meta.url));
+const IS_BUN = "Bun" in globalThis;
+const BUN = IS_BUN ? process.execPath : "bun";
+const TIMEOUT_MS = 120_000;
+const RUNS_DDL = `CREATE TABLE IF NOT EXISTS runs (
+  seq     INTEGER PRIMARY KEY,
+  task_id TEXT NOT NULL,
+  worker  TEXT NOT NULL,
+  pid     INTEGER NOT NULL,
+  attempt INTEGER NOT NULL
+)`;
+
+let passed = 0;
+
+/** Runs one named check; the first failure ends the script with exit code 1. */
+async function check(name: string, fn: () => unknown): Promise<void> {
+  try {
+    await fn();
+  } catch (error) {
+    console.log(`FAIL ${name}`);
+    console.log(error instanceof Error ? (error.stack ?? error.message) : String(error));
+    console.log(`bun-e2e: ${passed} passed, 1 failed`);
+    process.exit(1);
+  }
+  passed++;
+  console.log(`ok   ${name}`);
+}
+
+async function waitUntil(
+  condition: () => boolean | Promise<boolean>,
+  what: string,
+  timeoutMs = TIMEOUT_MS,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) {
+      throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+function scalar(db: Database, sql: string, params: (string | number)[] = []): Promise<number> {
+  return retryBusy(db, () => db.get<{ n: number }>(sql, params)!.n);
+}
+
+interface Child {
+  process: ChildProcess;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>;
+}
+
+/** Starts `bun run tests/e2e/worker_process.ts` with `args`. */
+function spawnWorker(args: string[]): Child {
+  const child = spawn(BUN, ["run", WORKER, ...args], {
+    cwd: ROOT,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stderr = "";
+  child.stderr!.setEncoding("utf8");
+  child.stderr!.on("data", (chunk: string) => stderr += chunk);
+  child.stdout!.resume();
+  const exited = new Promise<
+    { code: number | null; signal: NodeJS.Signals | null; stderr: string }
+  >((resolve, reject) => {
+    child.on("error", reject);
+    child.on("close", (code, signal) => resolve({ code, signal, stderr }));
+  });
+  return { process: child, exited };
+}
+
+async function exitOf(child: Child, what: string): Promise<
+  { code: number | null; signal: NodeJS.Signals | null; stderr: string }
+> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timedOut = new Promise<"timeout">((resolve) => {
+    timer = setTimeout(() => resolve("timeout"), TIMEOUT_MS);
+  });
+  const first = await Promise.race([child.exited, timedOut]);
+  clearTimeout(timer);
+  if (first === "timeout") {
+    child.process.kill("SIGKILL");
+    const late = await child.exited;
+    throw new Error(`${what} did not exit within ${TIMEOUT_MS} ms; stderr: ${late.stderr}`);
+  }
+  return first;
+}
+
+const dir = mkdtempSync(join(tmpdir(), "apalis_bun_e2e_"));
+const path = join(dir, "queue.db");
+const children: Child[] = [];
+process.on("exit", () => {
+  for (const child of children) {
+    if (child.process.exitCode === null && child.process.signalCode === null) {
+      child.process.kill("SIGKILL");
+    }
+  }
+  rmSync(dir, { recursive: true, force: true });
+});
+
+console.log(`bun-e2e: runtime ${IS_BUN ? `bun ${process.versions.bun}` : "not bun"}, db ${path}`);
+const db = openDatabase(path);
+
+await check("runs under Bun", () => {
+  assert.ok(IS_BUN, "run this script with `bun run tests/e2e/bun_e2e.ts`");
+  console.log(`     driver ${db.driver}`);
+});
+
+await check("SqliteStorage.setup() creates the schema", () => {
+  SqliteStorage.setup(db);
+  db.exec(RUNS_DDL);
+  assert.equal(SqliteStorage.setup(db), 1);
+});
+
+// ---- 1. In-process worker: push, work, retries -------------------------------------------------
+type Job = { n: number; alwaysFail?: boolean };
+const inproc = new SqliteStorage<Job>(db, "bun-inproc");
+const COUNT = 300;
+let ids: string[] = [];
+let doomed = "";
+
+await check("SqliteStorage.pushAll() and push() enqueue tasks", async () => {
+  ids = await inproc.pushAll(Array.from({ length: COUNT }, (_, n) => Task.builder({ n }).build()));
+  doomed = await inproc.push({ n: -1, alwaysFail: true }, {
+    maxAttempts: 2,
+    backoff: { initialMs: 5, factor: 1, jitter: 0 },
+  });
+  const counts = await inproc.stats("bun-inproc");
+  assert.equal(counts.pending, COUNT + 1);
+});
+
+let retries = 0;
+let successes = 0;
+await check(
+  "Worker.run() retries tasks that fail once and kills the one that always fails",
+  async () => {
+    const worker = new WorkerBuilder("bun-inproc-worker")
+      .backend(inproc)
+      .concurrency(8)
+      .retry({ backoff: { initialMs: 10, factor: 2, jitter: 0 } })
+      .handleSignals(false)
+      .onEvent((_ctx, event) => {
+        if (event.type === "success") successes++;
+        if (event.type === "error" && event.status === "failed") retries++;
+      })
+      .build(async (job, ctx) => {
+        await new Promise((resolve) => setTimeout(resolve, 1));
+        if (job.alwaysFail) throw new Error(`always fails (attempt ${ctx.attempt})`);
+        if (job.n % 3 === 0 && ctx.attempt === 1) throw new Error(`flaky ${job.n}`);
+        return job.n * 2;
+      });
+    const running = worker.run();
+    let records: TaskRecord<Job>[];
+    try {
+      records = await inproc.waitFor([...ids, doomed], { timeoutMs: TIMEOUT_MS });
+    } finally {
+      await worker.stop();
+      await running;
+    }
+    const byId = new Map(records.map((record) => [record.id, record]));
+    for (const [i, id] of ids.entries()) {
+      const record = byId.get(id)!;
+      assert.equal(record.status, "done", `task ${i}`);
+      assert.equal(record.lastResult, i * 2, `result of task ${i}`);
+      assert.equal(record.attempts, i % 3 === 0 ? 2 : 1, `attempts of task ${i}`);
+    }
+    const killed = byId.get(doomed)!;
+    assert.equal(killed.status, "killed");
+    assert.equal(killed.attempts, 2);
+    assert.match(killed.lastError?.message ?? "", /always fails \(attempt 2\)/);
+  },
+);
+
+await check("Worker events count every success and retry", async () => {
+  const flaky = Math.ceil(COUNT / 3);
+  assert.equal(successes, COUNT);
+  assert.equal(retries, flaky + 1, "failed attempts reported as retries");
+  const counts = await inproc.stats("bun-inproc");
+  assert.deepEqual(
+    { done: counts.done, killed: counts.killed, total: counts.total },
+    { done: COUNT, killed: 1, total: COUNT + 1 },
+  );
+  const workers = await inproc.listWorkers("bun-inproc");
+  assert.equal(workers[0]?.name, "bun-inproc-worker");
+  assert.notEqual(workers[0]?.stoppedAt, null, "a stopped worker unregisters");
+});
+
+// ---- 2. Worker process: kill -9 mid-flight, restart under the same name --------------------------
+const QUEUE = "bun-child";
+const CHILD_COUNT = 1_000;
+const childStorage = new SqliteStorage<{ n: number }>(db, QUEUE);
+const workerArgs = [
+  "--db",
+  path,
+  "--name",
+  "bun-crashy",
+  "--queue",
+  QUEUE,
+  "--concurrency",
+  "8",
+  "--fail-first",
+  "1",
+  "--backoff-ms",
+  "5",
+];
+let inFlightAtKill = 0;
+
+await check("a worker process under Bun dies by SIGKILL mid-flight", async () => {
+  await childStorage.pushAll(
+    Array.from({ length: CHILD_COUNT }, (_, n) => Task.builder({ n }).build()),
+  );
+  const first = spawnWorker([...workerArgs, "--sleep-ms", "2"]);
+  children.push(first);
+  await waitUntil(
+    async () =>
+      (await scalar(db, "SELECT count(*) AS n FROM runs WHERE worker = 'bun-crashy'")) > 300,
+    "more than 300 runs by the first 'bun-crashy'",
+  );
+  first.process.kill("SIGKILL");
+  const exit = await exitOf(first, "first 'bun-crashy'");
+  assert.equal(exit.signal, "SIGKILL", `exited with ${exit.code}: ${exit.stderr}`);
+  inFlightAtKill = await scalar(
+    db,
+    `SELECT count(*) AS n FROM apalis_tasks
+     WHERE queue = ? AND lock_by = 'bun-crashy' AND status IN ('queued','running')`,
+    [QUEUE],
+  );
+  assert.ok(inFlightAtKill > 0, "the kill should leave tasks running or queued");
+  const done = await scalar(
+    db,
+    "SELECT count(*) AS n FROM apalis_tasks WHERE queue = ? AND status = 'done'",
+    [QUEUE],
+  );
+  assert.ok(done < CHILD_COUNT, "the kill should come before the queue is drained");
+  console.log(`     killed with ${inFlightAtKill} tasks in flight or buffered, ${done} done`);
+});
+
+await check("a restarted worker process takes its name over and drains the queue", async () => {
+  const second = spawnWorker([...workerArgs, "--drain"]);
+  children.push(second);
+  const exit = await exitOf(second, "restarted 'bun-crashy'");
+  assert.equal(exit.code, 0, `exited with ${exit.code} (${exit.signal}): ${exit.stderr}`);
+  assert.equal(exit.stderr.trim(), "", "the worker process printed to stderr");
+});
+
+await check("every task of the killed worker ends done, each after a retry", async () => {
+  const counts = await childStorage.stats(QUEUE);
+  assert.deepEqual(
+    counts,
+    {
+      pending: 0,
+      queued: 0,
+      running: 0,
+      done: CHILD_COUNT,
+      failed: 0,
+      killed: 0,
+      total: CHILD_COUNT,
+    },
+  );
+  assert.equal(
+    await scalar(
+      db,
+      "SELECT count(*) AS n FROM apalis_tasks WHERE queue = ? AND attempts < 2",
+      [QUEUE],
+    ),
+    0,
+    "every task failed its first attempt and was retried",
+  );
+  // Attempt 1 always fails by design, so every task succeeded in a run of attempt 2 or later.
+  assert.equal(
+    await scalar(db, "SELECT count(DISTINCT task_id) AS n FROM runs WHERE attempt >= 2"),
+    CHILD_COUNT,
+  );
+  // Two runs per task, plus at most one more for each attempt the kill cut short.
+  const runs = await scalar(db, "SELECT count(*) AS n FROM runs WHERE worker = 'bun-crashy'");
+  assert.ok(
+    runs <= 2 * CHILD_COUNT + inFlightAtKill,
+    `${runs} runs for ${CHILD_COUNT} tasks, ${inFlightAtKill} in flight at the kill`,
+  );
+  console.log(`     ${runs} runs for ${CHILD_COUNT} tasks (every first attempt fails on purpose)`);
+});
+
+db.close();
+console.log(`bun-e2e: ${passed} passed, 0 failed`);
+process.exit(0);

@@ -1,0 +1,277 @@
+import assert from "node:assert/strict";
+import { type Database, retryBusy, SqliteStorage, Task } from "../../mod.ts";
+import { tempDatabase, waitUntil } from "../_helpers.ts";
+
+const ROOT = new URL("../../", import.meta.url).pathname;
+const WORKER = new URL("./worker_process.ts", import.meta.url).pathname;
+const RUNS_DDL = `CREATE TABLE IF NOT EXISTS runs (
+  seq     INTEGER PRIMARY KEY,
+  task_id TEXT NOT NULL,
+  worker  TEXT NOT NULL,
+  pid     INTEGER NOT NULL,
+  attempt INTEGER NOT NULL
+)`;
+const TIMEOUT_MS = 120_000;
+const TOTAL = 2_000;
+
+/** Starts `deno run -A tests/e2e/worker_process.ts` on `path`. */
+function spawnWorker(path: string, name: string, extra: string[]): Deno.ChildProcess {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", WORKER, "--db", path, "--name", name, ...extra],
+    cwd: ROOT,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+}
+
+interface Exit {
+  code: number;
+  signal: Deno.Signal | null;
+  stderr: string;
+}
+
+/** Waits for a child to exit; kills it and throws if it takes longer than `timeoutMs`. */
+async function exitOf(child: Deno.ChildProcess, what: string, timeoutMs: number): Promise<Exit> {
+  const output = child.output();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timedOut = new Promise<"timeout">((resolve) => {
+    timer = setTimeout(() => resolve("timeout"), timeoutMs);
+  });
+  const first = await Promise.race([output, timedOut]);
+  clearTimeout(timer);
+  if (first === "timeout") {
+    child.kill("SIGKILL");
+    const late = await output;
+    throw new Error(
+      `${what} did not exit within ${timeoutMs} ms; stderr: ${
+        new TextDecoder().decode(late.stderr)
+      }`,
+    );
+  }
+  return {
+    code: first.code,
+    signal: first.signal,
+    stderr: new TextDecoder().decode(first.stderr),
+  };
+}
+
+/** `kill -9`, then reaps the child (so its pid is really gone) and returns how it ended. */
+async function killHard(child: Deno.ChildProcess, what: string): Promise<Exit> {
+  child.kill("SIGKILL");
+  return await exitOf(child, what, TIMEOUT_MS);
+}
+
+/** Kills children that are still running (after a failed assertion) and reaps them. */
+async function reap(children: Deno.ChildProcess[]): Promise<void> {
+  await Promise.all(children.map(async (child) => {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // Already exited.
+    }
+    try {
+      await child.output();
+    } catch {
+      // Already consumed by exitOf().
+    }
+  }));
+}
+
+function scalar(db: Database, sql: string, params: (string | number)[] = []): Promise<number> {
+  return retryBusy(db, () => db.get<{ n: number }>(sql, params)!.n);
+}
+
+function column(db: Database, sql: string, params: (string | number)[] = []): Promise<string[]> {
+  return retryBusy(db, () => db.all<{ id: string }>(sql, params).map((row) => row.id));
+}
+
+function assertCleanExit(exit: Exit, what: string): void {
+  assert.equal(exit.code, 0, `${what} exited with ${exit.code} (${exit.signal}): ${exit.stderr}`);
+  assert.equal(exit.stderr.trim(), "", `${what} printed to stderr`);
+}
+
+/** Pushes TOTAL tasks on `queue` and creates the runs table. */
+async function seed(db: Database, queue: string): Promise<SqliteStorage<{ n: number }>> {
+  db.exec(RUNS_DDL);
+  const storage = new SqliteStorage<{ n: number }>(db, queue);
+  await storage.pushAll(Array.from({ length: TOTAL }, (_, n) => Task.builder({ n }).build()));
+  return storage;
+}
+
+/** Every task done, none left waiting, running or killed, and every id has at least one run. */
+async function assertAllDone(db: Database, storage: SqliteStorage<unknown>): Promise<void> {
+  const counts = await storage.stats(storage.queue);
+  assert.deepEqual(
+    counts,
+    { pending: 0, queued: 0, running: 0, done: TOTAL, failed: 0, killed: 0, total: TOTAL },
+    "every task should end done",
+  );
+  assert.equal(
+    await scalar(db, "SELECT count(DISTINCT task_id) AS n FROM runs"),
+    TOTAL,
+    "distinct task ids in runs",
+  );
+  assert.equal(
+    await scalar(
+      db,
+      "SELECT count(*) AS n FROM runs WHERE task_id NOT IN (SELECT id FROM apalis_tasks)",
+    ),
+    0,
+    "runs of unknown tasks",
+  );
+}
+
+Deno.test("Worker.run() takes its name over and finishes every task when restarted after kill -9", async (t) => {
+  await using tmp = await tempDatabase();
+  const { db, path } = tmp;
+  const storage = await seed(db, "crash");
+  const args = ["--queue", "crash", "--concurrency", "8"];
+  const children: Deno.ChildProcess[] = [];
+  try {
+    const first = spawnWorker(path, "crashy", [...args, "--sleep-ms", "2"]);
+    children.push(first);
+    await waitUntil(
+      async () => (await scalar(db, "SELECT count(*) AS n FROM runs")) > 300,
+      "more than 300 runs by the first 'crashy'",
+      TIMEOUT_MS,
+    );
+    const killed = await killHard(first, "first 'crashy'");
+    assert.equal(killed.signal, "SIGKILL", `first 'crashy' ended with ${killed.code}`);
+
+    // What the dead process left behind.
+    const runningAtKill = await column(
+      db,
+      "SELECT id FROM apalis_tasks WHERE status = 'running' AND lock_by = 'crashy' ORDER BY id",
+    );
+    const queuedAtKill = await scalar(
+      db,
+      "SELECT count(*) AS n FROM apalis_tasks WHERE status = 'queued' AND lock_by = 'crashy'",
+    );
+    const runsAtKill = await scalar(db, "SELECT count(*) AS n FROM runs");
+    const inFlight = runningAtKill.length + queuedAtKill;
+    assert.ok(inFlight > 0, "the kill should leave tasks running or queued under 'crashy'");
+    assert.ok(runsAtKill < TOTAL, "the kill should come before the queue is drained");
+    const [row] = await storage.listWorkers("crash");
+    assert.equal(row?.name, "crashy");
+    assert.equal(row?.stoppedAt, null, "a killed worker cannot have unregistered");
+    assert.equal(row?.alive, false, "a worker whose process is gone is dead on this host");
+
+    // Same name, at once: no wait for reenqueueOrphanedAfter (5 minutes by default).
+    const second = spawnWorker(path, "crashy", [...args, "--drain"]);
+    children.push(second);
+    assertCleanExit(await exitOf(second, "restarted 'crashy'", TIMEOUT_MS), "restarted 'crashy'");
+
+    await assertAllDone(db, storage);
+    const rows = await scalar(db, "SELECT count(*) AS n FROM runs");
+    const reRuns = rows - TOTAL;
+    const reRunIds = await column(
+      db,
+      "SELECT task_id AS id FROM runs GROUP BY task_id HAVING count(*) > 1 ORDER BY task_id",
+    );
+    const retriedIds = await column(
+      db,
+      "SELECT id FROM apalis_tasks WHERE attempts > 1 ORDER BY id",
+    );
+    await t.step(
+      `kill -9 after ${runsAtKill} runs left ${runningAtKill.length} running + ${queuedAtKill} queued; ${reRuns} re-runs`,
+      () => {
+        assert.ok(
+          reRuns <= inFlight,
+          `${reRuns} re-runs, but only ${inFlight} tasks were in flight or buffered at the kill`,
+        );
+        const running = new Set(runningAtKill);
+        for (const id of reRunIds) {
+          assert.ok(running.has(id), `task ${id} ran twice but was not running at the kill`);
+        }
+        // A rescued running task keeps its used attempt; a released queued one does not.
+        assert.deepEqual(retriedIds, runningAtKill, "tasks that needed a second attempt");
+      },
+    );
+  } finally {
+    await reap(children);
+  }
+});
+
+Deno.test("Worker heartbeat rescues a killed worker process's tasks when another worker survives", async (t) => {
+  await using tmp = await tempDatabase();
+  const { db, path } = tmp;
+  const storage = await seed(db, "pair");
+  const args = [
+    "--queue",
+    "pair",
+    "--concurrency",
+    "8",
+    "--sleep-ms",
+    "2",
+    "--keep-alive-ms",
+    "100",
+  ];
+  const children: Deno.ChildProcess[] = [];
+  try {
+    const survivor = spawnWorker(path, "survivor", [...args, "--drain"]);
+    const victim = spawnWorker(path, "victim", args);
+    children.push(survivor, victim);
+    await waitUntil(
+      async () =>
+        (await scalar(db, "SELECT count(*) AS n FROM runs WHERE worker = 'victim'")) > 100 &&
+        (await scalar(db, "SELECT count(*) AS n FROM runs")) > 300,
+      "more than 300 runs, over 100 of them by 'victim'",
+      TIMEOUT_MS,
+    );
+    const killed = await killHard(victim, "'victim'");
+    assert.equal(killed.signal, "SIGKILL", `'victim' ended with ${killed.code}`);
+    const runningAtKill = await column(
+      db,
+      "SELECT id FROM apalis_tasks WHERE status = 'running' AND lock_by = 'victim' ORDER BY id",
+    );
+    const queuedAtKill = await scalar(
+      db,
+      "SELECT count(*) AS n FROM apalis_tasks WHERE status = 'queued' AND lock_by = 'victim'",
+    );
+    const inFlight = runningAtKill.length + queuedAtKill;
+    assert.ok(inFlight > 0, "the kill should leave tasks running or queued under 'victim'");
+
+    // The survivor's next heartbeats see a dead pid on this host: no 5-minute wait.
+    await waitUntil(
+      async () =>
+        (await scalar(
+          db,
+          "SELECT count(*) AS n FROM apalis_tasks WHERE status IN ('queued','running') AND lock_by = 'victim'",
+        )) === 0,
+      "the survivor to rescue the victim's tasks",
+      TIMEOUT_MS,
+    );
+    const victimRow = (await storage.listWorkers("pair")).find((w) => w.name === "victim");
+    assert.notEqual(victimRow?.stoppedAt, null, "the survivor marks the dead worker stopped");
+
+    assertCleanExit(await exitOf(survivor, "'survivor'", TIMEOUT_MS), "'survivor'");
+    await assertAllDone(db, storage);
+    const reRunIds = await column(
+      db,
+      "SELECT task_id AS id FROM runs GROUP BY task_id HAVING count(*) > 1 ORDER BY task_id",
+    );
+    const finishedBySurvivor = await scalar(
+      db,
+      `SELECT count(*) AS n FROM apalis_tasks
+       WHERE id IN (SELECT value FROM json_each(?)) AND lock_by = 'survivor'`,
+      [JSON.stringify(runningAtKill)],
+    );
+    await t.step(
+      `kill -9 left ${runningAtKill.length} running + ${queuedAtKill} queued under 'victim'; ${reRunIds.length} re-runs`,
+      () => {
+        const running = new Set(runningAtKill);
+        for (const id of reRunIds) {
+          assert.ok(running.has(id), `task ${id} ran twice but was not running at the kill`);
+        }
+        assert.equal(
+          finishedBySurvivor,
+          runningAtKill.length,
+          "the survivor finished every task the victim was running",
+        );
+      },
+    );
+  } finally {
+    await reap(children);
+  }
+});

@@ -1,0 +1,147 @@
+// deno-lint-ignore-file no-console
+/**
+ * A worker program for the multi-process end-to-end tests. Runs under `deno run -A` and
+ * `bun run` alike, so it only uses `node:` APIs and the library.
+ *
+ * Every execution of a task inserts a row (task id, worker name, pid, attempt) into the table
+ * `runs` of the same database file, then the handler returns (or throws a planned failure).
+ *
+ * Usage:
+ *   worker_process.ts --db PATH --name NAME [--queue default] [--concurrency 1] [--sleep-ms 0]
+ *     [--drain] [--fail-first 0] [--backoff-ms 10] [--keep-alive-ms 30000]
+ *
+ * --drain         exit 0 once the queue has no pending, queued, running or failed task left
+ * --fail-first N  throw on attempts 1..N of every task (retried after --backoff-ms)
+ *
+ * SIGTERM/SIGINT stop the worker gracefully, then it exits 0. It prints nothing unless something
+ * goes wrong (then to stderr, exiting 1 for fatal errors).
+ *
+ * @module
+ */
+import process from "node:process";
+import { parseArgs } from "node:util";
+import { Config, openDatabase, retryBusy, SqliteStorage, WorkerBuilder } from "../../mod.ts";
+
+/** The table every execution is recorded in. */
+const RUNS_DDL = `CREATE TABLE IF NOT EXISTS runs (
+  seq     INTEGER PRIMARY KEY,
+  task_id TEXT NOT NULL,
+  worker  TEXT NOT NULL,
+  pid     INTEGER NOT NULL,
+  attempt INTEGER NOT NULL
+)`;
+
+class PlannedFailure extends Error {
+  constructor(attempt: number) {
+    super(`planned failure of attempt ${attempt}`);
+    this.name = "PlannedFailure";
+  }
+}
+
+function integer(flag: string, value: string | undefined, fallback: number, min = 0): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < min) {
+    throw new RangeError(`--${flag} must be an integer >= ${min}: current value is ${value}`);
+  }
+  return n;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    args: process.argv.slice(2),
+    options: {
+      db: { type: "string" },
+      name: { type: "string" },
+      queue: { type: "string", default: "default" },
+      concurrency: { type: "string" },
+      "sleep-ms": { type: "string" },
+      drain: { type: "boolean", default: false },
+      "fail-first": { type: "string" },
+      "backoff-ms": { type: "string" },
+      "keep-alive-ms": { type: "string" },
+    },
+    strict: true,
+  });
+  if (!values.db || !values.name) throw new TypeError("--db and --name are required");
+  const name = values.name;
+  const concurrency = integer("concurrency", values.concurrency, 1, 1);
+  const sleepMs = integer("sleep-ms", values["sleep-ms"], 0);
+  const failFirst = integer("fail-first", values["fail-first"], 0);
+  const backoffMs = integer("backoff-ms", values["backoff-ms"], 10);
+  const keepAliveMs = integer("keep-alive-ms", values["keep-alive-ms"], 30_000, 1);
+
+  const db = openDatabase(values.db);
+  await retryBusy(db, () => SqliteStorage.setup(db));
+  await retryBusy(db, () => db.exec(RUNS_DDL));
+  const storage = new SqliteStorage<unknown>(
+    db,
+    new Config(values.queue).setKeepAlive(keepAliveMs),
+  );
+
+  const worker = new WorkerBuilder(name)
+    .backend(storage)
+    .concurrency(concurrency)
+    .retry({ backoff: { initialMs: backoffMs, factor: 1, jitter: 0 } })
+    .shutdownTimeout(5_000)
+    .onEvent((_ctx, event) => {
+      if (event.type !== "error") return;
+      if (event.error instanceof PlannedFailure) return;
+      const where = event.task ? `task ${event.task.taskId}` : "worker";
+      const error = event.error;
+      console.error(
+        `worker ${name} (pid ${process.pid}) ${where}: ${
+          error instanceof Error ? `${error.name}: ${error.message}` : String(error)
+        }`,
+      );
+    })
+    .build(async (_args, ctx) => {
+      if (sleepMs > 0) await new Promise((resolve) => setTimeout(resolve, sleepMs));
+      await retryBusy(
+        db,
+        () =>
+          db.run("INSERT INTO runs (task_id, worker, pid, attempt) VALUES (?, ?, ?, ?)", [
+            ctx.taskId,
+            name,
+            process.pid,
+            ctx.attempt,
+          ]),
+      );
+      if (ctx.attempt <= failFirst) throw new PlannedFailure(ctx.attempt);
+      return ctx.attempt;
+    });
+
+  let drainTimer: ReturnType<typeof setInterval> | undefined;
+  if (values.drain) {
+    let checking = false;
+    drainTimer = setInterval(async () => {
+      if (checking) return;
+      checking = true;
+      try {
+        const counts = await retryBusy(db, () => storage.stats(storage.queue));
+        if (counts.pending + counts.queued + counts.running + counts.failed === 0) {
+          clearInterval(drainTimer);
+          void worker.stop();
+        }
+      } catch (error) {
+        console.error(`worker ${name} (pid ${process.pid}) drain check: ${error}`);
+      } finally {
+        checking = false;
+      }
+    }, 50);
+  }
+  try {
+    await worker.run();
+  } finally {
+    clearInterval(drainTimer);
+    db.close();
+  }
+}
+
+try {
+  await main();
+  process.exit(0);
+} catch (error) {
+  console.error(error instanceof Error ? (error.stack ?? error.message) : String(error));
+  process.exit(1);
+}
