@@ -40,14 +40,18 @@ const MIGRATIONS: readonly string[] = [
      meta         TEXT,
      backoff      TEXT
    ) WITHOUT ROWID;
-   -- The claim query walks this index in claim order and stops after LIMIT rows.
-   CREATE INDEX apalis_tasks_claim ON apalis_tasks (queue, priority DESC, run_at, id)
+   -- Three partial indexes, one per phase of a task's life, so that a push or a state change
+   -- touches as few index pages as possible (each page is written to the WAL at commit).
+   -- Waiting tasks, in claim order; the claim query stops after LIMIT entries. status rides
+   -- along so that counting pending and failed tasks never reads the table.
+   CREATE INDEX apalis_tasks_claim ON apalis_tasks (queue, priority DESC, run_at, id, status)
      WHERE status IN ('pending','failed');
-   -- Orphan rescue and shutdown release look tasks up by their lock holder.
-   CREATE INDEX apalis_tasks_locked ON apalis_tasks (lock_by) WHERE status IN ('queued','running');
-   -- Listings and counts per state. Entries carry the primary key, so "newest first" (id DESC)
-   -- within a queue and state needs no sort.
-   CREATE INDEX apalis_tasks_queue_status ON apalis_tasks (queue, status);
+   -- Tasks held by a worker: orphan rescue and shutdown release look them up by holder.
+   CREATE INDEX apalis_tasks_locked ON apalis_tasks (lock_by, queue, status)
+     WHERE status IN ('queued','running');
+   -- Tasks that ran: listings newest first (entries carry the id) and counts per state.
+   CREATE INDEX apalis_tasks_finished ON apalis_tasks (queue, status, id)
+     WHERE status IN ('done','failed','killed');
    CREATE TABLE apalis_workers (
      name        TEXT PRIMARY KEY,
      queue       TEXT NOT NULL,
