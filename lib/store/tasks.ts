@@ -111,21 +111,31 @@ export function compareClaimOrder(a: TaskRow, b: TaskRow): number {
   return b.priority - a.priority || a.run_at - b.run_at || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 }
 
-/** The claim query, exported so a test can check its plan uses the claim index. */
-export const CLAIM_SQL = `UPDATE apalis_tasks SET status = 'queued', lock_by = ?, lock_at = ?
-  WHERE id IN (
-    SELECT id FROM apalis_tasks
+const CLAIM_CANDIDATES = `SELECT id FROM apalis_tasks
     WHERE queue = ? AND status IN ('pending','failed') AND run_at <= ?
     ORDER BY priority DESC, run_at, id
-    LIMIT ?)
+    LIMIT ?`;
+
+/** The claim query, exported so a test can check its plan uses the claim index. */
+export const CLAIM_SQL = `UPDATE apalis_tasks SET status = 'queued', lock_by = ?, lock_at = ?
+  WHERE id IN (${CLAIM_CANDIDATES})
   RETURNING ${COLUMNS}`;
 
-/** Moves up to `limit` due tasks of a queue to `queued` under `worker`, in one statement. */
+/** The same claim for tasks that start at once: `running`, with the attempt counted. */
+export const CLAIM_AND_START_SQL = `UPDATE apalis_tasks
+  SET status = 'running', attempts = attempts + 1, lock_by = ?, lock_at = ?
+  WHERE id IN (${CLAIM_CANDIDATES})
+  RETURNING ${COLUMNS}`;
+
+/**
+ * Claims up to `limit` due tasks of a queue under `worker` in one statement: into `queued` (a
+ * buffer), or straight into `running` with `start` (no second write when a slot is free).
+ */
 export function taskClaim(
   db: Database,
-  claim: { queue: string; worker: string; now: number; limit: number },
+  claim: { queue: string; worker: string; now: number; limit: number; start?: boolean },
 ): TaskRow[] {
-  const rows = db.all<TaskRow>(CLAIM_SQL, [
+  const rows = db.all<TaskRow>(claim.start ? CLAIM_AND_START_SQL : CLAIM_SQL, [
     claim.worker,
     claim.now,
     claim.queue,
@@ -134,15 +144,6 @@ export function taskClaim(
   ]);
   // RETURNING follows the order rows were updated in, not the subquery's ORDER BY.
   return rows.sort(compareClaimOrder);
-}
-
-/** Marks a buffered task as started; false when it is no longer this worker's to run. */
-export function taskStart(db: Database, id: string, worker: string, now: number): boolean {
-  return db.run(
-    `UPDATE apalis_tasks SET status = 'running', attempts = attempts + 1, lock_at = ?
-     WHERE id = ? AND status = 'queued' AND lock_by = ?`,
-    [now, id, worker],
-  ).changes === 1;
 }
 
 /** Marks buffered tasks as started in one statement; returns the ids that were still ours. */

@@ -296,8 +296,10 @@ export class Worker<T = unknown> {
   }
 
   /**
-   * One write transaction: record finished attempts, release the buffer when stopping, claim
-   * due tasks into free slots and mark them started. Returns whether the claim was full.
+   * One write transaction: record finished attempts, release the buffer when stopping, start
+   * buffered tasks in free slots, and claim due tasks: straight into `running` for the slots
+   * still free, plus up to `bufferSize` in all (the rest `queued`). Returns whether the claim
+   * was full, i.e. more tasks may be due.
    */
   async #flush(stopping: boolean): Promise<boolean> {
     const { storage, concurrency } = this.#o;
@@ -305,49 +307,59 @@ export class Worker<T = unknown> {
     const acks = this.#acks;
     this.#acks = [];
     const free = stopping ? 0 : concurrency - this.#inFlight.size;
-    const wanted = free > this.#buffer.length
-      ? Math.max(config.bufferSize, free - this.#buffer.length)
-      : 0;
+    const fromBuffer = this.#buffer.slice(0, free);
+    const direct = free - fromBuffer.length; // slots no buffered task covers
+    const wanted = direct > 0 ? Math.max(config.bufferSize, direct) : 0;
     const release = stopping && this.#buffer.length > 0;
-    if (
-      acks.length === 0 && wanted === 0 && !release && (free === 0 || this.#buffer.length === 0)
-    ) {
+    if (acks.length === 0 && wanted === 0 && !release && fromBuffer.length === 0) {
       return false; // nothing to write
     }
-    let outcome: { claimed: TaskRow[]; started: TaskRow[]; fenced: Set<string>; now: number };
+    let outcome: {
+      running: TaskRow[];
+      queued: TaskRow[];
+      resumed: Set<string>;
+      fenced: Set<string>;
+      now: number;
+    };
     try {
       outcome = await retryBusy(db, () =>
         db.transaction(() => {
           const now = clock.now();
           const fenced = taskAckMany(db, this.name, acks.map((pending) => pending.ack));
           if (release) taskRelease(db, this.name);
-          const claimed = wanted > 0
-            ? taskClaim(db, { queue: storage.queue, worker: this.name, now, limit: wanted })
+          const resumed = taskStartMany(db, fromBuffer.map((row) => row.id), this.name, now);
+          const claim = { queue: storage.queue, worker: this.name, now };
+          const running = direct > 0 ? taskClaim(db, { ...claim, limit: direct, start: true }) : [];
+          const queued = wanted > direct && running.length === direct
+            ? taskClaim(db, { ...claim, limit: wanted - direct })
             : [];
           // A short claim means nothing else is due: learn when something will be.
           if (wanted > 0) {
-            this.#nextDue = claimed.length < wanted ? taskNextRunAt(db, storage.queue) : undefined;
+            this.#nextDue = running.length + queued.length < wanted
+              ? taskNextRunAt(db, storage.queue)
+              : undefined;
           }
-          const candidates = stopping ? [] : [...this.#buffer, ...claimed].slice(0, free);
-          const ours = taskStartMany(db, candidates.map((row) => row.id), this.name, now);
-          const started = candidates.filter((row) => ours.has(row.id));
-          return { claimed, started, fenced, now };
+          return { running, queued, resumed, fenced, now };
         }));
     } catch (error) {
       this.#acks = acks.concat(this.#acks); // nothing was written: keep them for the next try
       throw error;
     }
-    const { claimed, started, fenced, now } = outcome;
-    if (stopping) {
-      this.#buffer = [];
-    } else {
-      const taken = new Set([...this.#buffer, ...claimed].slice(0, free).map((row) => row.id));
-      this.#buffer = [...this.#buffer, ...claimed].filter((row) => !taken.has(row.id));
-    }
+    const { running, queued, resumed, fenced, now } = outcome;
+    this.#buffer = stopping ? [] : this.#buffer.slice(fromBuffer.length).concat(queued);
     for (const pending of acks) this.#report(pending, fenced.has(pending.ack.id));
+    const started: TaskRow[] = [];
+    for (const row of fromBuffer) {
+      if (!resumed.has(row.id)) continue; // killed or rescued while buffered
+      row.attempts++;
+      row.status = "running";
+      row.lock_at = now;
+      started.push(row);
+    }
+    started.push(...running);
     if (started.length > 0) this.#idle = false;
-    for (const row of started) this.#execute(row, now);
-    return wanted > 0 && claimed.length >= wanted;
+    for (const row of started) this.#execute(row);
+    return wanted > 0 && running.length + queued.length >= wanted;
   }
 
   #report(pending: PendingAck, fenced: boolean): void {
@@ -382,12 +394,9 @@ export class Worker<T = unknown> {
     }
   }
 
-  #execute(row: TaskRow, now: number): void {
+  /** Runs a started task (`row` is as the start wrote it: `running`, attempt counted). */
+  #execute(row: TaskRow): void {
     const { storage, timeoutMs } = this.#o;
-    // The row is this worker's own copy: bring it in line with what the start wrote.
-    row.attempts++;
-    row.status = "running";
-    row.lock_at = now;
     const entry: InFlight = {
       row,
       attempt: row.attempts,
