@@ -275,3 +275,40 @@ Deno.test("Worker heartbeat rescues a killed worker process's tasks when another
     await reap(children);
   }
 });
+
+Deno.test("Worker.run() shuts down gracefully on SIGTERM: buffered tasks released, none left running", async () => {
+  await using temp = await tempDatabase();
+  const storage = await seed(temp.db, "sigterm");
+  // Concurrency 2 with the default buffer of 10: 2 tasks run while up to 10 wait queued.
+  const child = spawnWorker(temp.path, "graceful", [
+    "--queue",
+    "sigterm",
+    "--concurrency",
+    "2",
+    "--sleep-ms",
+    "20",
+  ]);
+  try {
+    await waitUntil(
+      async () =>
+        (await scalar(temp.db, "SELECT count(*) AS n FROM runs")) >= 10 &&
+        (await storage.stats("sigterm")).queued > 0,
+      "the worker to run tasks with a full buffer",
+      TIMEOUT_MS,
+    );
+    child.kill("SIGTERM");
+    assertCleanExit(await exitOf(child, "the SIGTERM'd worker", TIMEOUT_MS), "the worker");
+  } finally {
+    await reap([child]);
+  }
+  const counts = await storage.stats("sigterm");
+  assert.equal(counts.queued, 0, "buffered tasks go back to pending");
+  assert.equal(counts.running, 0, "in-flight tasks finish before the exit");
+  assert.equal(counts.failed + counts.killed, 0, "no task is failed by a graceful shutdown");
+  assert.equal(counts.done + counts.pending, TOTAL);
+  assert.ok(counts.pending > 0, "the shutdown came before the queue drained");
+  const done = await scalar(temp.db, "SELECT count(DISTINCT task_id) AS n FROM runs");
+  assert.equal(done, counts.done, "every task that ran finished (done), none was cut short");
+  const [worker] = await storage.listWorkers("sigterm");
+  assert.ok(worker && worker.stoppedAt !== null && !worker.alive, "the worker row is stopped");
+});
