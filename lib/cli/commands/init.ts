@@ -1,0 +1,39 @@
+import { resolve } from "node:path";
+import { schemaVersion } from "../../store/schema.ts";
+import { type Command, openForCommand } from "../command.ts";
+import { expectPositionals, json, parseOptions } from "../format.ts";
+
+/** `apalis init`: creates the database, or migrates it to this version's schema. */
+export const initCommand: Command = {
+  name: "init",
+  summary: "create or migrate the database",
+  help: `Usage: apalis init
+
+Creates the database file (--db, else $APALIS_DB, else ./apalis.db) with the apalis tables, or
+upgrades an existing one to this version's schema. Safe to run again. Prints the file's path and
+its schema version.
+
+Options:
+  --json   print {"path", "schemaVersion"}
+
+Example:
+  apalis --db /var/lib/jobs.db init
+`,
+  async run({ io, args, globals }) {
+    const { positionals } = parseOptions("init", args, {});
+    expectPositionals("init", positionals, []);
+    const { db } = openForCommand(globals, { create: true });
+    try {
+      const path = resolve(globals.db);
+      const version = schemaVersion(db);
+      io.stdout(
+        globals.json
+          ? json({ path, schemaVersion: version })
+          : `Initialized ${path} (schema version ${version})\n`,
+      );
+      return 0;
+    } finally {
+      db.close();
+    }
+  },
+};

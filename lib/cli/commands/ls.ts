@@ -1,0 +1,87 @@
+import { TASK_STATUSES, type TaskStatus } from "../../store/tasks.ts";
+import type { TaskRecord } from "../../storage/records.ts";
+import { type Command, openForCommand } from "../command.ts";
+import { UsageError } from "../errors.ts";
+import type { CliIo } from "../io.ts";
+import {
+  expectPositionals,
+  formatTime,
+  json,
+  paint,
+  parseInteger,
+  parseOptions,
+  statusStyle,
+  table,
+  truncate,
+} from "../format.ts";
+
+/** `apalis ls`: lists a queue's tasks, newest first, one page at a time. */
+export const lsCommand: Command = {
+  name: "ls",
+  summary: "list a queue's tasks, newest first",
+  help: `Usage: apalis ls [QUEUE] [options]
+
+Lists the tasks of QUEUE (of every queue when absent), newest first: id, state, attempts,
+priority, when it may run and its last error.
+
+Options:
+  --status S   only tasks in state S: ${TASK_STATUSES.join(", ")}
+  --limit N    tasks per page (default 20)
+  --page N     which page, from 1 (default 1)
+  --json       print the task records as a JSON array
+
+Example:
+  apalis ls email --status failed --limit 50
+`,
+  async run({ io, args, globals }) {
+    const { values, positionals } = parseOptions("ls", args, {
+      status: { type: "string" },
+      limit: { type: "string" },
+      page: { type: "string" },
+    });
+    const [queue] = expectPositionals("ls", positionals, ["QUEUE"], 0);
+    const status = parseStatus(values.status);
+    const pageSize = values.limit === undefined ? 20 : parseInteger(values.limit, "--limit", 1);
+    const page = values.page === undefined ? 1 : parseInteger(values.page, "--page", 1);
+    const { db, storage } = openForCommand(globals);
+    try {
+      const tasks = await storage.listTasks({ queue, status, page, pageSize });
+      if (globals.json) io.stdout(json(tasks));
+      else if (tasks.length === 0) io.stdout(`No tasks${describe(queue, status, page)}.\n`);
+      else io.stdout(render(io, tasks, queue === undefined));
+      return 0;
+    } finally {
+      db.close();
+    }
+  },
+};
+
+function parseStatus(text: string | undefined): TaskStatus | undefined {
+  if (text === undefined || (TASK_STATUSES as readonly string[]).includes(text)) {
+    return text as TaskStatus | undefined;
+  }
+  throw new UsageError(
+    `option '--status' must be one of ${TASK_STATUSES.join(", ")}: got '${text}'`,
+  );
+}
+
+function describe(queue: string | undefined, status: TaskStatus | undefined, page: number) {
+  return (queue === undefined ? "" : ` in queue '${queue}'`) +
+    (status === undefined ? "" : ` with status ${status}`) +
+    (page > 1 ? ` on page ${page}` : "");
+}
+
+function render(io: CliIo, tasks: TaskRecord[], withQueue: boolean): string {
+  const headers = ["ID", ...(withQueue ? ["QUEUE"] : []), "STATUS", "ATTEMPTS", "PRIORITY"];
+  headers.push("RUN AT", "LAST ERROR");
+  const rows = tasks.map((task) => [
+    task.id,
+    ...(withQueue ? [task.queue] : []),
+    paint(io, statusStyle(task.status), task.status),
+    `${task.attempts}/${task.maxAttempts}`,
+    String(task.priority),
+    formatTime(task.runAt),
+    task.lastError ? truncate(`${task.lastError.name}: ${task.lastError.message}`, 60) : "",
+  ]);
+  return table(headers, rows, { right: ["ATTEMPTS", "PRIORITY"] });
+}

@@ -1,0 +1,29 @@
+import type { Command } from "../command.ts";
+import { initCommand } from "./init.ts";
+import { pushCommand } from "./push.ts";
+import { workCommand } from "./work.ts";
+import { lsCommand } from "./ls.ts";
+import { showCommand } from "./show.ts";
+import { statsCommand } from "./stats.ts";
+import { queuesCommand } from "./queues.ts";
+import { workersCommand } from "./workers.ts";
+import { retryCommand } from "./retry.ts";
+import { killCommand } from "./kill.ts";
+import { vacuumCommand } from "./vacuum.ts";
+import { versionCommand } from "./version.ts";
+
+/** Every command, in the order the help lists them. */
+export const COMMANDS: readonly Command[] = [
+  initCommand,
+  pushCommand,
+  workCommand,
+  lsCommand,
+  showCommand,
+  statsCommand,
+  queuesCommand,
+  workersCommand,
+  retryCommand,
+  killCommand,
+  vacuumCommand,
+  versionCommand,
+];

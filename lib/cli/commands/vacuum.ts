@@ -1,0 +1,39 @@
+import { type Command, openForCommand } from "../command.ts";
+import { expectPositionals, json, parseDuration, parseOptions, plural } from "../format.ts";
+
+/** `apalis vacuum`: deletes finished tasks. */
+export const vacuumCommand: Command = {
+  name: "vacuum",
+  summary: "delete finished (done and killed) tasks",
+  help: `Usage: apalis vacuum [--older-than DURATION]
+
+Deletes finished tasks (done and killed) of every queue, or only those that finished at least
+DURATION ago. Waiting, running and failed tasks are never deleted. Prints how many went.
+
+Options:
+  --older-than DURATION   only tasks finished at least this long ago: 30m, 12h, 7d, 2w
+  --json                  print {"deleted": N}
+
+Example:
+  apalis vacuum --older-than 7d
+`,
+  async run({ io, args, globals }) {
+    const { values, positionals } = parseOptions("vacuum", args, {
+      "older-than": { type: "string" },
+    });
+    expectPositionals("vacuum", positionals, []);
+    const olderThanMs = values["older-than"] === undefined
+      ? 0
+      : parseDuration(values["older-than"], "--older-than");
+    const { db, storage } = openForCommand(globals);
+    try {
+      const deleted = await storage.vacuum({ olderThanMs });
+      io.stdout(
+        globals.json ? json({ deleted }) : `Deleted ${plural(deleted, "finished task")}\n`,
+      );
+      return 0;
+    } finally {
+      db.close();
+    }
+  },
+};

@@ -1,0 +1,181 @@
+import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
+import { UsageError } from "./errors.ts";
+import type { CliIo } from "./io.ts";
+
+const UNITS: Record<string, number> = {
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+  d: 86_400_000,
+  w: 604_800_000,
+};
+
+/**
+ * Parses a duration like `500ms`, `5s`, `10m`, `2h`, `7d` (a bare number is milliseconds) into
+ * milliseconds; throws a `UsageError` naming the option otherwise.
+ */
+export function parseDuration(text: string, option: string): number {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d|w)?$/.exec(text.trim());
+  if (!match) {
+    throw new UsageError(
+      `option '${option}' must be a duration like 500ms, 5s, 10m, 2h or 7d: got '${text}'`,
+    );
+  }
+  return Math.round(Number(match[1]) * UNITS[match[2] ?? "ms"]!);
+}
+
+/** Parses a whole number option; throws a `UsageError` naming it otherwise. */
+export function parseInteger(text: string, option: string, min = -Infinity): number {
+  const value = Number(text);
+  if (!/^-?\d+$/.test(text.trim()) || !Number.isSafeInteger(value) || value < min) {
+    throw new UsageError(
+      `option '${option}' must be a whole number${
+        min > -Infinity ? ` >= ${min}` : ""
+      }: got '${text}'`,
+    );
+  }
+  return value;
+}
+
+/** A short human duration: `850ms`, `12s`, `3m 4s`, `2h 5m`, `3d 4h`. */
+export function formatDuration(ms: number): string {
+  const abs = Math.abs(ms);
+  const sign = ms < 0 ? "-" : "";
+  if (abs < 1000) return `${sign}${Math.round(abs)}ms`;
+  const s = Math.floor(abs / 1000);
+  if (s < 60) return `${sign}${s}s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${sign}${m}m ${s % 60}s`;
+  const h = Math.floor(m / 60);
+  if (h < 24) return `${sign}${h}h ${m % 60}m`;
+  return `${sign}${Math.floor(h / 24)}d ${h % 24}h`;
+}
+
+/** An epoch-millisecond time as ISO 8601, or `-`. */
+export function formatTime(ms: number | null | undefined): string {
+  return ms === null || ms === undefined ? "-" : new Date(ms).toISOString();
+}
+
+/** Whether output may be coloured: a terminal, and no `NO_COLOR`. */
+export function useColor(io: CliIo): boolean {
+  return io.isTerminal && !io.env.NO_COLOR;
+}
+
+const STYLES = { bold: 1, dim: 2, red: 31, green: 32, yellow: 33, blue: 34, cyan: 36 } as const;
+
+/** Wraps `text` in an ANSI style when colour is on. */
+export function paint(io: CliIo, style: keyof typeof STYLES, text: string): string {
+  return useColor(io) ? `\x1b[${STYLES[style]}m${text}\x1b[0m` : text;
+}
+
+/** The colour of a task state. */
+export function statusStyle(status: string): keyof typeof STYLES {
+  switch (status) {
+    case "done":
+      return "green";
+    case "failed":
+      return "yellow";
+    case "killed":
+      return "red";
+    case "running":
+    case "queued":
+      return "cyan";
+    default:
+      return "dim";
+  }
+}
+
+// deno-lint-ignore no-control-regex
+const ANSI = /\x1b\[[0-9;]*m/g;
+
+/**
+ * Renders rows as an aligned table with a header. Cells may carry ANSI colour; widths ignore it.
+ * Columns whose header is in `right` are right-aligned (numbers).
+ */
+export function table(
+  headers: readonly string[],
+  rows: readonly (readonly string[])[],
+  options: { right?: readonly string[] } = {},
+): string {
+  const width = (text: string) => [...text.replace(ANSI, "")].length;
+  const widths = headers.map((header, i) =>
+    Math.max(width(header), ...rows.map((row) => width(row[i] ?? "")))
+  );
+  const right = new Set(options.right ?? []);
+  const line = (cells: readonly string[]) =>
+    cells.map((cell, i) => {
+      const pad = " ".repeat(widths[i]! - width(cell));
+      return right.has(headers[i]!) ? pad + cell : cell + pad;
+    }).join("  ").trimEnd();
+  return [line(headers), ...rows.map(line)].join("\n") + "\n";
+}
+
+/** JSON for `--json` output: two-space indented, one trailing newline. */
+export function json(value: unknown): string {
+  return JSON.stringify(value, null, 2) + "\n";
+}
+
+/** `when` relative to `now`: `12s ago`, `in 3m 4s`, or `-`. */
+export function formatAgo(when: number | null | undefined, now: number = Date.now()): string {
+  if (when === null || when === undefined) return "-";
+  const ms = now - when;
+  return ms >= 0 ? `${formatDuration(ms)} ago` : `in ${formatDuration(-ms)}`;
+}
+
+/** `text` on one line, cut to `max` characters with an ellipsis. */
+export function truncate(text: string, max: number): string {
+  const line = text.replace(/\s+/g, " ").trim();
+  const chars = [...line];
+  return chars.length <= max ? line : `${chars.slice(0, max - 1).join("")}…`;
+}
+
+/** `1 task`, `3 tasks`. */
+export function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? "" : "s"}`;
+}
+
+/** `parseArgs`'s result for {@linkcode parseOptions}. */
+export type ParsedOptions<O extends ParseArgsOptionsConfig> = ReturnType<
+  typeof parseArgs<{ args: string[]; options: O; strict: true; allowPositionals: true }>
+>;
+
+/**
+ * Parses a command's own arguments strictly (`node:util` `parseArgs`); its errors become
+ * `UsageError`s that point to the command's help.
+ */
+export function parseOptions<const O extends ParseArgsOptionsConfig>(
+  command: string,
+  args: string[],
+  options: O,
+): ParsedOptions<O> {
+  try {
+    return parseArgs({ args, options, strict: true, allowPositionals: true });
+  } catch (error) {
+    const message = (error instanceof Error ? error.message : String(error)).replace(/\s*\n/g, " ");
+    throw new UsageError(`${message} (see 'apalis ${command} --help')`);
+  }
+}
+
+/**
+ * Checks a command's positional arguments against their `names` (the first `required` of them
+ * must be present) and returns them; throws a `UsageError` naming what is missing or extra.
+ */
+export function expectPositionals(
+  command: string,
+  positionals: readonly string[],
+  names: readonly string[],
+  required: number = names.length,
+): (string | undefined)[] {
+  if (positionals.length < required) {
+    throw new UsageError(
+      `missing ${names[positionals.length]} (see 'apalis ${command} --help')`,
+    );
+  }
+  if (positionals.length > names.length) {
+    throw new UsageError(
+      `unexpected argument '${positionals[names.length]}' (see 'apalis ${command} --help')`,
+    );
+  }
+  return names.map((_, i) => positionals[i]);
+}
