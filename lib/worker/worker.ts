@@ -58,6 +58,8 @@ export interface WorkerOptions<T> {
   handler: Handler<T>;
   concurrency: number;
   timeoutMs: number | undefined;
+  /** The worker's cap on attempts (the task's own `maxAttempts` still applies). */
+  maxAttempts?: number | undefined;
   backoff: Backoff;
   data: ReadonlyMap<unknown, unknown>;
   middleware: readonly Middleware<T>[];
@@ -505,7 +507,7 @@ export class Worker<T = unknown> {
     }
     if (error !== undefined) {
       const kill = (!outcome.ok && outcome.kill) || isAbortError(error) ||
-        attempt >= row.max_attempts;
+        attempt >= Math.min(row.max_attempts, this.#o.maxAttempts ?? Infinity);
       ack.status = kill ? "killed" : "failed";
       ack.error = serializeError(error);
       if (!kill) {

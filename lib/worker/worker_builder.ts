@@ -39,6 +39,7 @@ export class WorkerBuilder<T = unknown> {
   #storage: SqliteStorage<T> | undefined;
   #concurrency = 1;
   #timeoutMs: number | undefined;
+  #maxAttempts: number | undefined;
   #backoff: Backoff = DEFAULT_BACKOFF;
   #data = new Map<unknown, unknown>();
   #middleware: Middleware<T>[] = [];
@@ -76,6 +77,17 @@ export class WorkerBuilder<T = unknown> {
   timeout(ms: number): this {
     this.#positive("timeout", ms);
     this.#timeoutMs = ms;
+    return this;
+  }
+
+  /**
+   * Caps the attempts of every task this worker runs: a task is killed once it has used
+   * `min(its own maxAttempts, n)` attempts. For workers that must give up sooner than the
+   * producers asked (e.g. `apalis work --max-attempts`).
+   */
+  maxAttempts(n: number): this {
+    this.#positive("maxAttempts", n);
+    this.#maxAttempts = n;
     return this;
   }
 
@@ -151,6 +163,7 @@ export class WorkerBuilder<T = unknown> {
       handler,
       concurrency: this.#concurrency,
       timeoutMs: this.#timeoutMs,
+      maxAttempts: this.#maxAttempts,
       backoff: this.#backoff,
       data: new Map(this.#data),
       middleware: [...this.#middleware],

@@ -306,3 +306,30 @@ Deno.test("WorkerBuilder.retry() accepts a backoff function of the attempt and e
   assert.equal(task?.attempts, 3);
   assert.equal(countRunning(tmp.db), 0);
 });
+
+Deno.test("WorkerBuilder.maxAttempts() kills a task once the lower of its own and the worker's cap is used", async () => {
+  await using temp = await tempDatabase();
+  const storage = new SqliteStorage<string>(temp.db, "capped");
+  const capped = await storage.push("capped by the worker", { maxAttempts: 10 });
+  const own = await storage.push("capped by itself", { maxAttempts: 1 });
+  const calls = new Map<string, number>();
+  const worker = new WorkerBuilder("cap")
+    .backend(storage)
+    .maxAttempts(2)
+    .retry({ backoff: { initialMs: 5, jitter: 0 } })
+    .handleSignals(false)
+    .build((name) => {
+      calls.set(name, (calls.get(name) ?? 0) + 1);
+      throw new Error(`${name} fails`);
+    });
+  await worker.runUntil(storage.waitFor([capped, own], { timeoutMs: 10_000 }));
+  const [cappedTask, ownTask] = await storage.waitFor([capped, own]);
+  assert.equal(cappedTask?.status, "killed");
+  assert.equal(cappedTask?.attempts, 2, "the worker's cap (2) wins over the task's 10");
+  assert.equal(ownTask?.status, "killed");
+  assert.equal(ownTask?.attempts, 1, "the task's own 1 wins over the worker's 2");
+  assert.deepEqual(Object.fromEntries(calls), {
+    "capped by the worker": 2,
+    "capped by itself": 1,
+  });
+});
