@@ -15,7 +15,10 @@ import { DEFAULT_POLL_STRATEGY, IntervalStrategy, type PollStrategy } from "./po
 export class Config {
   /** The queue name. */
   readonly queue: string;
-  /** How many tasks one claim takes at most. @default {10} */
+  /**
+   * How many tasks a worker claims at once (at least its free slots); those beyond its free
+   * slots wait `queued` in its buffer. @default {10}
+   */
   readonly bufferSize: number = 10;
   /** Heartbeat period of workers, in milliseconds. @default {30000} */
   readonly keepAliveMs: number = 30_000;

@@ -239,13 +239,13 @@ Deno.test("workCommand.run() fails an attempt whose command outlives --timeout a
   await waitUntil(() => processGone(pid), `the command's sleep (pid ${pid}) to be killed`);
 });
 
-Deno.test("workCommand.run() with --max-attempts kills a task at that attempt, and one already past it without running", async () => {
+Deno.test("workCommand.run() with --max-attempts kills a task at that attempt, whether it fails or times out", async () => {
   await using temp = await tempDatabase();
   const storage = storageOf(temp);
   const failing = await storage.push({ kind: "fail" }); // pushed with the default 5 attempts
   const slow = await storage.push({ kind: "slow" });
   const marker = `${temp.dir}/ran`;
-  const { code, err } = await work(
+  const { code, out, err } = await work(
     temp,
     [
       "--exec",
@@ -263,22 +263,37 @@ Deno.test("workCommand.run() with --max-attempts kills a task at that attempt, a
   const failed = await fetch(storage, failing);
   assert.equal(failed.attempts, 2);
   assert.equal(failed.lastError?.name, "CommandError");
-  assert.equal(
-    failed.lastError?.message,
-    "Command exited with code 1 (nothing on stderr) (attempt 2 of --max-attempts 2)",
-  );
-  // Attempts 1 and 2 time out (the worker records them failed); attempt 3 is past the cap.
+  assert.equal(failed.lastError?.message, "Command exited with code 1 (nothing on stderr)");
+  // Attempt 1 times out and is retried; attempt 2 times out and is the last.
   const timedOut = await fetch(storage, slow);
-  assert.equal(timedOut.attempts, 3);
-  assert.equal(timedOut.lastError?.name, "AbortError");
-  assert.equal(
-    timedOut.lastError?.message,
-    "Not run: attempt 3 exceeds --max-attempts 2; the last attempt failed with TaskTimeoutError: Task timed out after 300 ms",
-  );
+  assert.equal(timedOut.attempts, 2);
+  assert.equal(timedOut.lastError?.name, "TaskTimeoutError");
+  assert.equal(timedOut.lastError?.message, new TaskTimeoutError(300).message);
+  assert.match(out, /: 0 done, 2 failed, 2 killed /);
   // The log counts attempts against the cap, not the task's own limit of 5.
-  assert.match(err, new RegExp(`task ${failing} attempt 1/2 failed .*\\n`));
-  assert.match(err, new RegExp(`task ${failing} attempt 2/2 killed: CommandError: `));
+  for (const id of [failing, slow]) {
+    assert.match(err, new RegExp(`task ${id} attempt 1/2 failed .*\\n`));
+    assert.match(err, new RegExp(`task ${id} attempt 2/2 killed: `));
+  }
   assert.deepEqual(readFileSync(marker, "utf8").trim().split("\n"), ["1", "2"]);
+});
+
+Deno.test("workCommand.run() with --max-attempts kills a task whose attempt at the cap is interrupted by the shutdown", async () => {
+  await using temp = await tempDatabase();
+  const storage = storageOf(temp);
+  const id = await storage.push({}); // pushed with the default 5 attempts
+  const { code, out } = await work(
+    temp,
+    ["--exec", "sleep 30", "--max-attempts", "1", "--shutdown-timeout", "50ms"],
+    async () => (await storage.stats()).running === 1,
+    { what: "the command to start" },
+  );
+  assert.equal(code, 0);
+  const task = await fetch(storage, id);
+  assert.equal(task.status, "killed");
+  assert.equal(task.attempts, 1);
+  assert.equal(task.lastError?.name, "ShutdownError");
+  assert.match(out, /: 0 done, 0 failed, 1 killed /);
 });
 
 Deno.test("workCommand.run() runs up to --concurrency commands at once", async () => {
