@@ -1,5 +1,7 @@
 import { type Database, openDatabase, type OpenDatabaseOptions, SqliteStorage } from "../mod.ts";
-import type { Clock } from "../mod.ts";
+import type { Clock, Worker } from "../mod.ts";
+
+export { waitUntil } from "./_wait.ts";
 
 /** A migrated database in a fresh temp dir; disposing closes it and removes the dir. */
 export interface TempDatabase extends AsyncDisposable {
@@ -42,17 +44,17 @@ export class FakeClock implements Clock {
   }
 }
 
-/** Polls `condition` until it holds, or throws after `timeoutMs` naming `what`. */
-export async function waitUntil(
-  condition: () => boolean | Promise<boolean>,
-  what: string,
-  timeoutMs = 10_000,
+/** Runs `worker` until every one of `ids` has finished on `storage`, then stops it. */
+export async function runUntilFinished<T>(
+  worker: Worker<T>,
+  storage: SqliteStorage<T>,
+  ids: readonly string[],
 ): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) {
-      throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 5));
+  const running = worker.run();
+  try {
+    await storage.waitFor(ids, { timeoutMs: 10_000 });
+  } finally {
+    await worker.stop();
+    await running;
   }
 }

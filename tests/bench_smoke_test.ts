@@ -1,24 +1,12 @@
 import assert from "node:assert/strict";
 import type { BenchReport } from "../bench/bench.ts";
+import { type CommandRun, runCommand } from "./_command.ts";
 
 const BENCH = new URL("../bench/bench.ts", import.meta.url);
 const ROOT = new URL("../", import.meta.url);
 
-async function runBench(
-  ...args: string[]
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", BENCH.href, ...args],
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
+function runBench(...args: string[]): Promise<CommandRun> {
+  return runCommand(Deno.execPath(), { args: ["run", "-A", BENCH.href, ...args], cwd: ROOT });
 }
 
 Deno.test("bench.ts main() reports a positive number for every scenario when run with --quick --json", async () => {

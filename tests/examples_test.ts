@@ -1,36 +1,23 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
+import { type CommandRun, runCommand } from "./_command.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
 
 /** Runs an example as a subprocess (`deno run -A` or `bun run`) with its own temp dir. */
 async function runExample(
   runtime: "deno" | "bun",
   example: string,
   tmpDir: string,
-): Promise<Run> {
+): Promise<CommandRun> {
   const [command, args] = runtime === "deno"
     ? [Deno.execPath(), ["run", "-A", `examples/${example}`]]
     : ["bun", ["run", `examples/${example}`]];
-  const output = await new Deno.Command(command, {
+  return await runCommand(command, {
     args,
     cwd: ROOT,
     env: { TMPDIR: tmpDir, NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
+  });
 }
 
 /** Runs `fn` with a fresh temp dir that is removed afterwards. */
@@ -43,7 +30,7 @@ async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
   }
 }
 
-function assertExitedCleanly(run: Run, example: string): void {
+function assertExitedCleanly(run: CommandRun, example: string): void {
   assert.equal(
     run.code,
     0,
@@ -55,7 +42,7 @@ function linesMatching(text: string, pattern: RegExp): string[] {
   return text.split("\n").filter((line) => pattern.test(line));
 }
 
-function checkBasic(run: Run): void {
+function checkBasic(run: CommandRun): void {
   assertExitedCleanly(run, "basic.ts");
   assert.match(run.stdout, /^pushed 10 tasks, due in 1 s$/m);
   const handled = linesMatching(run.stdout, /^reminder \d+ sent /)
@@ -65,7 +52,7 @@ function checkBasic(run: Run): void {
   assert.match(run.stdout, /^done: 10 of 10$/m);
 }
 
-function checkDemo(run: Run, tmpDir: string): void {
+function checkDemo(run: CommandRun, tmpDir: string): void {
   assertExitedCleanly(run, "demo.ts");
   const dbLine = linesMatching(run.stdout, /^database: /)[0];
   assert.ok(dbLine, "demo prints the database path");
@@ -97,7 +84,7 @@ function checkDemo(run: Run, tmpDir: string): void {
   assert.ok(run.stdout.split("\n").length < 80, "the demo output stays under 80 lines");
 }
 
-function checkPushSync(run: Run): void {
+function checkPushSync(run: CommandRun): void {
   assertExitedCleanly(run, "pushsync.ts");
   assert.match(run.stdout, /^signed up ada@example.com: user row and welcome task \w{26} /m);
   assert.match(run.stdout, /^signup rolled back: /m);

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { SqliteStorage, type TaskRecord, WorkerBuilder } from "../../mod.ts";
 import { captureIo, main } from "../../lib/cli/mod.ts";
-import { tempDatabase } from "../_helpers.ts";
+import { runUntilFinished, tempDatabase } from "../_helpers.ts";
 
 async function run(path: string, args: string[]) {
   const io = captureIo({ env: { APALIS_DB: path } });
@@ -18,13 +18,7 @@ async function work(storage: SqliteStorage<{ fail?: boolean }>, ids: string[]) {
       if (args.fail) throw new TypeError("the mail server said no");
       return { sent: true, at: "server-1" };
     });
-  const running = worker.run();
-  try {
-    await storage.waitFor(ids, { timeoutMs: 10_000 });
-  } finally {
-    await worker.stop();
-    await running;
-  }
+  await runUntilFinished(worker, storage, ids);
 }
 
 Deno.test("showCommand.run() shows a done task's fields, payload and result", async () => {

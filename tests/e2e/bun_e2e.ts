@@ -19,28 +19,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
-import {
-  type Database,
-  openDatabase,
-  retryBusy,
-  SqliteStorage,
-  Task,
-  type TaskRecord,
-  WorkerBuilder,
-} from "../../mod.ts";
+import { openDatabase, SqliteStorage, Task, type TaskRecord, WorkerBuilder } from "../../mod.ts";
+import { waitUntil } from "../_wait.ts";
+import { RUNS_DDL, scalar } from "./_runs.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const WORKER = fileURLToPath(new URL("./worker_process.ts", import.meta.url));
 const IS_BUN = "Bun" in globalThis;
 const BUN = IS_BUN ? process.execPath : "bun";
 const TIMEOUT_MS = 120_000;
-const RUNS_DDL = `CREATE TABLE IF NOT EXISTS runs (
-  seq     INTEGER PRIMARY KEY,
-  task_id TEXT NOT NULL,
-  worker  TEXT NOT NULL,
-  pid     INTEGER NOT NULL,
-  attempt INTEGER NOT NULL
-)`;
 
 let passed = 0;
 
@@ -56,24 +43,6 @@ async function check(name: string, fn: () => unknown): Promise<void> {
   }
   passed++;
   console.log(`ok   ${name}`);
-}
-
-async function waitUntil(
-  condition: () => boolean | Promise<boolean>,
-  what: string,
-  timeoutMs = TIMEOUT_MS,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) {
-      throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
-
-function scalar(db: Database, sql: string, params: (string | number)[] = []): Promise<number> {
-  return retryBusy(db, () => db.get<{ n: number }>(sql, params)!.n);
 }
 
 interface Child {
@@ -246,6 +215,7 @@ await check("a worker process under Bun dies by SIGKILL mid-flight", async () =>
     async () =>
       (await scalar(db, "SELECT count(*) AS n FROM runs WHERE worker = 'bun-crashy'")) > 300,
     "more than 300 runs by the first 'bun-crashy'",
+    TIMEOUT_MS,
   );
   first.process.kill("SIGKILL");
   const exit = await exitOf(first, "first 'bun-crashy'");

@@ -1,94 +1,16 @@
 import assert from "node:assert/strict";
-import { type Database, retryBusy, SqliteStorage, Task } from "../../mod.ts";
+import { type Database, SqliteStorage, Task } from "../../mod.ts";
 import { tempDatabase, waitUntil } from "../_helpers.ts";
+import { assertCleanExit, type Exit, exitOf, reap, spawnWorker } from "./_processes.ts";
+import { assertRunsCoverTasks, column, RUNS_DDL, scalar } from "./_runs.ts";
 
-const ROOT = new URL("../../", import.meta.url).pathname;
-const WORKER = new URL("./worker_process.ts", import.meta.url).pathname;
-const RUNS_DDL = `CREATE TABLE IF NOT EXISTS runs (
-  seq     INTEGER PRIMARY KEY,
-  task_id TEXT NOT NULL,
-  worker  TEXT NOT NULL,
-  pid     INTEGER NOT NULL,
-  attempt INTEGER NOT NULL
-)`;
 const TIMEOUT_MS = 120_000;
 const TOTAL = 2_000;
-
-/** Starts `deno run -A tests/e2e/worker_process.ts` on `path`. */
-function spawnWorker(path: string, name: string, extra: string[]): Deno.ChildProcess {
-  return new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", WORKER, "--db", path, "--name", name, ...extra],
-    cwd: ROOT,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-}
-
-interface Exit {
-  code: number;
-  signal: Deno.Signal | null;
-  stderr: string;
-}
-
-/** Waits for a child to exit; kills it and throws if it takes longer than `timeoutMs`. */
-async function exitOf(child: Deno.ChildProcess, what: string, timeoutMs: number): Promise<Exit> {
-  const output = child.output();
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timedOut = new Promise<"timeout">((resolve) => {
-    timer = setTimeout(() => resolve("timeout"), timeoutMs);
-  });
-  const first = await Promise.race([output, timedOut]);
-  clearTimeout(timer);
-  if (first === "timeout") {
-    child.kill("SIGKILL");
-    const late = await output;
-    throw new Error(
-      `${what} did not exit within ${timeoutMs} ms; stderr: ${
-        new TextDecoder().decode(late.stderr)
-      }`,
-    );
-  }
-  return {
-    code: first.code,
-    signal: first.signal,
-    stderr: new TextDecoder().decode(first.stderr),
-  };
-}
 
 /** `kill -9`, then reaps the child (so its pid is really gone) and returns how it ended. */
 async function killHard(child: Deno.ChildProcess, what: string): Promise<Exit> {
   child.kill("SIGKILL");
   return await exitOf(child, what, TIMEOUT_MS);
-}
-
-/** Kills children that are still running (after a failed assertion) and reaps them. */
-async function reap(children: Deno.ChildProcess[]): Promise<void> {
-  await Promise.all(children.map(async (child) => {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // Already exited.
-    }
-    try {
-      await child.output();
-    } catch {
-      // Already consumed by exitOf().
-    }
-  }));
-}
-
-function scalar(db: Database, sql: string, params: (string | number)[] = []): Promise<number> {
-  return retryBusy(db, () => db.get<{ n: number }>(sql, params)!.n);
-}
-
-function column(db: Database, sql: string, params: (string | number)[] = []): Promise<string[]> {
-  return retryBusy(db, () => db.all<{ id: string }>(sql, params).map((row) => row.id));
-}
-
-function assertCleanExit(exit: Exit, what: string): void {
-  assert.equal(exit.code, 0, `${what} exited with ${exit.code} (${exit.signal}): ${exit.stderr}`);
-  assert.equal(exit.stderr.trim(), "", `${what} printed to stderr`);
 }
 
 /** Pushes TOTAL tasks on `queue` and creates the runs table. */
@@ -107,19 +29,7 @@ async function assertAllDone(db: Database, storage: SqliteStorage<unknown>): Pro
     { pending: 0, queued: 0, running: 0, done: TOTAL, failed: 0, killed: 0, total: TOTAL },
     "every task should end done",
   );
-  assert.equal(
-    await scalar(db, "SELECT count(DISTINCT task_id) AS n FROM runs"),
-    TOTAL,
-    "distinct task ids in runs",
-  );
-  assert.equal(
-    await scalar(
-      db,
-      "SELECT count(*) AS n FROM runs WHERE task_id NOT IN (SELECT id FROM apalis_tasks)",
-    ),
-    0,
-    "runs of unknown tasks",
-  );
+  await assertRunsCoverTasks(db, TOTAL);
 }
 
 Deno.test("Worker.run() takes its name over and finishes every task when restarted after kill -9", async (t) => {

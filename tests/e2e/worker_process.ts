@@ -21,15 +21,7 @@
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { Config, openDatabase, retryBusy, SqliteStorage, WorkerBuilder } from "../../mod.ts";
-
-/** The table every execution is recorded in. */
-const RUNS_DDL = `CREATE TABLE IF NOT EXISTS runs (
-  seq     INTEGER PRIMARY KEY,
-  task_id TEXT NOT NULL,
-  worker  TEXT NOT NULL,
-  pid     INTEGER NOT NULL,
-  attempt INTEGER NOT NULL
-)`;
+import { RUNS_DDL } from "./_runs.ts";
 
 class PlannedFailure extends Error {
   constructor(attempt: number) {

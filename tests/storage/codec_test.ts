@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { type Codec, JsonCodec, SqliteStorage, WorkerBuilder } from "../../mod.ts";
 import { MsgPackCodec } from "../../msgpack.ts";
-import { tempDatabase } from "../_helpers.ts";
+import { runUntilFinished, tempDatabase } from "../_helpers.ts";
 
 /** Runs a worker over `storage` until every id has finished, then stops it. */
 async function work<T>(
@@ -13,13 +13,7 @@ async function work<T>(
     .backend(storage)
     .handleSignals(false)
     .build((args) => handler(args));
-  const running = worker.run();
-  try {
-    await storage.waitFor(ids, { timeoutMs: 10_000 });
-  } finally {
-    await worker.stop();
-    await running;
-  }
+  await runUntilFinished(worker, storage, ids);
 }
 
 function storedArgs(storage: SqliteStorage<unknown>, id: string): Uint8Array {

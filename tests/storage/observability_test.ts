@@ -9,7 +9,7 @@ import {
   WaitTimeoutError,
   WorkerBuilder,
 } from "../../mod.ts";
-import { FakeClock, tempDatabase, waitUntil } from "../_helpers.ts";
+import { FakeClock, runUntilFinished, tempDatabase, waitUntil } from "../_helpers.ts";
 
 /** Runs a worker over `storage` until every id has finished, then stops it. */
 async function work<T>(
@@ -23,13 +23,7 @@ async function work<T>(
     .concurrency(2)
     .handleSignals(false)
     .build((args) => handler(args));
-  const running = worker.run();
-  try {
-    await storage.waitFor(ids, { timeoutMs: 10_000 });
-  } finally {
-    await worker.stop();
-    await running;
-  }
+  await runUntilFinished(worker, storage, ids);
 }
 
 /** Calls a method that returns a promise; fails the test if it throws synchronously instead. */

@@ -8,7 +8,7 @@ import {
   Task,
   WorkerBuilder,
 } from "../../mod.ts";
-import { FakeClock, tempDatabase, waitUntil } from "../_helpers.ts";
+import { FakeClock, runUntilFinished, tempDatabase, waitUntil } from "../_helpers.ts";
 
 const ULID = /^[0-9A-HJKMNP-TV-Z]{26}$/;
 
@@ -400,13 +400,7 @@ for (const bufferSize of [1, 10]) {
       .build((name) => {
         order.push(name);
       });
-    const running = worker.run();
-    try {
-      await storage.waitFor(ids, { timeoutMs: 10_000 });
-    } finally {
-      await worker.stop();
-      await running;
-    }
+    await runUntilFinished(worker, storage, ids);
     assert.deepEqual(order, [
       "high",
       "mid-first",
