@@ -41,6 +41,7 @@ export type {
 } from "./lib/sqlite/types.ts";
 export { SCHEMA_VERSION, SchemaVersionError } from "./lib/store/schema.ts";
 export { TASK_STATUSES, type TaskStatus } from "./lib/store/tasks.ts";
+export type { RunStatus } from "./lib/store/runs.ts";
 export {
   type ListTasksOptions,
   SqliteStorage,
@@ -72,7 +73,9 @@ export {
 } from "./lib/storage/errors.ts";
 export type {
   QueueInfo,
+  RunRecord,
   StatusCounts,
+  StepRecord,
   TaskError,
   TaskRecord,
   WorkerInfo,
@@ -93,3 +96,5 @@ export {
   WorkerFatalError,
   WorkerNameTakenError,
 } from "./lib/worker/errors.ts";
+export { Workflow } from "./lib/workflow/workflow.ts";
+export type { TaskFlow } from "./lib/worker/transition.ts";

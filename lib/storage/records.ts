@@ -1,3 +1,4 @@
+import type { RunRow, RunStatus } from "../store/runs.ts";
 import type { TaskRow, TaskStatus } from "../store/tasks.ts";
 import type { WorkerRow } from "../store/workers.ts";
 import type { Codec } from "./codec.ts";
@@ -164,4 +165,69 @@ function parseError(text: string): TaskError {
 /** The message of anything thrown. */
 export function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : describeValue(error);
+}
+
+/** One task of a workflow run, as `workflowRun()` reports it. */
+export interface StepRecord {
+  taskId: string;
+  /** Its position in the workflow (what the workflow layer wrote: `{ i: 2 }`, `{ node: "x" }`). */
+  step: unknown;
+  status: TaskStatus;
+  attempts: number;
+  maxAttempts: number;
+  /** The step's output (decoded). */
+  result: unknown;
+  error: TaskError | undefined;
+  runAt: number;
+  doneAt: number | null;
+}
+
+/** A workflow run: its state, its final result, and every task it ran. */
+export interface RunRecord<R = unknown> {
+  id: string;
+  queue: string;
+  /** The workflow's name, once a worker has run a step. */
+  workflow: string | null;
+  status: RunStatus;
+  createdAt: number;
+  doneAt: number | null;
+  /** The last step's output, for a `done` run. */
+  result: R | undefined;
+  /** The error of the step that failed the run. */
+  error: TaskError | undefined;
+  /** Its tasks, oldest first. */
+  steps: StepRecord[];
+}
+
+/** Decodes a run and its tasks. */
+export function toRunRecord<R>(run: RunRow, tasks: readonly TaskRow[], codec: Codec): RunRecord<R> {
+  const decode = (bytes: Uint8Array | null): unknown => {
+    if (bytes === null) return undefined;
+    try {
+      return codec.decode(bytes);
+    } catch {
+      return undefined;
+    }
+  };
+  return {
+    id: run.id,
+    queue: run.queue,
+    workflow: run.workflow,
+    status: run.status,
+    createdAt: run.created_at,
+    doneAt: run.done_at,
+    result: decode(run.result) as R | undefined,
+    error: run.error === null ? undefined : parseError(run.error),
+    steps: tasks.map((task) => ({
+      taskId: task.id,
+      step: task.step === null ? null : JSON.parse(task.step),
+      status: task.status,
+      attempts: task.attempts,
+      maxAttempts: task.max_attempts,
+      result: decode(task.last_result),
+      error: task.last_error === null ? undefined : parseError(task.last_error),
+      runAt: task.run_at,
+      doneAt: task.done_at,
+    })),
+  };
 }

@@ -19,6 +19,7 @@ import {
   taskVacuum,
 } from "../store/tasks.ts";
 import { workerList } from "../store/workers.ts";
+import { runGet, runInsert, runTasks } from "../store/runs.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import { type Codec, JsonCodec } from "./codec.ts";
 import { Config } from "./config.ts";
@@ -31,9 +32,11 @@ import {
 import {
   emptyCounts,
   type QueueInfo,
+  type RunRecord,
   serializeError,
   type StatusCounts,
   type TaskRecord,
+  toRunRecord,
   toTaskRecord,
   toWorkerInfo,
   type WorkerInfo,
@@ -216,6 +219,64 @@ export class SqliteStorage<T = unknown> {
     this.#insert(row);
     notifyPushed(this.db, this.queue);
     return row.id;
+  }
+
+  /**
+   * Starts a workflow run: records the run and enqueues its first step with `args`, in one
+   * transaction. A worker built with a `Workflow` (or a `DagFlow`) on this queue runs it.
+   * Resolves to the run's id.
+   */
+  async pushStart(args: T, options: PushOptions = {}): Promise<string> {
+    const row = this.#row(args, options);
+    const runId = ulid(row.createdAt);
+    row.runId = runId;
+    await retryBusy(this.db, () =>
+      this.db.transaction(() => {
+        runInsert(this.db, { id: runId, queue: this.queue, now: row.createdAt });
+        this.#insert(row);
+      }));
+    notifyPushed(this.db, this.queue);
+    return runId;
+  }
+
+  /**
+   * Starts a `DagFlow` run with one input per entry node (in the order the nodes were added).
+   * The DAG's worker checks that the count matches its entry nodes.
+   */
+  startFanOut(argsList: readonly unknown[], options: PushOptions = {}): Promise<string> {
+    if (!Array.isArray(argsList)) {
+      throw new TypeError(
+        `Cannot start a fan-out on queue '${this.queue}': 'argsList' must be an array`,
+      );
+    }
+    return this.pushStart([...argsList] as T, options);
+  }
+
+  /** A workflow run with each of its steps' state, attempts and result; `undefined` if unknown. */
+  async workflowRun<R = unknown>(runId: string): Promise<RunRecord<R> | undefined> {
+    const run = runGet(this.db, runId);
+    return run && toRunRecord<R>(run, runTasks(this.db, runId), this.codec);
+  }
+
+  /**
+   * Resolves when a run has ended (`done` or `failed`). Rejects with `WaitTimeoutError` after
+   * `timeoutMs`, and with `TaskNotFoundError` for an unknown run id.
+   */
+  async waitForRun<R = unknown>(
+    runId: string,
+    options: { timeoutMs?: number; pollMs?: number } = {},
+  ): Promise<RunRecord<R>> {
+    const { timeoutMs = 30_000, pollMs = 25 } = options;
+    const deadline = Date.now() + timeoutMs;
+    while (true) {
+      const run = runGet(this.db, runId);
+      if (!run) throw new TaskNotFoundError(runId);
+      if (run.status !== "running") {
+        return toRunRecord<R>(run, runTasks(this.db, runId), this.codec);
+      }
+      if (Date.now() >= deadline) throw new WaitTimeoutError([runId], timeoutMs);
+      await new Promise((resolve) => setTimeout(resolve, Math.min(pollMs, deadline - Date.now())));
+    }
   }
 
   /** Reads one task, or `undefined`. */

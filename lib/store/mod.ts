@@ -2,3 +2,4 @@ export * from "./schema.ts";
 export * from "./tasks.ts";
 export * from "./workers.ts";
 export * from "./changes.ts";
+export * from "./runs.ts";

@@ -1,7 +1,7 @@
 import type { Database } from "../sqlite/types.ts";
 
 /** The schema version this build of the library writes and understands. */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 /** Thrown when a database was written by a newer version of the library. */
 export class SchemaVersionError extends Error {
@@ -63,6 +63,76 @@ const MIGRATIONS: readonly string[] = [
      stopped_at  INTEGER,
      concurrency INTEGER NOT NULL DEFAULT 1
    );`,
+  // 2: workflow runs. Every task of a run carries its run id and its position (step, JSON).
+  `ALTER TABLE apalis_tasks ADD COLUMN run_id TEXT;
+   ALTER TABLE apalis_tasks ADD COLUMN step TEXT;
+   CREATE INDEX apalis_tasks_run ON apalis_tasks (run_id, id) WHERE run_id IS NOT NULL;
+   CREATE TABLE apalis_runs (
+     id         TEXT PRIMARY KEY,
+     queue      TEXT NOT NULL,
+     workflow   TEXT,
+     status     TEXT NOT NULL DEFAULT 'running' CHECK (status IN ('running','done','failed')),
+     created_at INTEGER NOT NULL,
+     done_at    INTEGER,
+     result     BLOB,
+     error      TEXT
+   ) WITHOUT ROWID;
+   -- Fan-in: a join waits for 'expected' parts (one per contributing task, by slot), then
+   -- enqueues its continuation task, in the transaction that records the last part.
+   CREATE TABLE apalis_joins (
+     run_id       TEXT NOT NULL,
+     join_key     TEXT NOT NULL,
+     expected     INTEGER NOT NULL,
+     task_id      TEXT NOT NULL,
+     queue        TEXT NOT NULL,
+     args         BLOB NOT NULL,
+     step         TEXT NOT NULL,
+     priority     INTEGER NOT NULL,
+     max_attempts INTEGER NOT NULL,
+     meta         TEXT,
+     PRIMARY KEY (run_id, join_key)
+   ) WITHOUT ROWID;
+   CREATE TABLE apalis_join_parts (
+     run_id   TEXT NOT NULL,
+     join_key TEXT NOT NULL,
+     slot     INTEGER NOT NULL,
+     status   TEXT NOT NULL,
+     result   BLOB,
+     error    TEXT,
+     PRIMARY KEY (run_id, join_key, slot)
+   ) WITHOUT ROWID;
+   -- Bookkeeping of runs, in the transaction of whichever path changed a run task's status (the
+   -- worker's ack, orphan rescue, kill() or retry() by hand). It fires only for statements that
+   -- set 'step' (those paths do; the hot claim/start/batched-ack statements do not):
+   -- 1. A task whose step names a join ({"join": key, "slot": n}) records its outcome as a part
+   --    when it ends; the last part enqueues the join's continuation, once.
+   -- 2. A step that ends killed fails its run; items of a filterMap ({"item": 1}) are the
+   --    exception, their collector reports them.
+   -- 3. Retrying a killed step by hand revives its failed run.
+   CREATE TRIGGER apalis_run_step AFTER UPDATE OF step ON apalis_tasks
+     WHEN NEW.run_id IS NOT NULL AND NEW.status <> OLD.status
+   BEGIN
+     INSERT OR IGNORE INTO apalis_join_parts (run_id, join_key, slot, status, result, error)
+     SELECT NEW.run_id, json_extract(NEW.step, '$.join'), json_extract(NEW.step, '$.slot'),
+            NEW.status, NEW.last_result, NEW.last_error
+     WHERE NEW.status IN ('done','killed') AND json_extract(NEW.step, '$.join') IS NOT NULL;
+     INSERT OR IGNORE INTO apalis_tasks (id, queue, status, args, attempts, max_attempts,
+       priority, run_at, created_at, meta, run_id, step)
+     SELECT j.task_id, j.queue, 'pending', j.args, 0, j.max_attempts, j.priority,
+       coalesce(NEW.done_at, 0), coalesce(NEW.done_at, 0), j.meta, j.run_id, j.step
+     FROM apalis_joins AS j
+     WHERE NEW.status IN ('done','killed') AND j.run_id = NEW.run_id
+       AND j.join_key = json_extract(NEW.step, '$.join')
+       AND (SELECT count(*) FROM apalis_join_parts AS p
+            WHERE p.run_id = j.run_id AND p.join_key = j.join_key) = j.expected
+       AND (SELECT status FROM apalis_runs WHERE id = NEW.run_id) = 'running';
+     UPDATE apalis_runs SET status = 'failed', done_at = NEW.done_at, error = NEW.last_error
+     WHERE NEW.status = 'killed' AND json_extract(NEW.step, '$.item') IS NULL
+       AND id = NEW.run_id AND status = 'running';
+     UPDATE apalis_runs SET status = 'running', done_at = NULL, error = NULL
+     WHERE NEW.status = 'pending' AND OLD.status = 'killed'
+       AND id = NEW.run_id AND status = 'failed';
+   END;`,
 ];
 
 /** Reads the schema version of a database: 0 when it was never set up. */

@@ -39,6 +39,10 @@ export interface TaskRow {
   last_error: string | null;
   meta: string | null;
   backoff: string | null;
+  /** The workflow run the task belongs to. */
+  run_id: string | null;
+  /** The task's position in its workflow (JSON), set by the workflow layer. */
+  step: string | null;
 }
 
 /** What an insert needs. */
@@ -52,6 +56,8 @@ export interface NewTaskRow {
   createdAt: number;
   meta: string | null;
   backoff: string | null;
+  runId?: string | null;
+  step?: string | null;
 }
 
 /** The outcome of one attempt, written by the worker. */
@@ -65,14 +71,17 @@ export interface TaskAck {
   /** For `failed`: when the retry is due. */
   runAt: number | null;
   doneAt: number;
+  /** The task belongs to a workflow run: its ack must reach the run's bookkeeping trigger. */
+  inRun?: boolean;
 }
 
 const COLUMNS = "id, queue, status, args, attempts, max_attempts, priority, run_at, created_at, " +
-  "lock_by, lock_at, done_at, last_result, last_error, meta, backoff";
+  "lock_by, lock_at, done_at, last_result, last_error, meta, backoff, run_id, step";
 const INSERT_COLUMNS =
-  "id, queue, status, args, attempts, max_attempts, priority, run_at, created_at, meta, backoff";
-const INSERT_ROW = "(?, ?, 'pending', ?, 0, ?, ?, ?, ?, ?, ?)";
-const INSERT_CHUNK = 100;
+  "id, queue, status, args, attempts, max_attempts, priority, run_at, created_at, meta, backoff, " +
+  "run_id, step";
+const INSERT_ROW = "(?, ?, 'pending', ?, 0, ?, ?, ?, ?, ?, ?, ?, ?)";
+const INSERT_CHUNK = 75; // 13 values a row: stays far below SQLite's limit of bound values
 
 function insertValues(row: NewTaskRow, into: SqlValue[]): void {
   into.push(
@@ -85,6 +94,8 @@ function insertValues(row: NewTaskRow, into: SqlValue[]): void {
     row.createdAt,
     row.meta,
     row.backoff,
+    row.runId ?? null,
+    row.step ?? null,
   );
 }
 
@@ -176,7 +187,7 @@ export function taskAckMany(db: Database, worker: string, acks: readonly TaskAck
   const doneAt = acks.length > 0 ? acks[0]!.doneAt : 0;
   for (const ack of acks) {
     if (
-      ack.status === "done" && ack.doneAt === doneAt &&
+      ack.status === "done" && ack.doneAt === doneAt && !ack.inRun &&
       (ack.result === null || ack.result.length <= BATCH_RESULT_LIMIT)
     ) {
       batch.push([ack.id, ack.attempt, ack.result === null ? null : toHex(ack.result)]);
@@ -213,7 +224,7 @@ function toHex(bytes: Uint8Array): string {
 export function taskAck(db: Database, worker: string, ack: TaskAck): boolean {
   return db.run(
     `UPDATE apalis_tasks SET status = ?, last_result = ?, last_error = ?,
-       run_at = coalesce(?, run_at), done_at = ?
+       run_at = coalesce(?, run_at), done_at = ?, ${FIRES_RUN_TRIGGER}
      WHERE id = ? AND status = 'running' AND lock_by = ? AND attempts = ?`,
     [ack.status, ack.result, ack.error, ack.runAt, ack.doneAt, ack.id, worker, ack.attempt],
   ).changes === 1;
@@ -240,13 +251,20 @@ const LOST_ERROR = JSON.stringify({
   message: "The worker running this task died or stopped heart-beating before it finished",
 });
 
+/**
+ * Workflow bookkeeping (joins, run failure) lives in the trigger `apalis_run_step`, which fires
+ * only for statements that set `step`. Paths that may end or revive a run's task name it; the
+ * hot paths for plain tasks (claim, start, the batched ack) do not, and pay nothing for it.
+ */
+const FIRES_RUN_TRIGGER = "step = step";
+
 const RESCUE_SET = `status = CASE WHEN status = 'running' AND attempts >= max_attempts
                                   THEN 'killed' ELSE 'pending' END,
        last_error = CASE WHEN status = 'running' THEN ? ELSE last_error END,
        done_at = CASE WHEN status = 'running' AND attempts >= max_attempts THEN ? ELSE done_at END,
        lock_by = CASE WHEN status = 'running' AND attempts >= max_attempts
                       THEN lock_by ELSE NULL END,
-       lock_at = NULL`;
+       lock_at = NULL, ${FIRES_RUN_TRIGGER}`;
 
 /**
  * Returns orphaned tasks to `pending`: those `queued` or `running` under a lock holder that is
@@ -365,7 +383,7 @@ export function taskOldestPending(
 export function taskRetry(db: Database, id: string, now: number): boolean {
   return db.run(
     `UPDATE apalis_tasks SET status = 'pending', attempts = 0, run_at = ?, done_at = NULL,
-       lock_by = NULL, lock_at = NULL
+       lock_by = NULL, lock_at = NULL, ${FIRES_RUN_TRIGGER}
      WHERE id = ? AND status IN ('done','failed','killed','pending')`,
     [now, id],
   ).changes === 1;
@@ -375,7 +393,7 @@ export function taskRetry(db: Database, id: string, now: number): boolean {
 export function taskRetryAll(db: Database, queue: string, status: TaskStatus, now: number): number {
   return db.run(
     `UPDATE apalis_tasks SET status = 'pending', attempts = 0, run_at = ?, done_at = NULL,
-       lock_by = NULL, lock_at = NULL
+       lock_by = NULL, lock_at = NULL, ${FIRES_RUN_TRIGGER}
      WHERE queue = ? AND status = ? AND status IN ('done','failed','killed')`,
     [now, queue, status],
   ).changes;
@@ -384,7 +402,7 @@ export function taskRetryAll(db: Database, queue: string, status: TaskStatus, no
 /** Kills a task that has not finished; a running handler's later ack is fenced off. */
 export function taskKill(db: Database, id: string, error: string, now: number): boolean {
   return db.run(
-    `UPDATE apalis_tasks SET status = 'killed', last_error = ?, done_at = ?
+    `UPDATE apalis_tasks SET status = 'killed', last_error = ?, done_at = ?, ${FIRES_RUN_TRIGGER}
      WHERE id = ? AND status IN ('pending','queued','running','failed')`,
     [error, now, id],
   ).changes === 1;

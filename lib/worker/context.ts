@@ -27,6 +27,10 @@ export class TaskContext {
   #signal: () => AbortSignal;
   /** The worker running the task. */
   readonly worker: WorkerContext;
+  /** The workflow run the task belongs to, if any. */
+  readonly runId: string | undefined;
+  /** The task's position in its workflow (JSON written by the workflow layer), if any. */
+  readonly step: string | undefined;
   #data: ReadonlyMap<unknown, unknown>;
 
   /** @param init the context's fields and the worker's data */
@@ -41,6 +45,8 @@ export class TaskContext {
     signal: AbortSignal | (() => AbortSignal);
     worker: WorkerContext;
     data: ReadonlyMap<unknown, unknown>;
+    runId?: string | undefined;
+    step?: string | undefined;
   }) {
     this.taskId = init.taskId;
     this.attempt = init.attempt;
@@ -51,6 +57,8 @@ export class TaskContext {
     const signal = init.signal;
     this.#signal = typeof signal === "function" ? signal : () => signal;
     this.worker = init.worker;
+    this.runId = init.runId;
+    this.step = init.step;
     this.#data = init.data;
   }
 

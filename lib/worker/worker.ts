@@ -1,8 +1,10 @@
 import process from "node:process";
 import { setImmediate } from "node:timers";
 import { retryBusy } from "../sqlite/busy.ts";
+import type { Database } from "../sqlite/types.ts";
 import {
   type TaskAck,
+  taskAck,
   taskAckMany,
   taskClaim,
   taskNextRunAt,
@@ -27,6 +29,7 @@ import { ulid } from "../storage/ulid.ts";
 import { HOST_NAME, PROCESS_ID } from "../storage/_process.ts";
 import { onPushed } from "../storage/_wakeup.ts";
 import { TaskContext } from "./context.ts";
+import { Transition } from "./transition.ts";
 import {
   AbortError,
   ShutdownError,
@@ -81,6 +84,8 @@ interface InFlight {
 
 interface PendingAck {
   ack: TaskAck;
+  /** Writes that must commit with this ack (a workflow's next steps), if any. */
+  followUp: ((db: Database, now: number) => void) | undefined;
   entry: InFlight;
   durationMs: number;
   result: unknown;
@@ -327,7 +332,9 @@ export class Worker<T = unknown> {
       outcome = await retryBusy(db, () =>
         db.transaction(() => {
           const now = clock.now();
-          const fenced = taskAckMany(db, this.name, acks.map((pending) => pending.ack));
+          const plain = acks.filter((pending) => pending.followUp === undefined);
+          const fenced = taskAckMany(db, this.name, plain.map((pending) => pending.ack));
+          this.#ackWithFollowUps(db, acks.filter((pending) => pending.followUp), now, fenced);
           if (release) taskRelease(db, this.name);
           const resumed = taskStartMany(db, fromBuffer.map((row) => row.id), this.name, now);
           const claim = { queue: storage.queue, worker: this.name, now };
@@ -446,6 +453,8 @@ export class Worker<T = unknown> {
       signal: () => signalOf(entry),
       worker: this.#context,
       data: this.#o.data,
+      runId: row.run_id ?? undefined,
+      step: row.step ?? undefined,
     });
     let result: Promise<unknown>;
     try {
@@ -470,12 +479,17 @@ export class Worker<T = unknown> {
     const { row, attempt } = entry;
     const { storage } = this.#o;
     const now = storage.clock.now();
-    let ack: TaskAck;
     let error: unknown;
+    let value = outcome.ok ? outcome.value : undefined;
+    let followUp: PendingAck["followUp"];
+    if (value instanceof Transition) {
+      followUp = value.apply;
+      value = value.result;
+    }
+    let bytes: Uint8Array | null = null;
     if (outcome.ok) {
-      let bytes: Uint8Array | null = null;
       try {
-        bytes = outcome.value === undefined ? null : storage.codec.encode(outcome.value);
+        bytes = value === undefined ? null : storage.codec.encode(value);
       } catch (cause) {
         error = new TypeError(
           `Cannot store the task's result with the ${storage.codec.name} codec: ${
@@ -484,7 +498,11 @@ export class Worker<T = unknown> {
           { cause },
         );
       }
-      ack = {
+    } else {
+      error = outcome.error;
+    }
+    const ack: TaskAck = error === undefined
+      ? {
         id: row.id,
         attempt,
         status: "done",
@@ -492,40 +510,66 @@ export class Worker<T = unknown> {
         error: null,
         runAt: null,
         doneAt: now,
-      };
-    } else {
-      error = outcome.error;
-      ack = {
-        id: row.id,
-        attempt,
-        status: "done",
-        result: null,
-        error: null,
-        runAt: null,
-        doneAt: now,
-      };
-    }
-    if (error !== undefined) {
-      const kill = (!outcome.ok && outcome.kill) || isAbortError(error) ||
-        attempt >= Math.min(row.max_attempts, this.#o.maxAttempts ?? Infinity);
-      ack.status = kill ? "killed" : "failed";
-      ack.error = serializeError(error);
-      if (!kill) {
-        const backoff: Backoff = row.backoff === null
-          ? this.#o.backoff
-          : JSON.parse(row.backoff) as BackoffOptions;
-        const delay = error instanceof ShutdownError ? 0 : backoffDelay(backoff, attempt, error);
-        ack.runAt = now + delay;
       }
-    }
+      : this.#failure(entry, error, now, !outcome.ok && outcome.kill === true);
+    if (error !== undefined) followUp = undefined;
+    if (row.run_id !== null) ack.inRun = true;
     this.#acks.push({
       ack,
+      followUp,
       entry,
       durationMs: Date.now() - entry.startedAt,
-      result: outcome.ok ? outcome.value : undefined,
+      result: value,
       error,
     });
     this.#poke();
+  }
+
+  /** The ack of a failed attempt: `failed` with its retry time, or `killed` when it is over. */
+  #failure(entry: InFlight, error: unknown, now: number, forceKill: boolean): TaskAck {
+    const { row, attempt } = entry;
+    const kill = forceKill || isAbortError(error) ||
+      attempt >= Math.min(row.max_attempts, this.#o.maxAttempts ?? Infinity);
+    let runAt: number | null = null;
+    if (!kill) {
+      const backoff: Backoff = row.backoff === null
+        ? this.#o.backoff
+        : JSON.parse(row.backoff) as BackoffOptions;
+      runAt = now + (error instanceof ShutdownError ? 0 : backoffDelay(backoff, attempt, error));
+    }
+    return {
+      id: row.id,
+      attempt,
+      status: kill ? "killed" : "failed",
+      result: null,
+      error: serializeError(error),
+      runAt,
+      doneAt: now,
+    };
+  }
+
+  /**
+   * Acks with follow-up writes, one savepoint each: the ack and its writes commit together or
+   * not at all. Writes that throw turn the attempt into a failure (retried with backoff).
+   */
+  #ackWithFollowUps(db: Database, pending: PendingAck[], now: number, fenced: Set<string>): void {
+    for (const item of pending) {
+      try {
+        db.transaction(() => {
+          if (!taskAck(db, this.name, item.ack)) {
+            fenced.add(item.ack.id);
+            return;
+          }
+          item.followUp!(db, now);
+        });
+      } catch (error) {
+        item.ack = this.#failure(item.entry, error, now, false);
+        item.error = error;
+        item.result = undefined;
+        item.followUp = undefined;
+        if (!taskAck(db, this.name, item.ack)) fenced.add(item.ack.id);
+      }
+    }
   }
 
   /** Aborts every running handler; after a moment, records the stragglers as interrupted. */

@@ -1,6 +1,7 @@
 import { type Backoff, DEFAULT_BACKOFF, validateBackoff } from "../storage/backoff.ts";
 import type { SqliteStorage } from "../storage/sqlite_storage.ts";
 import type { EventListener } from "./events.ts";
+import type { TaskFlow } from "./transition.ts";
 import { type Handler, type Middleware, Worker } from "./worker.ts";
 
 /** Retry settings of a worker. */
@@ -149,10 +150,13 @@ export class WorkerBuilder<T = unknown> {
     return this;
   }
 
-  /** Returns the worker running `handler`. */
-  build(handler: Handler<T>): Worker<T> {
+  /** Returns the worker running `handler`, or the steps of a `Workflow` or `DagFlow`. */
+  build(handler: Handler<T> | TaskFlow<T>): Worker<T> {
     if (!this.#storage) {
       throw new TypeError(`Cannot build worker '${this.#name}': call backend(storage) first`);
+    }
+    if (typeof handler === "object" && handler !== null && "toHandler" in handler) {
+      handler = handler.toHandler(this.#storage) as Handler<T>;
     }
     if (typeof handler !== "function") {
       throw new TypeError(`Cannot build worker '${this.#name}': the handler must be a function`);

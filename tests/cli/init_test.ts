@@ -19,7 +19,10 @@ Deno.test("initCommand.run() creates a missing database and prints its path and 
   assert.equal(out, `Initialized ${path} (schema version ${SCHEMA_VERSION})\n`);
   const db = openDatabase(path);
   try {
-    assert.equal(db.get<{ version: number }>("SELECT version FROM apalis_schema")?.version, 1);
+    assert.equal(
+      db.get<{ version: number }>("SELECT version FROM apalis_schema")?.version,
+      SCHEMA_VERSION,
+    );
     assert.equal(await new SqliteStorage(db).stats().then((s) => s.total), 0);
   } finally {
     db.close();
@@ -42,7 +45,10 @@ Deno.test("initCommand.run() prints the absolute path of a relative --db", async
   try {
     const { code, out } = await run("unused.db", ["--db", "rel.db", "init"]);
     assert.equal(code, 0);
-    assert.equal(out, `Initialized ${Deno.realPathSync(temp.dir)}/rel.db (schema version 1)\n`);
+    assert.equal(
+      out,
+      `Initialized ${Deno.realPathSync(temp.dir)}/rel.db (schema version ${SCHEMA_VERSION})\n`,
+    );
   } finally {
     Deno.chdir(cwd);
   }

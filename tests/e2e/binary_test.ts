@@ -7,6 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { VERSION } from "../../lib/cli/version.ts";
+import { SCHEMA_VERSION } from "../../mod.ts";
 import { buildBinary } from "../../scripts/build_binary.ts";
 import { waitUntil } from "../_helpers.ts";
 
@@ -90,7 +91,10 @@ Deno.test({
 
       await t.step("init creates ./apalis.db in the current directory", async () => {
         const out = await ok("init");
-        assert.equal(out, `Initialized ${await Deno.realPath(cwd)}/apalis.db (schema version 1)\n`);
+        assert.equal(
+          out,
+          `Initialized ${await Deno.realPath(cwd)}/apalis.db (schema version ${SCHEMA_VERSION})\n`,
+        );
       });
 
       const ids: string[] = [];

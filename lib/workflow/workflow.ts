@@ -1,0 +1,231 @@
+import { DEFAULT_MAX_ATTEMPTS } from "../storage/task.ts";
+import type { SqliteStorage } from "../storage/sqlite_storage.ts";
+import { ulid } from "../storage/ulid.ts";
+import { runComplete, runIsRunning, runSetWorkflow } from "../store/runs.ts";
+import { taskInsert } from "../store/tasks.ts";
+import type { TaskContext } from "../worker/context.ts";
+import { AbortError } from "../worker/errors.ts";
+import { type TaskFlow, Transition } from "../worker/transition.ts";
+
+type StepFn = (input: unknown, ctx: TaskContext) => unknown;
+
+type Step =
+  | { kind: "map"; fn: StepFn }
+  | { kind: "delay"; delay: (input: unknown) => number }
+  | { kind: "fold"; fn: (acc: unknown, item: unknown, ctx: TaskContext) => unknown; init: unknown }
+  | { kind: "repeat"; fn: StepFn };
+
+/** Where a task stands in a sequential workflow (stored as the task's `step`, JSON). */
+interface Position {
+  /** The step's index. */
+  i: number;
+  /** A fold in progress: the payload is `{ acc, items }`. */
+  fold?: 1;
+  /** How many times a repeatUntil step has run before this task. */
+  rep?: number;
+}
+
+interface FoldState {
+  acc: unknown;
+  items: unknown[];
+}
+
+/**
+ * A sequential workflow: steps that run one after another, each as its own persisted task. A
+ * step's result is the next step's input; the last step's result is the run's result. A step's
+ * ack and the insert of the next step commit in one transaction, so a crash can re-run a step
+ * but never enqueues its successor twice. A step that ends `killed` fails the run.
+ *
+ * @typeParam I the run's input
+ * @typeParam O the current last step's output
+ * @example Usage
+ * ```ts
+ * import { openDatabase, SqliteStorage, Workflow, WorkerBuilder } from "@apalis/sqlite";
+ *
+ * const db = openDatabase(":memory:");
+ * SqliteStorage.setup(db);
+ * const storage = new SqliteStorage<number>(db, "math");
+ * const flow = new Workflow<number>("double-then-add")
+ *   .andThen((n) => n * 2)
+ *   .delayFor(10)
+ *   .andThen((n) => n + 1);
+ * const runId = await storage.pushStart(20);
+ * const worker = new WorkerBuilder("math-worker").backend(storage).handleSignals(false).build(flow);
+ * await worker.runUntil(storage.waitForRun(runId));
+ * const run = await storage.workflowRun(runId);
+ * if (run?.result !== 41) throw new Error("unexpected");
+ * db.close();
+ * ```
+ */
+export class Workflow<I = unknown, O = I> implements TaskFlow<I> {
+  /** The workflow's name (recorded on its runs). */
+  readonly name: string;
+  #steps: Step[];
+
+  /** @param name the workflow's name */
+  constructor(name: string, steps: Step[] = []) {
+    if (typeof name !== "string" || name.length === 0) {
+      throw new TypeError(
+        `Cannot create Workflow as 'name' must be a non-empty string: current value is ${
+          JSON.stringify(name)
+        }`,
+      );
+    }
+    this.name = name;
+    this.#steps = steps;
+  }
+
+  /** Adds a step: `fn` receives the previous output and returns the next (sync or async). */
+  andThen<N>(fn: (input: O, ctx: TaskContext) => N | Promise<N>): Workflow<I, Awaited<N>> {
+    return this.#add({ kind: "map", fn: fn as StepFn });
+  }
+
+  /** Waits `ms` milliseconds (persisted: the next step is scheduled, no worker slot is held). */
+  delayFor(ms: number): Workflow<I, O> {
+    if (!Number.isFinite(ms) || ms < 0) {
+      throw new RangeError(
+        `Cannot add delayFor to workflow '${this.name}' as 'ms' must be >= 0: current value is ${ms}`,
+      );
+    }
+    return this.#add({ kind: "delay", delay: () => ms });
+  }
+
+  /** Waits as many milliseconds as `fn` computes from the previous output. */
+  delayWith(fn: (input: O) => number): Workflow<I, O> {
+    return this.#add({ kind: "delay", delay: fn as (input: unknown) => number });
+  }
+
+  /**
+   * Folds the previous output (an iterable) into one value, one persisted task per item:
+   * `acc = fn(acc, item)` starting from `init`.
+   */
+  fold<A>(
+    fn: (acc: A, item: O extends Iterable<infer E> ? E : never, ctx: TaskContext) => A | Promise<A>,
+    init: A,
+  ): Workflow<I, A> {
+    return this.#add({
+      kind: "fold",
+      fn: fn as (acc: unknown, item: unknown, ctx: TaskContext) => unknown,
+      init,
+    });
+  }
+
+  /**
+   * Runs `fn` on the same input until it returns a value (not `undefined` or `null`), which goes
+   * to the next step. Each try is its own task.
+   */
+  repeatUntil<N>(
+    fn: (input: O, ctx: TaskContext) => N | undefined | null | Promise<N | undefined | null>,
+  ): Workflow<I, N> {
+    return this.#add({ kind: "repeat", fn: fn as StepFn });
+  }
+
+  /** How many steps it has. */
+  get length(): number {
+    return this.#steps.length;
+  }
+
+  /** The handler a worker runs for this workflow (`WorkerBuilder.build(workflow)` calls it). */
+  toHandler(storage: SqliteStorage<I>): (args: I, ctx: TaskContext) => Promise<unknown> {
+    if (this.#steps.length === 0) {
+      throw new TypeError(`Cannot run workflow '${this.name}': it has no steps`);
+    }
+    return (args, ctx) => this.#run(storage, args, ctx);
+  }
+
+  // deno-lint-ignore no-explicit-any
+  #add<N>(step: Step): Workflow<I, any> & Workflow<I, N> {
+    return new Workflow<I, N>(this.name, [...this.#steps, step]);
+  }
+
+  async #run(storage: SqliteStorage<I>, args: unknown, ctx: TaskContext): Promise<Transition> {
+    const runId = ctx.runId;
+    if (runId === undefined) {
+      throw new AbortError(
+        `Cannot run task '${ctx.taskId}' in workflow '${this.name}': it is not part of a run (start runs with storage.pushStart())`,
+      );
+    }
+    const at = parsePosition(ctx.step);
+    const step = this.#steps[at.i];
+    if (!step) {
+      throw new AbortError(
+        `Cannot run step ${at.i} of workflow '${this.name}': it has ${this.#steps.length} steps`,
+      );
+    }
+    const next = (value: unknown, position: Position, delayMs = 0) =>
+      this.#transition(storage, ctx, runId, value, position, delayMs);
+    switch (step.kind) {
+      case "map":
+        return next(await step.fn(args, ctx), { i: at.i + 1 });
+      case "delay":
+        return next(args, { i: at.i + 1 }, step.delay(args));
+      case "repeat": {
+        const value = await step.fn(args, ctx);
+        if (value === undefined || value === null) {
+          return next(args, { i: at.i, rep: (at.rep ?? 0) + 1 });
+        }
+        return next(value, { i: at.i + 1 });
+      }
+      case "fold": {
+        const state: FoldState = at.fold
+          ? args as FoldState
+          : { acc: step.init, items: toArray(args, this.name, at.i) };
+        if (state.items.length === 0) return next(state.acc, { i: at.i + 1 });
+        const acc = await step.fn(state.acc, state.items[0], ctx);
+        const items = state.items.slice(1);
+        if (items.length === 0) return next(acc, { i: at.i + 1 });
+        return next({ acc, items } satisfies FoldState, { i: at.i, fold: 1 });
+      }
+    }
+  }
+
+  /** The step's result, plus the writes that commit with its ack: the next task, or the run's end. */
+  #transition(
+    storage: SqliteStorage<I>,
+    ctx: TaskContext,
+    runId: string,
+    value: unknown,
+    position: Position,
+    delayMs: number,
+  ): Transition {
+    // Encode now: a value the codec refuses fails this attempt, not the commit.
+    const bytes = value === undefined ? null : storage.codec.encode(value);
+    const last = position.i >= this.#steps.length;
+    return new Transition(value, (db, now) => {
+      runSetWorkflow(db, runId, this.name);
+      if (last) {
+        runComplete(db, runId, bytes, now);
+        return;
+      }
+      if (!runIsRunning(db, runId)) return; // failed or finished meanwhile: nothing follows
+      taskInsert(db, {
+        id: ulid(now),
+        queue: ctx.queue,
+        args: bytes ?? storage.codec.encode(null),
+        maxAttempts: ctx.maxAttempts ?? DEFAULT_MAX_ATTEMPTS,
+        priority: ctx.priority,
+        runAt: now + Math.max(0, Math.round(delayMs)),
+        createdAt: now,
+        meta: Object.keys(ctx.meta).length ? JSON.stringify(ctx.meta) : null,
+        backoff: null,
+        runId,
+        step: JSON.stringify(position),
+      });
+    });
+  }
+}
+
+function parsePosition(step: string | undefined): Position {
+  if (step === undefined) return { i: 0 };
+  const position = JSON.parse(step) as Position;
+  return typeof position.i === "number" ? position : { i: 0 };
+}
+
+function toArray(value: unknown, workflow: string, index: number): unknown[] {
+  if (value !== null && typeof value === "object" && Symbol.iterator in value) {
+    return [...(value as Iterable<unknown>)];
+  }
+  throw new AbortError(
+    `Cannot fold in step ${index} of workflow '${workflow}': its input is not iterable`,
+  );
+}
