@@ -98,3 +98,5 @@ export {
 } from "./lib/worker/errors.ts";
 export { Workflow } from "./lib/workflow/workflow.ts";
 export type { TaskFlow } from "./lib/worker/transition.ts";
+export { DagFlow, DagFlowError, type NodeFn, NodeHandle } from "./lib/workflow/dag.ts";
+export type { FilterMapOptions } from "./lib/workflow/workflow.ts";

@@ -27,7 +27,7 @@ import { isWorkerAlive, messageOf, serializeError } from "../storage/records.ts"
 import type { SqliteStorage } from "../storage/sqlite_storage.ts";
 import { ulid } from "../storage/ulid.ts";
 import { HOST_NAME, PROCESS_ID } from "../storage/_process.ts";
-import { onPushed } from "../storage/_wakeup.ts";
+import { notifyPushed, onPushed } from "../storage/_wakeup.ts";
 import { TaskContext } from "./context.ts";
 import { Transition } from "./transition.ts";
 import {
@@ -357,6 +357,8 @@ export class Worker<T = unknown> {
     const { running, queued, resumed, fenced, now } = outcome;
     this.#buffer = stopping ? [] : this.#buffer.slice(fromBuffer.length).concat(queued);
     for (const pending of acks) this.#report(pending, fenced.has(pending.ack.id));
+    // Follow-ups (a workflow's next steps) may have enqueued tasks: wake this process's fetchers.
+    if (acks.some((pending) => pending.followUp)) notifyPushed(db, storage.queue);
     const started: TaskRow[] = [];
     for (const row of fromBuffer) {
       if (!resumed.has(row.id)) continue; // killed or rescued while buffered

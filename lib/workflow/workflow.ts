@@ -1,7 +1,14 @@
 import { DEFAULT_MAX_ATTEMPTS } from "../storage/task.ts";
 import type { SqliteStorage } from "../storage/sqlite_storage.ts";
 import { ulid } from "../storage/ulid.ts";
-import { runComplete, runIsRunning, runSetWorkflow } from "../store/runs.ts";
+import {
+  joinDeclare,
+  joinParts,
+  runComplete,
+  runIsRunning,
+  runSetWorkflow,
+} from "../store/runs.ts";
+import type { Database } from "../sqlite/types.ts";
 import { taskInsert } from "../store/tasks.ts";
 import type { TaskContext } from "../worker/context.ts";
 import { AbortError } from "../worker/errors.ts";
@@ -13,7 +20,18 @@ type Step =
   | { kind: "map"; fn: StepFn }
   | { kind: "delay"; delay: (input: unknown) => number }
   | { kind: "fold"; fn: (acc: unknown, item: unknown, ctx: TaskContext) => unknown; init: unknown }
-  | { kind: "repeat"; fn: StepFn };
+  | { kind: "repeat"; fn: StepFn }
+  | { kind: "filterMap"; fn: StepFn; failedItems: "fail" | "skip" };
+
+/** Options of {@linkcode Workflow.filterMap}. */
+export interface FilterMapOptions {
+  /**
+   * What a failed item (one that ended `killed`) does: `"fail"` fails the run with an error that
+   * names every failed item; `"skip"` leaves it out of the output (it stays visible, with its
+   * error, in `workflowRun()`). @default {"fail"}
+   */
+  failedItems?: "fail" | "skip";
+}
 
 /** Where a task stands in a sequential workflow (stored as the task's `step`, JSON). */
 interface Position {
@@ -23,6 +41,12 @@ interface Position {
   fold?: 1;
   /** How many times a repeatUntil step has run before this task. */
   rep?: number;
+  /** A filterMap item: its join and slot (input index). */
+  item?: 1;
+  join?: string;
+  slot?: number;
+  /** A filterMap collector: the join whose parts it collects. */
+  collect?: string;
 }
 
 interface FoldState {
@@ -120,6 +144,29 @@ export class Workflow<I = unknown, O = I> implements TaskFlow<I> {
     return this.#add({ kind: "repeat", fn: fn as StepFn });
   }
 
+  /**
+   * Runs `fn` on every item of the previous output (an iterable), each item as its own task,
+   * in parallel across workers. The next step receives the results in input order, leaving out
+   * `undefined` and `null` (filtered). Failed items are reported, not dropped: see `options`.
+   */
+  filterMap<N>(
+    fn: (
+      item: O extends Iterable<infer E> ? E : never,
+      ctx: TaskContext,
+    ) => N | undefined | null | Promise<N | undefined | null>,
+    options: FilterMapOptions = {},
+  ): Workflow<I, N[]> {
+    const failedItems = options.failedItems ?? "fail";
+    if (failedItems !== "fail" && failedItems !== "skip") {
+      throw new TypeError(
+        `Cannot add filterMap to workflow '${this.name}' as 'failedItems' must be "fail" or "skip": current value is ${
+          JSON.stringify(failedItems)
+        }`,
+      );
+    }
+    return this.#add({ kind: "filterMap", fn: fn as StepFn, failedItems });
+  }
+
   /** How many steps it has. */
   get length(): number {
     return this.#steps.length;
@@ -166,6 +213,14 @@ export class Workflow<I = unknown, O = I> implements TaskFlow<I> {
         }
         return next(value, { i: at.i + 1 });
       }
+      case "filterMap":
+        if (at.item) return new Transition(await step.fn(args, ctx), () => {});
+        if (at.collect !== undefined) {
+          return next(this.#collect(storage.db, storage, runId, at, step.failedItems), {
+            i: at.i + 1,
+          });
+        }
+        return this.#fanOut(storage, ctx, runId, at.i, toArray(args, this.name, at.i));
       case "fold": {
         const state: FoldState = at.fold
           ? args as FoldState
@@ -177,6 +232,88 @@ export class Workflow<I = unknown, O = I> implements TaskFlow<I> {
         return next({ acc, items } satisfies FoldState, { i: at.i, fold: 1 });
       }
     }
+  }
+
+  /** A filterMap's first arrival: one task per item, and a join that enqueues the collector. */
+  #fanOut(
+    storage: SqliteStorage<I>,
+    ctx: TaskContext,
+    runId: string,
+    index: number,
+    items: unknown[],
+  ): Transition {
+    if (items.length === 0) return this.#transition(storage, ctx, runId, [], { i: index + 1 }, 0);
+    const encoded = items.map((item) => storage.codec.encode(item));
+    const join = `filterMap:${index}:${ctx.taskId}`;
+    const nothing = storage.codec.encode(null);
+    return new Transition({ items: items.length }, (db, now) => {
+      runSetWorkflow(db, runId, this.name);
+      if (!runIsRunning(db, runId)) return;
+      const meta = Object.keys(ctx.meta).length ? JSON.stringify(ctx.meta) : null;
+      joinDeclare(db, {
+        runId,
+        key: join,
+        expected: items.length,
+        taskId: ulid(now),
+        queue: ctx.queue,
+        args: nothing,
+        step: JSON.stringify({ i: index, collect: join } satisfies Position),
+        priority: ctx.priority,
+        maxAttempts: ctx.maxAttempts,
+        meta,
+      });
+      encoded.forEach((args, slot) =>
+        taskInsert(db, {
+          id: ulid(now),
+          queue: ctx.queue,
+          args,
+          maxAttempts: ctx.maxAttempts,
+          priority: ctx.priority,
+          runAt: now,
+          createdAt: now,
+          meta,
+          backoff: null,
+          runId,
+          step: JSON.stringify({ i: index, item: 1, join, slot } satisfies Position),
+        })
+      );
+    });
+  }
+
+  /** A filterMap's collector: the items' results in input order, failures reported. */
+  #collect(
+    db: Database,
+    storage: SqliteStorage<I>,
+    runId: string,
+    at: Position,
+    failedItems: "fail" | "skip",
+  ): unknown[] {
+    const values: unknown[] = [];
+    const failures: string[] = [];
+    for (const part of joinParts(db, runId, at.collect!)) {
+      if (part.status === "killed") {
+        let message = "unknown error";
+        try {
+          message = (JSON.parse(part.error ?? "{}") as { message?: string }).message ?? message;
+        } catch {
+          // Keep the generic message.
+        }
+        failures.push(`#${part.slot}: ${message}`);
+        continue;
+      }
+      const value = part.result === null ? undefined : storage.codec.decode(part.result);
+      if (value !== undefined && value !== null) values.push(value);
+    }
+    if (failures.length > 0 && failedItems === "fail") {
+      const error = new AbortError(
+        `filterMap in step ${at.i} of workflow '${this.name}': ${failures.length} item(s) failed: ${
+          failures.join("; ")
+        }`,
+      );
+      error.name = "FilterMapError";
+      throw error;
+    }
+    return values;
   }
 
   /** The step's result, plus the writes that commit with its ack: the next task, or the run's end. */

@@ -1,0 +1,2 @@
+export { type FilterMapOptions, Workflow } from "./workflow.ts";
+export { DagFlow, DagFlowError, type NodeFn, NodeHandle } from "./dag.ts";
