@@ -67,6 +67,7 @@ export {
 export { ulid } from "./lib/storage/ulid.ts";
 export {
   DuplicateTaskError,
+  RunNotFoundError,
   TaskNotFoundError,
   TaskStateError,
   WaitTimeoutError,

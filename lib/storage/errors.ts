@@ -10,6 +10,18 @@ export class TaskNotFoundError extends Error {
   }
 }
 
+/** Thrown when an operation names a workflow run id that does not exist. */
+export class RunNotFoundError extends Error {
+  /** The id that was not found. */
+  readonly id: string;
+  /** @param id the missing run id */
+  constructor(id: string) {
+    super(`Cannot find workflow run '${id}': no run has this id`);
+    this.name = "RunNotFoundError";
+    this.id = id;
+  }
+}
+
 /** Thrown when a task is not in a state the operation accepts. */
 export class TaskStateError extends Error {
   /** The task's id. */

@@ -38,6 +38,8 @@ export interface TaskRecord<T = unknown> {
   /** The last attempt's error. */
   lastError: TaskError | undefined;
   meta: Record<string, unknown>;
+  /** The workflow run the task belongs to, if any. */
+  runId: string | null;
   /** Why `args` or `lastResult` could not be decoded, if so. */
   decodeError?: string;
 }
@@ -107,6 +109,7 @@ export function toTaskRecord<T>(row: TaskRow, codec: Codec): TaskRecord<T> {
     lastResult,
     lastError: row.last_error === null ? undefined : parseError(row.last_error),
     meta: row.meta === null ? {} : JSON.parse(row.meta),
+    runId: row.run_id ?? null,
   };
   if (decodeError !== undefined) record.decodeError = decodeError;
   return record;

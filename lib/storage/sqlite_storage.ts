@@ -25,6 +25,7 @@ import { type Codec, JsonCodec } from "./codec.ts";
 import { Config } from "./config.ts";
 import {
   DuplicateTaskError,
+  RunNotFoundError,
   TaskNotFoundError,
   TaskStateError,
   WaitTimeoutError,
@@ -260,7 +261,7 @@ export class SqliteStorage<T = unknown> {
 
   /**
    * Resolves when a run has ended (`done` or `failed`). Rejects with `WaitTimeoutError` after
-   * `timeoutMs`, and with `TaskNotFoundError` for an unknown run id.
+   * `timeoutMs`, and with `RunNotFoundError` for an unknown run id.
    */
   async waitForRun<R = unknown>(
     runId: string,
@@ -270,7 +271,7 @@ export class SqliteStorage<T = unknown> {
     const deadline = Date.now() + timeoutMs;
     while (true) {
       const run = runGet(this.db, runId);
-      if (!run) throw new TaskNotFoundError(runId);
+      if (!run) throw new RunNotFoundError(runId);
       if (run.status !== "running") {
         return toRunRecord<R>(run, runTasks(this.db, runId), this.codec);
       }

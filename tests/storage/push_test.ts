@@ -50,6 +50,7 @@ Deno.test("SqliteStorage.push() stores a pending task with defaults and returns 
     lastResult: undefined,
     lastError: undefined,
     meta: {},
+    runId: null,
   });
 });
 

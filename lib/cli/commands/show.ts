@@ -54,6 +54,7 @@ function render(io: CliIo, task: TaskRecord): string {
     ["done at", formatTime(task.doneAt)],
     ["worker", task.lockBy ?? "-"],
   ];
+  if (task.runId !== null) fields.push(["run", task.runId]);
   let text = `${paint(io, "bold", `Task ${task.id}`)}\n`;
   for (const [name, value] of fields) text += `  ${name.padEnd(10)} ${value}\n`;
   const section = (title: string, body: string) => {
