@@ -55,12 +55,12 @@ export function runComplete(
   ).changes === 1;
 }
 
-/** Every task of a run, oldest first. */
+/** Every task of a run, in the order they were enqueued. */
 export function runTasks(db: Database, id: string): TaskRow[] {
   return db.all<TaskRow>(
     `SELECT id, queue, status, args, attempts, max_attempts, priority, run_at, created_at,
        lock_by, lock_at, done_at, last_result, last_error, meta, backoff, run_id, step
-     FROM apalis_tasks WHERE run_id = ? ORDER BY id`,
+     FROM apalis_tasks WHERE run_id = ? ORDER BY created_at, id`,
     [id],
   );
 }
@@ -77,13 +77,14 @@ export interface JoinSpec {
   priority: number;
   maxAttempts: number;
   meta: string | null;
+  backoff: string | null;
 }
 
 /** Declares a join; a second declaration of the same key is ignored. */
 export function joinDeclare(db: Database, join: JoinSpec): void {
   db.run(
     `INSERT OR IGNORE INTO apalis_joins (run_id, join_key, expected, task_id, queue, args, step,
-       priority, max_attempts, meta) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+       priority, max_attempts, meta, backoff) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     [
       join.runId,
       join.key,
@@ -95,6 +96,7 @@ export function joinDeclare(db: Database, join: JoinSpec): void {
       join.priority,
       join.maxAttempts,
       join.meta,
+      join.backoff,
     ],
   );
 }
@@ -105,6 +107,36 @@ export interface JoinPartRow {
   status: "done" | "killed";
   result: Uint8Array | null;
   error: string | null;
+}
+
+/** The continuation insert shared by code and the trigger: once, when every part is in. */
+const ENQUEUE_COMPLETE_JOINS = `INSERT OR IGNORE INTO apalis_tasks (id, queue, status, args,
+    attempts, max_attempts, priority, run_at, created_at, meta, backoff, run_id, step)
+  SELECT j.task_id, j.queue, 'pending', coalesce(?, j.args), 0, j.max_attempts, j.priority, ?, ?,
+    j.meta,
+    j.backoff, j.run_id, j.step
+  FROM apalis_joins AS j
+  WHERE j.run_id = ? AND j.join_key = ?
+    AND (SELECT count(*) FROM apalis_join_parts AS p
+         WHERE p.run_id = j.run_id AND p.join_key = j.join_key) = j.expected
+    AND (SELECT status FROM apalis_runs WHERE id = j.run_id) = 'running'`;
+
+/**
+ * Enqueues a join's continuation if all its parts are in and its run is running, with `args`
+ * as its payload (the declared placeholder when absent). Its task id is fixed when the join is
+ * declared, so this is idempotent: never enqueued twice.
+ */
+export function joinEnqueueIfComplete(
+  db: Database,
+  join: { runId: string; key: string; now: number; args?: Uint8Array },
+): boolean {
+  return db.run(ENQUEUE_COMPLETE_JOINS, [
+    join.args ?? null,
+    join.now,
+    join.now,
+    join.runId,
+    join.key,
+  ]).changes === 1;
 }
 
 /** Records one part of a join (from code, for a task that feeds several joins). */

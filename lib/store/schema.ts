@@ -90,6 +90,7 @@ const MIGRATIONS: readonly string[] = [
      priority     INTEGER NOT NULL,
      max_attempts INTEGER NOT NULL,
      meta         TEXT,
+     backoff      TEXT,
      PRIMARY KEY (run_id, join_key)
    ) WITHOUT ROWID;
    CREATE TABLE apalis_join_parts (
@@ -117,9 +118,9 @@ const MIGRATIONS: readonly string[] = [
             NEW.status, NEW.last_result, NEW.last_error
      WHERE NEW.status IN ('done','killed') AND json_extract(NEW.step, '$.join') IS NOT NULL;
      INSERT OR IGNORE INTO apalis_tasks (id, queue, status, args, attempts, max_attempts,
-       priority, run_at, created_at, meta, run_id, step)
+       priority, run_at, created_at, meta, backoff, run_id, step)
      SELECT j.task_id, j.queue, 'pending', j.args, 0, j.max_attempts, j.priority,
-       coalesce(NEW.done_at, 0), coalesce(NEW.done_at, 0), j.meta, j.run_id, j.step
+       coalesce(NEW.done_at, 0), coalesce(NEW.done_at, 0), j.meta, j.backoff, j.run_id, j.step
      FROM apalis_joins AS j
      WHERE NEW.status IN ('done','killed') AND j.run_id = NEW.run_id
        AND j.join_key = json_extract(NEW.step, '$.join')
@@ -132,6 +133,16 @@ const MIGRATIONS: readonly string[] = [
      UPDATE apalis_runs SET status = 'running', done_at = NULL, error = NULL
      WHERE NEW.status = 'pending' AND OLD.status = 'killed'
        AND id = NEW.run_id AND status = 'failed';
+     -- Joins completed while the run had failed (branches that went on) resume with it.
+     INSERT OR IGNORE INTO apalis_tasks (id, queue, status, args, attempts, max_attempts,
+       priority, run_at, created_at, meta, backoff, run_id, step)
+     SELECT j.task_id, j.queue, 'pending', j.args, 0, j.max_attempts, j.priority,
+       NEW.run_at, NEW.run_at, j.meta, j.backoff, j.run_id, j.step
+     FROM apalis_joins AS j
+     WHERE NEW.status = 'pending' AND OLD.status = 'killed' AND j.run_id = NEW.run_id
+       AND (SELECT count(*) FROM apalis_join_parts AS p
+            WHERE p.run_id = j.run_id AND p.join_key = j.join_key) = j.expected
+       AND (SELECT status FROM apalis_runs WHERE id = NEW.run_id) = 'running';
    END;`,
 ];
 

@@ -300,6 +300,12 @@ export function taskNextRunAt(db: Database, queue: string): number | undefined {
   return row?.run_at ?? undefined;
 }
 
+/** A task's own retry backoff (JSON), which the steps it enqueues inherit. */
+export function taskBackoff(db: Database, id: string): string | null {
+  return db.get<{ backoff: string | null }>("SELECT backoff FROM apalis_tasks WHERE id = ?", [id])
+    ?.backoff ?? null;
+}
+
 /** Reads one task. */
 export function taskGet(db: Database, id: string): TaskRow | undefined {
   return db.get<TaskRow>(`SELECT ${COLUMNS} FROM apalis_tasks WHERE id = ?`, [id]);

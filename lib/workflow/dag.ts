@@ -2,12 +2,14 @@ import type { SqliteStorage } from "../storage/sqlite_storage.ts";
 import { ulid } from "../storage/ulid.ts";
 import {
   joinAddPart,
+  joinDeclare,
+  joinEnqueueIfComplete,
   joinParts,
   runComplete,
   runIsRunning,
   runSetWorkflow,
 } from "../store/runs.ts";
-import { taskInsert } from "../store/tasks.ts";
+import { taskBackoff, taskInsert } from "../store/tasks.ts";
 import type { Database } from "../sqlite/types.ts";
 import type { TaskContext } from "../worker/context.ts";
 import { AbortError } from "../worker/errors.ts";
@@ -87,6 +89,11 @@ interface DagPosition {
 }
 
 const END_JOIN = "dag:end";
+
+/** The join that collects a node's inputs. */
+function joinKey(node: string): string {
+  return `dag:node:${node}`;
+}
 
 /**
  * A workflow shaped as a directed acyclic graph: nodes run as soon as their dependencies are
@@ -234,32 +241,35 @@ export class DagFlow implements TaskFlow<unknown> {
       if (graph.entries.length === 1) node = graph.entries[0]!;
       else return this.#fanOut(storage, graph, runId, args, ctx);
     }
-    const output = await node.fn(args, ctx);
+    // A node after others reads its inputs from its join (the task's own payload is empty).
+    const input = node.deps.length === 0 ? args : this.#inputs(storage, runId, node);
+    const output = await node.fn(input, ctx);
     const bytes = output === undefined ? null : storage.codec.encode(output);
+    const done = node;
     return new Transition(output, (db, now) => {
       runSetWorkflow(db, runId, this.name);
-      if (!runIsRunning(db, runId)) return;
       const next = new Spawner(db, storage, ctx, runId, now);
-      for (const successor of graph.successors.get(node.name)!) {
-        if (successor.deps.length === 1) {
-          next.node(successor.name, bytes);
-          continue;
-        }
-        // A fan-in: record this input; the transaction that records the last one enqueues it.
-        const key = `dag:${successor.name}`;
-        const inputs = next.join(key, successor.deps.indexOf(node.name), bytes);
-        if (inputs.length === successor.deps.length) {
-          next.node(successor.name, storage.codec.encode(inputs));
-        }
+      // Inputs are recorded even when the run has failed meanwhile: retrying the killed step
+      // revives the run, and the joins this branch completed resume with it.
+      for (const successor of graph.successors.get(done.name)!) {
+        next.feed(successor, successor.deps.indexOf(done.name), bytes);
       }
-      if (graph.sinks.includes(node)) {
-        const results = next.join(END_JOIN, graph.sinks.indexOf(node), bytes);
-        if (results.length === graph.sinks.length) {
+      if (graph.sinks.includes(done)) {
+        const results = next.part(END_JOIN, graph.sinks.indexOf(done), bytes);
+        if (results.length === graph.sinks.length && runIsRunning(db, runId)) {
           const result = graph.sinks.length === 1 ? bytes : storage.codec.encode(results);
           runComplete(db, runId, result, now);
         }
       }
     });
+  }
+
+  /** A node's inputs, decoded from its join: one value, or an array in `dependsOn` order. */
+  #inputs(storage: SqliteStorage<unknown>, runId: string, node: NodeDef): unknown {
+    const values = joinParts(storage.db, runId, joinKey(node.name)).map((part) =>
+      part.result === null ? undefined : storage.codec.decode(part.result)
+    );
+    return node.deps.length === 1 ? values[0] : values;
   }
 
   #fanOut(
@@ -318,17 +328,45 @@ class Spawner {
       runAt: now,
       createdAt: now,
       meta: Object.keys(ctx.meta).length ? JSON.stringify(ctx.meta) : null,
-      backoff: null,
+      backoff: taskBackoff(this.db, ctx.taskId),
       runId: this.runId,
       step: JSON.stringify({ node: name } satisfies DagPosition),
     });
   }
 
   /** Records one input of a join and returns every input recorded so far, decoded, by slot. */
-  join(key: string, slot: number, input: Uint8Array | null): unknown[] {
+  part(key: string, slot: number, input: Uint8Array | null): unknown[] {
     joinAddPart(this.db, { runId: this.runId, key, slot, result: input });
     return joinParts(this.db, this.runId, key).map((part) =>
       part.result === null ? undefined : this.storage.codec.decode(part.result)
     );
+  }
+
+  /**
+   * Gives a successor one of its inputs. Its task (with a fixed id) is enqueued by the
+   * transaction that records its last input, and only while the run is running.
+   */
+  feed(successor: NodeDef, slot: number, input: Uint8Array | null): void {
+    const { ctx, runId, db } = this;
+    const key = joinKey(successor.name);
+    joinDeclare(db, {
+      runId,
+      key,
+      expected: successor.deps.length,
+      taskId: `${runId}.${successor.name}`,
+      queue: ctx.queue,
+      args: this.storage.codec.encode(null),
+      step: JSON.stringify({ node: successor.name } satisfies DagPosition),
+      priority: ctx.priority,
+      maxAttempts: ctx.maxAttempts,
+      meta: Object.keys(ctx.meta).length ? JSON.stringify(ctx.meta) : null,
+      backoff: taskBackoff(db, ctx.taskId),
+    });
+    const inputs = this.part(key, slot, input);
+    if (inputs.length === successor.deps.length) {
+      // Its payload shows its inputs; the node itself reads them from the join.
+      const args = this.storage.codec.encode(successor.deps.length === 1 ? inputs[0] : inputs);
+      joinEnqueueIfComplete(db, { runId, key, now: this.now, args });
+    }
   }
 }

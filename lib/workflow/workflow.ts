@@ -9,7 +9,7 @@ import {
   runSetWorkflow,
 } from "../store/runs.ts";
 import type { Database } from "../sqlite/types.ts";
-import { taskInsert } from "../store/tasks.ts";
+import { taskBackoff, taskInsert } from "../store/tasks.ts";
 import type { TaskContext } from "../worker/context.ts";
 import { AbortError } from "../worker/errors.ts";
 import { type TaskFlow, Transition } from "../worker/transition.ts";
@@ -193,6 +193,10 @@ export class Workflow<I = unknown, O = I> implements TaskFlow<I> {
       );
     }
     const at = parsePosition(ctx.step);
+    if (at.i === this.#steps.length) {
+      // The end of a workflow whose last step was a delay: the run completes now.
+      return this.#transition(storage, ctx, runId, args, { i: at.i + 1 }, 0);
+    }
     const step = this.#steps[at.i];
     if (!step) {
       throw new AbortError(
@@ -250,6 +254,7 @@ export class Workflow<I = unknown, O = I> implements TaskFlow<I> {
       runSetWorkflow(db, runId, this.name);
       if (!runIsRunning(db, runId)) return;
       const meta = Object.keys(ctx.meta).length ? JSON.stringify(ctx.meta) : null;
+      const backoff = taskBackoff(db, ctx.taskId);
       joinDeclare(db, {
         runId,
         key: join,
@@ -261,6 +266,7 @@ export class Workflow<I = unknown, O = I> implements TaskFlow<I> {
         priority: ctx.priority,
         maxAttempts: ctx.maxAttempts,
         meta,
+        backoff,
       });
       encoded.forEach((args, slot) =>
         taskInsert(db, {
@@ -272,7 +278,7 @@ export class Workflow<I = unknown, O = I> implements TaskFlow<I> {
           runAt: now,
           createdAt: now,
           meta,
-          backoff: null,
+          backoff,
           runId,
           step: JSON.stringify({ i: index, item: 1, join, slot } satisfies Position),
         })
@@ -327,7 +333,9 @@ export class Workflow<I = unknown, O = I> implements TaskFlow<I> {
   ): Transition {
     // Encode now: a value the codec refuses fails this attempt, not the commit.
     const bytes = value === undefined ? null : storage.codec.encode(value);
-    const last = position.i >= this.#steps.length;
+    // A trailing delay still waits: an end marker task at {i: length} completes the run.
+    const last = position.i > this.#steps.length ||
+      (position.i === this.#steps.length && delayMs <= 0);
     return new Transition(value, (db, now) => {
       runSetWorkflow(db, runId, this.name);
       if (last) {
@@ -344,7 +352,7 @@ export class Workflow<I = unknown, O = I> implements TaskFlow<I> {
         runAt: now + Math.max(0, Math.round(delayMs)),
         createdAt: now,
         meta: Object.keys(ctx.meta).length ? JSON.stringify(ctx.meta) : null,
-        backoff: null,
+        backoff: taskBackoff(db, ctx.taskId),
         runId,
         step: JSON.stringify(position),
       });
