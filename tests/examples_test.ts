@@ -92,6 +92,48 @@ function checkPushSync(run: CommandRun): void {
   assert.match(run.stdout, /^done: welcome email sent to ada@example.com \(user 1\)$/m);
 }
 
+// The same examples under Bun, when it is installed (CI installs it).
+const hasBun = (() => {
+  try {
+    return new Deno.Command("bun", { args: ["--version"], stdout: "null", stderr: "null" })
+      .outputSync().success;
+  } catch {
+    return false;
+  }
+})();
+
+function checkOrderFulfilment(run: CommandRun): void {
+  assertExitedCleanly(run, "order_fulfilment.ts");
+  assert.match(run.stdout, /^\[1001\] Charging \$74\.99 for 3 item\(s\)\.\.\.$/m);
+  assert.match(run.stdout, /^\[1001\] 2 item\(s\) confirmed in stock$/m);
+  assert.match(run.stdout, /^run \w{26}: done$/m);
+  assert.match(run.stdout, /^result: "emailed alice@example\.com \(TRACK-1001\)"$/m);
+}
+
+function checkDag(run: CommandRun): void {
+  assertExitedCleanly(run, "dag.ts");
+  assert.match(run.stdout, /^result: 249$/m);
+}
+
+for (const runtime of ["deno", "bun"] as const) {
+  Deno.test({
+    name: `examples/order_fulfilment.ts runs the seed's pipeline to done when run with ${runtime}`,
+    ignore: runtime === "bun" && !hasBun,
+    fn: () =>
+      withTempDir(async (dir) => {
+        checkOrderFulfilment(await runExample(runtime, "order_fulfilment.ts", dir));
+      }),
+  });
+  Deno.test({
+    name: `examples/dag.ts runs the seed's DAG to 249 when run with ${runtime}`,
+    ignore: runtime === "bun" && !hasBun,
+    fn: () =>
+      withTempDir(async (dir) => {
+        checkDag(await runExample(runtime, "dag.ts", dir));
+      }),
+  });
+}
+
 Deno.test("examples/basic.ts runs the 10 delayed tasks and exits 0 when run with deno", () =>
   withTempDir(async (dir) => {
     checkBasic(await runExample("deno", "basic.ts", dir));
@@ -106,16 +148,6 @@ Deno.test("examples/pushsync.ts keeps only the committed signup's task when run 
   withTempDir(async (dir) => {
     checkPushSync(await runExample("deno", "pushsync.ts", dir));
   }));
-
-// The same examples under Bun, when it is installed (CI installs it).
-const hasBun = (() => {
-  try {
-    return new Deno.Command("bun", { args: ["--version"], stdout: "null", stderr: "null" })
-      .outputSync().success;
-  } catch {
-    return false;
-  }
-})();
 
 Deno.test({
   name: "examples/basic.ts runs the 10 delayed tasks and exits 0 when run with bun",

@@ -60,7 +60,7 @@ export function runTasks(db: Database, id: string): TaskRow[] {
   return db.all<TaskRow>(
     `SELECT id, queue, status, args, attempts, max_attempts, priority, run_at, created_at,
        lock_by, lock_at, done_at, last_result, last_error, meta, backoff, run_id, step
-     FROM apalis_tasks WHERE run_id = ? ORDER BY created_at, id`,
+     FROM apalis_tasks WHERE run_id = ? ORDER BY run_seq`,
     [id],
   );
 }
@@ -111,10 +111,11 @@ export interface JoinPartRow {
 
 /** The continuation insert shared by code and the trigger: once, when every part is in. */
 const ENQUEUE_COMPLETE_JOINS = `INSERT OR IGNORE INTO apalis_tasks (id, queue, status, args,
-    attempts, max_attempts, priority, run_at, created_at, meta, backoff, run_id, step)
+    attempts, max_attempts, priority, run_at, created_at, meta, backoff, run_id, step, run_seq)
   SELECT j.task_id, j.queue, 'pending', coalesce(?, j.args), 0, j.max_attempts, j.priority, ?, ?,
     j.meta,
-    j.backoff, j.run_id, j.step
+    j.backoff, j.run_id, j.step,
+    (SELECT coalesce(max(run_seq), 0) + 1 FROM apalis_tasks WHERE run_id = j.run_id)
   FROM apalis_joins AS j
   WHERE j.run_id = ? AND j.join_key = ?
     AND (SELECT count(*) FROM apalis_join_parts AS p

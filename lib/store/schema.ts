@@ -66,7 +66,9 @@ const MIGRATIONS: readonly string[] = [
   // 2: workflow runs. Every task of a run carries its run id and its position (step, JSON).
   `ALTER TABLE apalis_tasks ADD COLUMN run_id TEXT;
    ALTER TABLE apalis_tasks ADD COLUMN step TEXT;
-   CREATE INDEX apalis_tasks_run ON apalis_tasks (run_id, id) WHERE run_id IS NOT NULL;
+   -- 1, 2, 3… within a run: the order its tasks were enqueued in (ids need not be in order).
+   ALTER TABLE apalis_tasks ADD COLUMN run_seq INTEGER;
+   CREATE INDEX apalis_tasks_run ON apalis_tasks (run_id, run_seq) WHERE run_id IS NOT NULL;
    CREATE TABLE apalis_runs (
      id         TEXT PRIMARY KEY,
      queue      TEXT NOT NULL,
@@ -118,9 +120,10 @@ const MIGRATIONS: readonly string[] = [
             NEW.status, NEW.last_result, NEW.last_error
      WHERE NEW.status IN ('done','killed') AND json_extract(NEW.step, '$.join') IS NOT NULL;
      INSERT OR IGNORE INTO apalis_tasks (id, queue, status, args, attempts, max_attempts,
-       priority, run_at, created_at, meta, backoff, run_id, step)
+       priority, run_at, created_at, meta, backoff, run_id, step, run_seq)
      SELECT j.task_id, j.queue, 'pending', j.args, 0, j.max_attempts, j.priority,
-       coalesce(NEW.done_at, 0), coalesce(NEW.done_at, 0), j.meta, j.backoff, j.run_id, j.step
+       coalesce(NEW.done_at, 0), coalesce(NEW.done_at, 0), j.meta, j.backoff, j.run_id, j.step,
+       (SELECT coalesce(max(run_seq), 0) + 1 FROM apalis_tasks WHERE run_id = j.run_id)
      FROM apalis_joins AS j
      WHERE NEW.status IN ('done','killed') AND j.run_id = NEW.run_id
        AND j.join_key = json_extract(NEW.step, '$.join')
@@ -135,9 +138,10 @@ const MIGRATIONS: readonly string[] = [
        AND id = NEW.run_id AND status = 'failed';
      -- Joins completed while the run had failed (branches that went on) resume with it.
      INSERT OR IGNORE INTO apalis_tasks (id, queue, status, args, attempts, max_attempts,
-       priority, run_at, created_at, meta, backoff, run_id, step)
+       priority, run_at, created_at, meta, backoff, run_id, step, run_seq)
      SELECT j.task_id, j.queue, 'pending', j.args, 0, j.max_attempts, j.priority,
-       NEW.run_at, NEW.run_at, j.meta, j.backoff, j.run_id, j.step
+       NEW.run_at, NEW.run_at, j.meta, j.backoff, j.run_id, j.step,
+       (SELECT coalesce(max(run_seq), 0) + 1 FROM apalis_tasks WHERE run_id = j.run_id)
      FROM apalis_joins AS j
      WHERE NEW.status = 'pending' AND OLD.status = 'killed' AND j.run_id = NEW.run_id
        AND (SELECT count(*) FROM apalis_join_parts AS p
