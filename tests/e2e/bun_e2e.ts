@@ -19,7 +19,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
-import { openDatabase, SqliteStorage, Task, type TaskRecord, WorkerBuilder } from "../../mod.ts";
+import {
+  openDatabase,
+  SCHEMA_VERSION,
+  SqliteStorage,
+  Task,
+  type TaskRecord,
+  WorkerBuilder,
+} from "../../mod.ts";
 import { waitUntil } from "../_wait.ts";
 import { RUNS_DDL, scalar } from "./_runs.ts";
 
@@ -109,7 +116,7 @@ await check("runs under Bun", () => {
 await check("SqliteStorage.setup() creates the schema", () => {
   SqliteStorage.setup(db);
   db.exec(RUNS_DDL);
-  assert.equal(SqliteStorage.setup(db), 1);
+  assert.equal(SqliteStorage.setup(db), SCHEMA_VERSION);
 });
 
 // ---- 1. In-process worker: push, work, retries -------------------------------------------------
