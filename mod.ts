@@ -52,8 +52,12 @@ export {
   BackoffStrategy,
   type BackoffStrategyOptions,
   IntervalStrategy,
+  MultiStrategy,
   type PollStrategy,
   type PollTicker,
+  type Sleep,
+  StrategyBuilder,
+  StreamStrategy,
 } from "./lib/storage/poll_strategy.ts";
 export { DEFAULT_MAX_ATTEMPTS, type PushOptions, Task, TaskBuilder } from "./lib/storage/task.ts";
 export { type Codec, JsonCodec } from "./lib/storage/codec.ts";

@@ -1,5 +1,6 @@
 import { retryBusy } from "../sqlite/busy.ts";
-import type { Database } from "../sqlite/types.ts";
+import { openDatabase } from "../sqlite/open.ts";
+import type { Database, OpenDatabaseOptions } from "../sqlite/types.ts";
 import { migrate } from "../store/schema.ts";
 import {
   type NewTaskRow,
@@ -118,6 +119,31 @@ export class SqliteStorage<T = unknown> {
    */
   static setup(db: Database): number {
     return migrate(db);
+  }
+
+  /**
+   * Opens `path` on a new connection and returns a storage on it: the seed's event-driven
+   * `new_with_callback`. Every storage wakes its idle workers at once for pushes in this process,
+   * and within milliseconds for commits by other processes (a watch on the WAL file and SQLite's
+   * `data_version`), so this is the same storage with its own connection. Call
+   * `SqliteStorage.setup(storage.db)` before use, and `storage.db.close()` when done.
+   *
+   * @example Usage
+   * ```ts
+   * import { Config, IntervalStrategy, SqliteStorage } from "@apalis/sqlite";
+   *
+   * const config = new Config("queue").withPollInterval(new IntervalStrategy(5000));
+   * const backend = SqliteStorage.newWithCallback<number>(":memory:", config);
+   * SqliteStorage.setup(backend.db);
+   * backend.db.close();
+   * ```
+   */
+  static newWithCallback<T>(
+    path: string,
+    config: string | Config = "default",
+    options: SqliteStorageOptions & OpenDatabaseOptions = {},
+  ): SqliteStorage<T> {
+    return new SqliteStorage<T>(openDatabase(path, options), config, options);
   }
 
   /** A storage for `queue` (the seed's `new_in_queue`). */

@@ -14,7 +14,6 @@ import {
   type TaskRow,
   taskStartMany,
 } from "../store/tasks.ts";
-import { dataVersion } from "../store/changes.ts";
 import {
   workerGet,
   workerHeartbeat,
@@ -28,6 +27,7 @@ import type { SqliteStorage } from "../storage/sqlite_storage.ts";
 import { ulid } from "../storage/ulid.ts";
 import { HOST_NAME, PROCESS_ID } from "../storage/_process.ts";
 import { notifyPushed, onPushed } from "../storage/_wakeup.ts";
+import { onExternalCommit } from "../storage/_commits.ts";
 import { TaskContext } from "./context.ts";
 import { Transition } from "./transition.ts";
 import {
@@ -38,8 +38,6 @@ import {
   WorkerNameTakenError,
 } from "./errors.ts";
 import type { EventListener, TaskEventInfo, WorkerContext, WorkerEvent } from "./events.ts";
-
-const CHANGE_WATCH_MS = 25;
 
 /** A task handler: its return value is stored as the task's result. */
 export type Handler<T> = (args: T, ctx: TaskContext) => unknown;
@@ -171,6 +169,10 @@ export class Worker<T = unknown> {
     this.#run = compose(this.#o.middleware, this.#o.handler);
     await this.#register();
     const unsubscribe = onPushed(storage.db, storage.queue, () => this.#poke());
+    // Pushes by other processes: woken within milliseconds, at no cost while idle.
+    const unwatch = onExternalCommit(storage.db, () => {
+      if (this.#inFlight.size < this.#o.concurrency) this.#poke();
+    });
     const heartbeat = setInterval(() => void this.#heartbeat(), storage.config.keepAliveMs);
     const onSignal = () => {
       if (this.#state === "stopping") this.#abortAll();
@@ -194,6 +196,7 @@ export class Worker<T = unknown> {
       clearTimeout(this.#stragglerTimer);
       clearInterval(heartbeat);
       unsubscribe();
+      unwatch();
       if (handleSignals) {
         process.off("SIGINT", onSignal);
         process.off("SIGTERM", onSignal);
@@ -267,18 +270,7 @@ export class Worker<T = unknown> {
     });
     const waits: Promise<void>[] = [woken];
     let dueTimer: ReturnType<typeof setTimeout> | undefined;
-    let watch: ReturnType<typeof setInterval> | undefined;
     if (ticker) {
-      // Other processes' pushes change data_version: notice them within ~25 ms, no hot polling.
-      const { db } = this.#o.storage;
-      const seen = dataVersion(db);
-      watch = setInterval(() => {
-        try {
-          if (dataVersion(db) !== seen) this.#poke();
-        } catch {
-          this.#poke(); // the loop reports the database error
-        }
-      }, CHANGE_WATCH_MS);
       waits.push(ticker.wait(foundWork, controller.signal));
       const delay = this.#nextDue === undefined
         ? undefined
@@ -289,7 +281,6 @@ export class Worker<T = unknown> {
     }
     await Promise.race(waits);
     clearTimeout(dueTimer);
-    clearInterval(watch);
     controller.abort();
     this.#wake = undefined;
     // Let handlers that finish in the same turn queue their acks: they commit together.
