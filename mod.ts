@@ -48,6 +48,7 @@ export {
   type SqliteStorageOptions,
 } from "./lib/storage/sqlite_storage.ts";
 export { Config } from "./lib/storage/config.ts";
+export { SharedQueueError, SharedSqliteStorage } from "./lib/storage/shared.ts";
 export {
   BackoffStrategy,
   type BackoffStrategyOptions,

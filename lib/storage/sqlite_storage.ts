@@ -45,6 +45,7 @@ import {
 } from "./records.ts";
 import { type PushOptions, resolvePush, type Task } from "./task.ts";
 import { ulid } from "./ulid.ts";
+import type { SharedFetcher } from "./shared.ts";
 import { notifyPushed } from "./_wakeup.ts";
 
 /** Options for {@linkcode SqliteStorage}. */
@@ -53,6 +54,8 @@ export interface SqliteStorageOptions {
   codec?: Codec;
   /** Where time comes from. @default {systemClock} */
   clock?: Clock;
+  /** @internal Set by `SharedSqliteStorage.makeShared`: the fetcher its workers share. */
+  shared?: SharedFetcher;
 }
 
 /** Filter and page for {@linkcode SqliteStorage.listTasks}. */
@@ -96,6 +99,8 @@ export class SqliteStorage<T = unknown> {
   readonly codec: Codec;
   /** Where time comes from. */
   readonly clock: Clock;
+  /** The fetcher shared with other queues' workers, for a storage of a `SharedSqliteStorage`. */
+  readonly shared: SharedFetcher | undefined;
 
   /**
    * @param db an open database (see `openDatabase`), set up with {@linkcode SqliteStorage.setup}
@@ -111,6 +116,7 @@ export class SqliteStorage<T = unknown> {
     this.config = typeof queue === "string" ? new Config(queue) : queue;
     this.codec = options.codec ?? JsonCodec;
     this.clock = options.clock ?? systemClock;
+    this.shared = options.shared;
   }
 
   /**
@@ -162,7 +168,9 @@ export class SqliteStorage<T = unknown> {
 
   /** The same queue with another codec. */
   withCodec(codec: Codec): SqliteStorage<T> {
-    return new SqliteStorage<T>(this.db, this.config, { codec, clock: this.clock });
+    const options: SqliteStorageOptions = { codec, clock: this.clock };
+    if (this.shared) options.shared = this.shared;
+    return new SqliteStorage<T>(this.db, this.config, options);
   }
 
   /** The same storage for another queue, sharing connection, codec and clock. */

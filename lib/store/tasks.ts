@@ -161,6 +161,32 @@ export function taskClaim(
   return rows.sort(compareClaimOrder);
 }
 
+/**
+ * Claims for several queues in one statement (shared storage): for each entry, up to `limit`
+ * due tasks of `queue` in claim order, into `queued` under that entry's `worker`.
+ */
+export function taskClaimShared(
+  db: Database,
+  claim: { now: number; wants: readonly { queue: string; worker: string; limit: number }[] },
+): TaskRow[] {
+  if (claim.wants.length === 0) return [];
+  const holder = claim.wants.map(() => "WHEN ? THEN ?").join(" ");
+  const candidates = claim.wants.map(() => `SELECT id FROM (${CLAIM_CANDIDATES})`).join(
+    " UNION ALL ",
+  );
+  const params: SqlValue[] = [];
+  for (const want of claim.wants) params.push(want.queue, want.worker);
+  params.push(claim.now);
+  for (const want of claim.wants) params.push(want.queue, claim.now, want.limit);
+  const rows = db.all<TaskRow>(
+    `UPDATE apalis_tasks SET status = 'queued', lock_by = CASE queue ${holder} END, lock_at = ?
+     WHERE id IN (${candidates})
+     RETURNING ${COLUMNS}`,
+    params,
+  );
+  return rows.sort(compareClaimOrder);
+}
+
 /** Marks buffered tasks as started in one statement; returns the ids that were still ours. */
 export function taskStartMany(
   db: Database,

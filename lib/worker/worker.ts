@@ -167,7 +167,25 @@ export class Worker<T = unknown> {
   async #main(): Promise<void> {
     const { storage, handleSignals } = this.#o;
     this.#run = compose(this.#o.middleware, this.#o.handler);
-    await this.#register();
+    // A worker of a shared storage joins its one fetcher: its claims serve every shared queue.
+    const leave = storage.shared?.join({
+      queue: storage.queue,
+      worker: this.name,
+      wants: () => {
+        if (this.#state !== "running") return 0;
+        return Math.max(0, this.#o.concurrency - this.#inFlight.size - this.#buffer.length);
+      },
+      deliver: (rows) => {
+        this.#buffer.push(...rows);
+        this.#poke();
+      },
+    });
+    try {
+      await this.#register();
+    } catch (error) {
+      leave?.();
+      throw error;
+    }
     const unsubscribe = onPushed(storage.db, storage.queue, () => this.#poke());
     // Pushes by other processes: woken within milliseconds, at no cost while idle.
     const unwatch = onExternalCommit(storage.db, () => {
@@ -197,6 +215,7 @@ export class Worker<T = unknown> {
       clearInterval(heartbeat);
       unsubscribe();
       unwatch();
+      leave?.();
       if (handleSignals) {
         process.off("SIGINT", onSignal);
         process.off("SIGTERM", onSignal);
@@ -312,12 +331,16 @@ export class Worker<T = unknown> {
     if (acks.length === 0 && wanted === 0 && !release && fromBuffer.length === 0) {
       return false; // nothing to write
     }
+    const shared = storage.shared;
     let outcome: {
       running: TaskRow[];
       queued: TaskRow[];
       resumed: Set<string>;
       fenced: Set<string>;
       now: number;
+      toStart: TaskRow[];
+      deliveries: Map<string, TaskRow[]> | undefined;
+      claimed: number;
     };
     try {
       outcome = await retryBusy(db, () =>
@@ -327,31 +350,42 @@ export class Worker<T = unknown> {
           const fenced = taskAckMany(db, this.name, plain.map((pending) => pending.ack));
           this.#ackWithFollowUps(db, acks.filter((pending) => pending.followUp), now, fenced);
           if (release) taskRelease(db, this.name);
-          const resumed = taskStartMany(db, fromBuffer.map((row) => row.id), this.name, now);
           const claim = { queue: storage.queue, worker: this.name, now };
-          const running = direct > 0 ? taskClaim(db, { ...claim, limit: direct, start: true }) : [];
-          const queued = wanted > direct && running.length === direct
-            ? taskClaim(db, { ...claim, limit: wanted - direct })
-            : [];
+          let running: TaskRow[] = [];
+          let queued: TaskRow[] = [];
+          let deliveries: Map<string, TaskRow[]> | undefined;
+          if (wanted > 0 && shared) {
+            // One claim for every shared queue that wants tasks; this worker starts its own.
+            deliveries = shared.claim(db, now, { ...claim, limit: wanted });
+            queued = deliveries.get(storage.queue) ?? [];
+          } else if (wanted > 0) {
+            running = taskClaim(db, { ...claim, limit: direct, start: true });
+            if (wanted > direct && running.length === direct) {
+              queued = taskClaim(db, { ...claim, limit: wanted - direct });
+            }
+          }
+          const toStart = shared ? [...fromBuffer, ...queued.slice(0, direct)] : fromBuffer;
+          const resumed = taskStartMany(db, toStart.map((row) => row.id), this.name, now);
+          if (shared) queued = queued.slice(direct);
+          const claimed = running.length + queued.length + toStart.length - fromBuffer.length;
           // A short claim means nothing else is due: learn when something will be.
           if (wanted > 0) {
-            this.#nextDue = running.length + queued.length < wanted
-              ? taskNextRunAt(db, storage.queue)
-              : undefined;
+            this.#nextDue = claimed < wanted ? taskNextRunAt(db, storage.queue) : undefined;
           }
-          return { running, queued, resumed, fenced, now };
+          return { running, queued, resumed, fenced, now, toStart, deliveries, claimed };
         }));
     } catch (error) {
       this.#acks = acks.concat(this.#acks); // nothing was written: keep them for the next try
       throw error;
     }
-    const { running, queued, resumed, fenced, now } = outcome;
+    const { running, queued, resumed, fenced, now, toStart, deliveries, claimed } = outcome;
+    if (shared && deliveries) shared.deliver(deliveries, storage.queue);
     this.#buffer = stopping ? [] : this.#buffer.slice(fromBuffer.length).concat(queued);
     for (const pending of acks) this.#report(pending, fenced.has(pending.ack.id));
     // Follow-ups (a workflow's next steps) may have enqueued tasks: wake this process's fetchers.
     if (acks.some((pending) => pending.followUp)) notifyPushed(db, storage.queue);
     const started: TaskRow[] = [];
-    for (const row of fromBuffer) {
+    for (const row of toStart) {
       if (!resumed.has(row.id)) continue; // killed or rescued while buffered
       row.attempts++;
       row.status = "running";
@@ -361,7 +395,7 @@ export class Worker<T = unknown> {
     started.push(...running);
     if (started.length > 0) this.#idle = false;
     for (const row of started) this.#execute(row);
-    return wanted > 0 && running.length + queued.length >= wanted;
+    return wanted > 0 && claimed >= wanted;
   }
 
   #report(pending: PendingAck, fenced: boolean): void {
