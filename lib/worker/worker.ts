@@ -80,6 +80,16 @@ interface InFlight {
   settled: boolean;
 }
 
+/** What a flush's claim did. */
+interface Claimed {
+  /** It took at least one task. */
+  found: boolean;
+  /** It took all it asked for: more may be due. */
+  full: boolean;
+}
+
+const NOTHING_CLAIMED: Claimed = { found: false, full: false };
+
 interface PendingAck {
   ack: TaskAck;
   /** Writes that must commit with this ack (a workflow's next steps), if any. */
@@ -238,9 +248,9 @@ export class Worker<T = unknown> {
       const stopping = this.#state !== "running";
       onStopping(stopping);
       if (stopping && this.#inFlight.size === 0 && this.#acks.length === 0) return;
-      let claimedFull = false;
+      let claim: Claimed;
       try {
-        claimedFull = await this.#flush(stopping);
+        claim = await this.#flush(stopping);
         failures = 0;
       } catch (error) {
         if (this.#o.storage.db.closed) {
@@ -256,29 +266,32 @@ export class Worker<T = unknown> {
       }
       if (this.#fatal !== undefined) return;
       if (stopping && this.#inFlight.size === 0 && this.#acks.length === 0) return;
-      if (claimedFull) {
-        foundWork = true;
-        continue;
-      }
+      // The strategy hears at its next wait whether any poll found work since its last one (so a
+      // backoff resets); a full claim means more may be due: poll again at once.
+      if (claim.found) foundWork = true;
+      if (claim.full) continue;
       const free = this.#o.concurrency - this.#inFlight.size;
       if (free > 0 && !stopping && this.#inFlight.size === 0 && !this.#idle) {
         this.#idle = true;
         this.#emit({ type: "idle" });
       }
-      await this.#waitForWork(free > 0 && !stopping ? ticker : undefined, foundWork);
-      foundWork = false;
+      const asked = await this.#waitForWork(free > 0 && !stopping ? ticker : undefined, foundWork);
+      if (asked) foundWork = false;
     }
   }
 
-  /** Waits for an ack, a push, a stop, the poll tick or the next scheduled task. */
+  /**
+   * Waits for an ack, a push, a stop, the poll tick or the next scheduled task. Returns whether
+   * the poll strategy was asked (it heard `foundWork`).
+   */
   async #waitForWork(
     ticker: { wait(found: boolean, signal: AbortSignal): Promise<void> } | undefined,
     foundWork: boolean,
-  ): Promise<void> {
+  ): Promise<boolean> {
     if (this.#woken) {
       this.#woken = false;
       await yieldToEventLoop();
-      return;
+      return false;
     }
     const controller = new AbortController();
     const woken = new Promise<void>((resolve) => {
@@ -304,6 +317,7 @@ export class Worker<T = unknown> {
     this.#wake = undefined;
     // Let handlers that finish in the same turn queue their acks: they commit together.
     await yieldToEventLoop();
+    return ticker !== undefined;
   }
 
   /** Wakes the loop (a push, an ack, a stop). */
@@ -315,10 +329,9 @@ export class Worker<T = unknown> {
   /**
    * One write transaction: record finished attempts, release the buffer when stopping, start
    * buffered tasks in free slots, and claim due tasks: straight into `running` for the slots
-   * still free, plus up to `bufferSize` in all (the rest `queued`). Returns whether the claim
-   * was full, i.e. more tasks may be due.
+   * still free, plus up to `bufferSize` in all (the rest `queued`). Returns what the claim did.
    */
-  async #flush(stopping: boolean): Promise<boolean> {
+  async #flush(stopping: boolean): Promise<Claimed> {
     const { storage, concurrency } = this.#o;
     const { db, clock, config } = storage;
     const acks = this.#acks;
@@ -329,7 +342,7 @@ export class Worker<T = unknown> {
     const wanted = direct > 0 ? Math.max(config.bufferSize, direct) : 0;
     const release = stopping && this.#buffer.length > 0;
     if (acks.length === 0 && wanted === 0 && !release && fromBuffer.length === 0) {
-      return false; // nothing to write
+      return NOTHING_CLAIMED; // nothing to write
     }
     const shared = storage.shared;
     let outcome: {
@@ -395,7 +408,7 @@ export class Worker<T = unknown> {
     started.push(...running);
     if (started.length > 0) this.#idle = false;
     for (const row of started) this.#execute(row);
-    return wanted > 0 && claimed >= wanted;
+    return { found: claimed > 0, full: wanted > 0 && claimed >= wanted };
   }
 
   #report(pending: PendingAck, fenced: boolean): void {
