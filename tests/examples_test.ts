@@ -115,7 +115,36 @@ function checkDag(run: CommandRun): void {
   assert.match(run.stdout, /^result: 249$/m);
 }
 
+function checkHooked(run: CommandRun): void {
+  assertExitedCleanly(run, "hooked.ts");
+  assert.match(run.stdout, /^order: 20 19 18 17 16 15 14 13 12 11 10 9 8 7 6 5 4 3 2 1$/m);
+}
+
+function checkShared(run: CommandRun): void {
+  assertExitedCleanly(run, "shared.ts");
+  assert.match(run.stdout, /^Reminder sent! \(ints: 99, task \w{26}\)$/m);
+  assert.match(run.stdout, /^Reminder sent! \(maps: \{\}, task \w{26}\)$/m);
+  assert.match(run.stdout, /^done: 2 of 2, claims: \d+$/m);
+}
+
 for (const runtime of ["deno", "bun"] as const) {
+  Deno.test({
+    name: `examples/hooked.ts runs the 20 tasks highest priority first when run with ${runtime}`,
+    ignore: runtime === "bun" && !hasBun,
+    fn: () =>
+      withTempDir(async (dir) => {
+        checkHooked(await runExample(runtime, "hooked.ts", dir));
+      }),
+  });
+  Deno.test({
+    name:
+      `examples/shared.ts runs both job types through one shared store when run with ${runtime}`,
+    ignore: runtime === "bun" && !hasBun,
+    fn: () =>
+      withTempDir(async (dir) => {
+        checkShared(await runExample(runtime, "shared.ts", dir));
+      }),
+  });
   Deno.test({
     name: `examples/order_fulfilment.ts runs the seed's pipeline to done when run with ${runtime}`,
     ignore: runtime === "bun" && !hasBun,
