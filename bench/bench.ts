@@ -10,7 +10,12 @@
  * 2. `pushAll` of `Task` objects in one call;
  * 3. drain of preloaded no-op tasks by one worker, at concurrency 1 and 16 (from `worker.run()`
  *    until the worker exited after the last ack);
- * 4. enqueue→start latency with an idle worker (pushes 10 ms apart), p50 and p99.
+ * 4. enqueue→start latency with an idle worker (pushes 10 ms apart), p50 and p99;
+ * 5. the same latency when another process pushes (a child process running this file with
+ *    `--pusher <db file> --count n`, spawned with `node:child_process` under the same runtime;
+ *    it stamps each task with the wall clock and the parent's worker subtracts it at start; the
+ *    clock is `performance.timeOrigin + performance.now()`, i.e. `Date.now()` with sub-ms
+ *    resolution, which both runtimes derive from the system clock).
  *
  * Flags: `--durability normal|full` (default `normal`), `--quick` (counts / 10, a smoke run),
  * `--json` (print JSON instead of a markdown table), `--runs n` (report the median of n runs,
@@ -19,10 +24,12 @@
  *
  * @module
  */
+import { spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import { join } from "node:path";
 import process from "node:process";
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import {
   type Database,
@@ -69,6 +76,8 @@ export interface BenchOptions {
   quick: boolean;
   json: boolean;
   runs: number;
+  /** Internal: run as the pushing child process of scenario 5 on this database file. */
+  pusher?: { path: string; count: number };
 }
 
 function parse(): BenchOptions {
@@ -79,6 +88,8 @@ function parse(): BenchOptions {
       quick: { type: "boolean", default: false },
       json: { type: "boolean", default: false },
       runs: { type: "string" },
+      pusher: { type: "string" },
+      count: { type: "string" },
     },
     strict: true,
     allowPositionals: false,
@@ -97,7 +108,17 @@ function parse(): BenchOptions {
       `--runs must be an integer >= 1: current value is ${JSON.stringify(values.runs)}`,
     );
   }
-  return { durability, quick, json: values.json === true, runs };
+  const options: BenchOptions = { durability, quick, json: values.json === true, runs };
+  if (values.pusher !== undefined) {
+    const count = Number(values.count);
+    if (!Number.isSafeInteger(count) || count < 1) {
+      throw new RangeError(
+        `--count must be an integer >= 1: current value is ${JSON.stringify(values.count)}`,
+      );
+    }
+    options.pusher = { path: values.pusher, count };
+  }
+  return options;
 }
 
 function runtimeName(): string {
@@ -226,6 +247,106 @@ async function benchLatency(
   return { p50: round2(percentile(sorted, 50)), p99: round2(percentile(sorted, 99)) };
 }
 
+/** The command line that runs this file as a pusher under the current runtime. */
+function pusherCommand(path: string, n: number, durability: Durability): [string, string[]] {
+  const script = fileURLToPath(import.meta.url);
+  const flags = ["--pusher", path, "--count", String(n), "--durability", durability];
+  const isDeno = "Deno" in globalThis;
+  const isBun = (process.versions as Record<string, string | undefined>).bun !== undefined;
+  if (!isDeno && !isBun) throw new Error("the cross-process scenario runs under Deno or Bun");
+  return [process.execPath, [...(isDeno ? ["run", "-A"] : ["run"]), script, ...flags]];
+}
+
+/** Epoch milliseconds with sub-millisecond resolution, comparable across processes. */
+function epochMs(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+/** The child's side of scenario 5: pushes `count` stamped tasks 10 ms apart, then exits. */
+async function runPusher(path: string, count: number, durability: Durability): Promise<void> {
+  const db = openDatabase(path, { durability });
+  try {
+    const storage = new SqliteStorage<{ pushedAt: number }>(db, QUEUE);
+    for (let i = 0; i < count; i++) {
+      await storage.push({ pushedAt: epochMs() });
+      await sleep(10);
+    }
+  } finally {
+    db.close();
+  }
+}
+
+/** Waits for a child process to exit; rejects unless it exited with code 0. */
+function exited(child: ReturnType<typeof spawn>, stderr: () => string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    child.once("error", reject);
+    child.once("exit", (code, signal) => {
+      if (code === 0) resolve();
+      else reject(new Error(`the pushing process exited with ${code ?? signal}: ${stderr()}`));
+    });
+  });
+}
+
+async function benchLatencyOtherProcess(
+  durability: Durability,
+  n: number,
+): Promise<{ p50: number; p99: number }> {
+  const dir = await mkdtemp(join(os.tmpdir(), "apalis_bench_"));
+  const path = join(dir, "queue.db");
+  const db = openDatabase(path, { durability });
+  try {
+    SqliteStorage.setup(db);
+    const storage = new SqliteStorage<{ pushedAt: number }>(db, QUEUE);
+    const latencies: number[] = [];
+    let resolveIdle!: () => void;
+    const idle = new Promise<void>((resolve) => resolveIdle = resolve);
+    let resolveAll!: () => void;
+    const all = new Promise<void>((resolve) => resolveAll = resolve);
+    const worker = new WorkerBuilder("bench-latency-ipc")
+      .backend(storage)
+      .concurrency(1)
+      .handleSignals(false)
+      .onEvent((_ctx, event) => {
+        if (event.type === "idle") resolveIdle();
+      })
+      .build((args) => {
+        latencies.push(epochMs() - args.pushedAt);
+        if (latencies.length === n) resolveAll();
+      });
+    const running = worker.run();
+    try {
+      await Promise.race([idle, running]);
+      const [command, args] = pusherCommand(path, n, durability);
+      const child = spawn(command, args, { stdio: ["ignore", "ignore", "pipe"] });
+      let stderr = "";
+      child.stderr?.setEncoding("utf8").on("data", (chunk: string) => stderr += chunk);
+      await exited(child, () => stderr);
+      // Every task was committed: all must start soon (a missed wake-up would still be polled).
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`only ${latencies.length} of ${n} tasks started within 30 s`)),
+          30_000,
+        );
+      });
+      try {
+        await Promise.race([all, timeout, running]);
+      } finally {
+        clearTimeout(timer);
+      }
+    } finally {
+      await worker.stop();
+    }
+    await running;
+    await assertCount(storage, "done", n);
+    const sorted = [...latencies].sort((a, b) => a - b);
+    return { p50: round2(percentile(sorted, 50)), p99: round2(percentile(sorted, 99)) };
+  } finally {
+    db.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
 function round2(x: number): number {
   return Math.round(x * 100) / 100;
 }
@@ -321,6 +442,24 @@ export async function runBench(
     value: round2(median(latencies.map((l) => l.p99))),
     unit: "ms",
   });
+  const ipc: { p50: number; p99: number }[] = [];
+  for (let i = 0; i < runs; i++) {
+    ipc.push(await benchLatencyOtherProcess(durability, counts.latency));
+  }
+  const ipcLabel =
+    `enqueue→start latency, pushed by another process (${counts.latency} pushes 10 ms apart)`;
+  add({
+    key: "latency_process_p50",
+    scenario: `${ipcLabel} p50`,
+    value: round2(median(ipc.map((l) => l.p50))),
+    unit: "ms",
+  });
+  add({
+    key: "latency_process_p99",
+    scenario: `${ipcLabel} p99`,
+    value: round2(median(ipc.map((l) => l.p99))),
+    unit: "ms",
+  });
 
   const cpus = os.cpus();
   return {
@@ -364,6 +503,10 @@ if (import.meta.main) {
     progress(`bench: ${error instanceof Error ? error.message : String(error)}`);
     progress("usage: bench.ts [--durability normal|full] [--quick] [--json] [--runs n]");
     process.exit(2);
+  }
+  if (args.pusher) {
+    await runPusher(args.pusher.path, args.pusher.count, args.durability);
+    process.exit(0);
   }
   const report = await runBench(args);
   console.log(args.json ? JSON.stringify(report, null, 2) : toMarkdown(report));

@@ -20,7 +20,16 @@ Deno.test("bench.ts main() reports a positive number for every scenario when run
   assert.ok(report.machine.cores > 0);
   assert.deepEqual(
     report.results.map((r) => r.key),
-    ["push", "pushAll", "drain_c1", "drain_c16", "latency_p50", "latency_p99"],
+    [
+      "push",
+      "pushAll",
+      "drain_c1",
+      "drain_c16",
+      "latency_p50",
+      "latency_p99",
+      "latency_process_p50",
+      "latency_process_p99",
+    ],
   );
   for (const result of report.results) {
     assert.ok(
