@@ -122,6 +122,10 @@ export const DEFAULT_POLL_STRATEGY: PollStrategy = new BackoffStrategy();
  * Polls whenever a source of yours ticks: each item of an async iterable (a channel, a stream of
  * events), or each resolution of a promise-returning function.
  *
+ * Workers sharing one `StreamStrategy` (through one `Config`) share one iterator of an async
+ * iterable: each item wakes every worker waiting at that moment. A function source is called by
+ * each waiting worker.
+ *
  * @example Poll when your own event source says so
  * ```ts
  * import { Config, StreamStrategy } from "@apalis/sqlite";

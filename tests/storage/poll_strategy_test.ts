@@ -281,6 +281,20 @@ Deno.test("StreamStrategy.ticker() never ticks again once the iterable is exhaus
   await wait;
 });
 
+Deno.test("StreamStrategy.ticker() of one strategy wakes every waiting ticker on one item of a shared iterable", async () => {
+  const channel = new Channel<number>();
+  const strategy = new StreamStrategy(channel);
+  const [a, b] = [strategy.ticker(), strategy.ticker()];
+  const waits = [a.wait(false, never), b.wait(false, never)];
+  assert.equal(channel.pulled, 1, "the two waits share one next()");
+  channel.send(1);
+  await Promise.all(waits);
+  const next = a.wait(false, never);
+  assert.equal(await settled(next), false, "the item was consumed once");
+  channel.send(2);
+  await next;
+});
+
 Deno.test("StreamStrategy constructor throws TypeError when the source is neither an async iterable nor a function", () => {
   for (const bad of [42, null, undefined, {}, [1, 2], "ticks"]) {
     assert.throws(
