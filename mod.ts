@@ -43,9 +43,11 @@ export { SCHEMA_VERSION, SchemaVersionError } from "./lib/store/schema.ts";
 export { TASK_STATUSES, type TaskStatus } from "./lib/store/tasks.ts";
 export type { RunStatus } from "./lib/store/runs.ts";
 export {
+  type ListRunsOptions,
   type ListTasksOptions,
   SqliteStorage,
   type SqliteStorageOptions,
+  type ThroughputPoint,
 } from "./lib/storage/sqlite_storage.ts";
 export { Config } from "./lib/storage/config.ts";
 export { SharedQueueError, SharedSqliteStorage } from "./lib/storage/shared.ts";
@@ -80,12 +82,14 @@ export {
 export type {
   QueueInfo,
   RunRecord,
+  RunSummary,
   StatusCounts,
   StepRecord,
   TaskError,
   TaskRecord,
   WorkerInfo,
 } from "./lib/storage/records.ts";
+export type { WorkflowGraph } from "./lib/storage/graph.ts";
 export { type RetryOptions, WorkerBuilder } from "./lib/worker/worker_builder.ts";
 export { type Handler, type Middleware, Worker } from "./lib/worker/worker.ts";
 export { TaskContext } from "./lib/worker/context.ts";

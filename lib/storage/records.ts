@@ -1,4 +1,5 @@
-import type { RunRow, RunStatus } from "../store/runs.ts";
+import type { RunListRow, RunRow, RunStatus } from "../store/runs.ts";
+import { stepNodeKey, type WorkflowGraph } from "./graph.ts";
 import type { TaskRow, TaskStatus } from "../store/tasks.ts";
 import type { WorkerRow } from "../store/workers.ts";
 import type { Codec } from "./codec.ts";
@@ -175,6 +176,8 @@ export interface StepRecord {
   taskId: string;
   /** Its position in the workflow (what the workflow layer wrote: `{ i: 2 }`, `{ node: "x" }`). */
   step: unknown;
+  /** The node of the run's `graph` it ran: a step index (`"2"`) or a DAG node's name. */
+  node: string | null;
   status: TaskStatus;
   attempts: number;
   maxAttempts: number;
@@ -198,6 +201,8 @@ export interface RunRecord<R = unknown> {
   result: R | undefined;
   /** The error of the step that failed the run. */
   error: TaskError | undefined;
+  /** The workflow's shape, once a worker has run one of its steps; `null` before. */
+  graph: WorkflowGraph | null;
   /** Its tasks, oldest first. */
   steps: StepRecord[];
 }
@@ -212,6 +217,7 @@ export function toRunRecord<R>(run: RunRow, tasks: readonly TaskRow[], codec: Co
       return undefined;
     }
   };
+  const graph = parseGraph(run.graph);
   return {
     id: run.id,
     queue: run.queue,
@@ -221,16 +227,64 @@ export function toRunRecord<R>(run: RunRow, tasks: readonly TaskRow[], codec: Co
     doneAt: run.done_at,
     result: decode(run.result) as R | undefined,
     error: run.error === null ? undefined : parseError(run.error),
-    steps: tasks.map((task) => ({
-      taskId: task.id,
-      step: task.step === null ? null : JSON.parse(task.step),
-      status: task.status,
-      attempts: task.attempts,
-      maxAttempts: task.max_attempts,
-      result: decode(task.last_result),
-      error: task.last_error === null ? undefined : parseError(task.last_error),
-      runAt: task.run_at,
-      doneAt: task.done_at,
-    })),
+    graph,
+    steps: tasks.map((task) => {
+      const step = task.step === null ? null : JSON.parse(task.step);
+      return {
+        taskId: task.id,
+        step,
+        node: stepNodeKey(step, graph),
+        status: task.status,
+        attempts: task.attempts,
+        maxAttempts: task.max_attempts,
+        result: decode(task.last_result),
+        error: task.last_error === null ? undefined : parseError(task.last_error),
+        runAt: task.run_at,
+        doneAt: task.done_at,
+      };
+    }),
+  };
+}
+
+function parseGraph(text: string | null | undefined): WorkflowGraph | null {
+  if (text === null || text === undefined) return null;
+  try {
+    return JSON.parse(text) as WorkflowGraph;
+  } catch {
+    return null;
+  }
+}
+
+/** A workflow run in a listing: its state and how many of its tasks are in which state. */
+export interface RunSummary {
+  id: string;
+  queue: string;
+  /** The workflow's name, once a worker has run a step. */
+  workflow: string | null;
+  status: RunStatus;
+  createdAt: number;
+  doneAt: number | null;
+  /** The error of the step that failed the run. */
+  error: TaskError | undefined;
+  /** Its tasks: all, done, still to finish (pending, queued, running, failed), killed. */
+  tasks: { total: number; done: number; active: number; killed: number };
+}
+
+/** Converts a listing row. */
+export function toRunSummary(row: RunListRow): RunSummary {
+  return {
+    id: row.id,
+    queue: row.queue,
+    workflow: row.workflow,
+    status: row.status,
+    createdAt: row.created_at,
+    doneAt: row.done_at,
+    error: row.error === null ? undefined : parseError(row.error),
+    tasks: {
+      total: row.tasks,
+      done: row.tasks_done,
+      active: row.tasks_active,
+      killed: row.tasks_killed,
+    },
   };
 }

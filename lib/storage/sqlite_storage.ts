@@ -20,7 +20,8 @@ import {
   taskVacuum,
 } from "../store/tasks.ts";
 import { workerList } from "../store/workers.ts";
-import { runGet, runInsert, runTasks } from "../store/runs.ts";
+import { runGet, runInsert, runList, type RunStatus, runTasks } from "../store/runs.ts";
+import { throughputPrune, throughputSince } from "../store/throughput.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import { type Codec, JsonCodec } from "./codec.ts";
 import { Config } from "./config.ts";
@@ -35,10 +36,12 @@ import {
   emptyCounts,
   type QueueInfo,
   type RunRecord,
+  type RunSummary,
   serializeError,
   type StatusCounts,
   type TaskRecord,
   toRunRecord,
+  toRunSummary,
   toTaskRecord,
   toWorkerInfo,
   type WorkerInfo,
@@ -68,6 +71,31 @@ export interface ListTasksOptions {
   page?: number;
   /** Tasks per page. @default {20} */
   pageSize?: number;
+}
+
+/** Options of {@linkcode SqliteStorage.listRuns}. */
+export interface ListRunsOptions {
+  /** Only this queue (all queues when absent). */
+  queue?: string;
+  /** Only this state. */
+  status?: RunStatus;
+  /** 1-based page. @default {1} */
+  page?: number;
+  /** Runs per page. @default {20} */
+  pageSize?: number;
+}
+
+/** Outcomes recorded in one minute for one queue, from {@linkcode SqliteStorage.throughput}. */
+export interface ThroughputPoint {
+  queue: string;
+  /** Epoch ms at the start of the minute. */
+  minute: number;
+  /** Tasks that finished `done`. */
+  done: number;
+  /** Failed attempts (to be retried). */
+  failed: number;
+  /** Tasks that ended `killed` (out of attempts, or killed by hand). */
+  killed: number;
 }
 
 const STREAM_BATCH = 1000;
@@ -200,7 +228,9 @@ export class SqliteStorage<T = unknown> {
    */
   async pushAll(tasks: Iterable<Task<T>> | AsyncIterable<Task<T>>): Promise<string[]> {
     const rows: NewTaskRow[] = [];
-    for await (const task of tasks) rows.push(this.#row(task.args, task.options));
+    // One time for the whole call: tasks pushed together with one delay fall due together.
+    const now = this.clock.now();
+    for await (const task of tasks) rows.push(this.#row(task.args, task.options, now));
     await this.#insertAll(rows);
     return rows.map((row) => row.id);
   }
@@ -351,16 +381,7 @@ export class SqliteStorage<T = unknown> {
   /** Lists tasks newest first, filtered by queue and state, one page at a time. */
   async listTasks(options: ListTasksOptions = {}): Promise<TaskRecord<T>[]> {
     const { page = 1, pageSize = 20 } = options;
-    if (!Number.isSafeInteger(page) || page < 1) {
-      throw new RangeError(
-        `Cannot list tasks as 'page' must be an integer >= 1: current value is ${page}`,
-      );
-    }
-    if (!Number.isSafeInteger(pageSize) || pageSize < 1) {
-      throw new RangeError(
-        `Cannot list tasks as 'pageSize' must be an integer >= 1: current value is ${pageSize}`,
-      );
-    }
+    assertPage(page, pageSize, "tasks");
     if (options.status !== undefined) assertStatus(options.status);
     const filter: Parameters<typeof taskList>[1] = {
       limit: pageSize,
@@ -397,6 +418,47 @@ export class SqliteStorage<T = unknown> {
       else entry(worker.queue);
     }
     return [...queues.values()].sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /**
+   * Outcomes per queue and minute (`done`, `failed` attempts, `killed`), oldest first, for the
+   * last `minutes` (default 60). Minutes without outcomes are left out.
+   */
+  async throughput(options: { queue?: string; minutes?: number } = {}): Promise<ThroughputPoint[]> {
+    const { minutes = 60 } = options;
+    if (!Number.isSafeInteger(minutes) || minutes < 1) {
+      throw new RangeError(
+        `Cannot read throughput as 'minutes' must be an integer >= 1: current value is ${minutes}`,
+      );
+    }
+    const since = this.clock.now() - (minutes - 1) * 60_000;
+    return throughputSince(this.db, since, options.queue).map((row) => ({
+      queue: row.queue,
+      minute: row.minute,
+      done: row.done,
+      failed: row.failed,
+      killed: row.killed,
+    }));
+  }
+
+  /** Lists workflow runs newest first, filtered by queue and state, one page at a time. */
+  async listRuns(options: ListRunsOptions = {}): Promise<RunSummary[]> {
+    const { page = 1, pageSize = 20 } = options;
+    assertPage(page, pageSize, "runs");
+    if (options.status !== undefined && !RUN_STATUSES.includes(options.status)) {
+      throw new TypeError(
+        `Cannot list runs as 'status' must be one of ${RUN_STATUSES.join(", ")}: current value is ${
+          JSON.stringify(options.status)
+        }`,
+      );
+    }
+    const filter: Parameters<typeof runList>[1] = {
+      limit: pageSize,
+      offset: (page - 1) * pageSize,
+    };
+    if (options.queue !== undefined) filter.queue = options.queue;
+    if (options.status !== undefined) filter.status = options.status;
+    return runList(this.db, filter).map(toRunSummary);
   }
 
   /** Registered workers (all, or one queue's), most recently seen first. */
@@ -471,7 +533,11 @@ export class SqliteStorage<T = unknown> {
       );
     }
     const before = this.clock.now() - olderThanMs;
-    return await retryBusy(this.db, () => taskVacuum(this.db, before));
+    return await retryBusy(this.db, () =>
+      this.db.transaction(() => {
+        throughputPrune(this.db, before);
+        return taskVacuum(this.db, before);
+      }));
   }
 
   #workers(queue?: string): WorkerInfo[] {
@@ -481,8 +547,7 @@ export class SqliteStorage<T = unknown> {
     );
   }
 
-  #row(args: T, options: PushOptions): NewTaskRow & { id: string } {
-    const now = this.clock.now();
+  #row(args: T, options: PushOptions, now = this.clock.now()): NewTaskRow & { id: string } {
     const resolved = resolvePush(this.queue, options, now);
     let bytes: Uint8Array;
     try {
@@ -539,6 +604,21 @@ export class SqliteStorage<T = unknown> {
 
 function isConstraintError(error: unknown): boolean {
   return error instanceof Error && /UNIQUE constraint failed|PRIMARY KEY/i.test(error.message);
+}
+
+const RUN_STATUSES: readonly RunStatus[] = ["running", "done", "failed"];
+
+function assertPage(page: number, pageSize: number, what: string): void {
+  if (!Number.isSafeInteger(page) || page < 1) {
+    throw new RangeError(
+      `Cannot list ${what} as 'page' must be an integer >= 1: current value is ${page}`,
+    );
+  }
+  if (!Number.isSafeInteger(pageSize) || pageSize < 1) {
+    throw new RangeError(
+      `Cannot list ${what} as 'pageSize' must be an integer >= 1: current value is ${pageSize}`,
+    );
+  }
 }
 
 function assertStatus(status: string): asserts status is TaskStatus {

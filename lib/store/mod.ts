@@ -3,3 +3,4 @@ export * from "./tasks.ts";
 export * from "./workers.ts";
 export * from "./changes.ts";
 export * from "./runs.ts";
+export * from "./throughput.ts";

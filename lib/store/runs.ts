@@ -14,6 +14,16 @@ export interface RunRow {
   done_at: number | null;
   result: Uint8Array | null;
   error: string | null;
+  /** The workflow's shape as JSON (`WorkflowGraph`), recorded with its name. */
+  graph: string | null;
+}
+
+/** A run in a listing, with how many tasks it has in each state. */
+export interface RunListRow extends Omit<RunRow, "result" | "graph"> {
+  tasks: number;
+  tasks_done: number;
+  tasks_active: number;
+  tasks_killed: number;
 }
 
 /** Records a new run (its first tasks are inserted in the same transaction by the caller). */
@@ -36,9 +46,38 @@ export function runIsRunning(db: Database, id: string): boolean {
     ?.status === "running";
 }
 
-/** Names the workflow that runs a run, once (the push that started it may not know it). */
-export function runSetWorkflow(db: Database, id: string, workflow: string): void {
-  db.run("UPDATE apalis_runs SET workflow = ? WHERE id = ? AND workflow IS NULL", [workflow, id]);
+/**
+ * Names the workflow that runs a run and records its shape, once (the push that started it may
+ * not know them).
+ */
+export function runSetWorkflow(db: Database, id: string, workflow: string, graph: string): void {
+  db.run("UPDATE apalis_runs SET workflow = ?, graph = ? WHERE id = ? AND workflow IS NULL", [
+    workflow,
+    graph,
+    id,
+  ]);
+}
+
+/** Runs newest first (ids are time-ordered), filtered by queue and state. */
+export function runList(
+  db: Database,
+  filter: { queue?: string; status?: RunStatus; limit: number; offset: number },
+): RunListRow[] {
+  return db.all<RunListRow>(
+    `SELECT r.id, r.queue, r.workflow, r.status, r.created_at, r.done_at, r.error,
+       (SELECT count(*) FROM apalis_tasks AS t WHERE t.run_id = r.id) AS tasks,
+       (SELECT count(*) FROM apalis_tasks AS t
+        WHERE t.run_id = r.id AND t.status = 'done') AS tasks_done,
+       (SELECT count(*) FROM apalis_tasks AS t
+        WHERE t.run_id = r.id AND t.status IN ('pending','queued','running','failed'))
+         AS tasks_active,
+       (SELECT count(*) FROM apalis_tasks AS t
+        WHERE t.run_id = r.id AND t.status = 'killed') AS tasks_killed
+     FROM apalis_runs AS r
+     WHERE (?1 IS NULL OR r.queue = ?1) AND (?2 IS NULL OR r.status = ?2)
+     ORDER BY r.id DESC LIMIT ?3 OFFSET ?4`,
+    [filter.queue ?? null, filter.status ?? null, filter.limit, filter.offset],
+  );
 }
 
 /** Marks a running run done with its final result. */

@@ -1,7 +1,7 @@
 import type { Database } from "../sqlite/types.ts";
 
 /** The schema version this build of the library writes and understands. */
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 /** Thrown when a database was written by a newer version of the library. */
 export class SchemaVersionError extends Error {
@@ -148,6 +148,28 @@ const MIGRATIONS: readonly string[] = [
             WHERE p.run_id = j.run_id AND p.join_key = j.join_key) = j.expected
        AND (SELECT status FROM apalis_runs WHERE id = NEW.run_id) = 'running';
    END;`,
+  // 3: observability. Outcomes per queue and minute, counted by a trigger in the transaction
+  // that records them (so every path counts: batched acks, retries, rescues, kills by hand);
+  // and the shape of each run's workflow, for drawing it.
+  `CREATE TABLE apalis_throughput (
+     queue  TEXT NOT NULL,
+     minute INTEGER NOT NULL, -- epoch ms at the start of the minute
+     done   INTEGER NOT NULL DEFAULT 0,
+     failed INTEGER NOT NULL DEFAULT 0,
+     killed INTEGER NOT NULL DEFAULT 0,
+     PRIMARY KEY (queue, minute)
+   ) WITHOUT ROWID;
+   CREATE TRIGGER apalis_count_outcome AFTER UPDATE OF done_at ON apalis_tasks
+     WHEN NEW.done_at IS NOT NULL AND NEW.status IN ('done','failed','killed')
+       AND (OLD.done_at IS NOT NEW.done_at OR OLD.status IS NOT NEW.status)
+   BEGIN
+     INSERT INTO apalis_throughput (queue, minute, done, failed, killed)
+     VALUES (NEW.queue, NEW.done_at / 60000 * 60000, NEW.status = 'done',
+             NEW.status = 'failed', NEW.status = 'killed')
+     ON CONFLICT (queue, minute) DO UPDATE SET done = done + excluded.done,
+       failed = failed + excluded.failed, killed = killed + excluded.killed;
+   END;
+   ALTER TABLE apalis_runs ADD COLUMN graph TEXT;`,
 ];
 
 /** Reads the schema version of a database: 0 when it was never set up. */

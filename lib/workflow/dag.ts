@@ -1,4 +1,6 @@
 import type { SqliteStorage } from "../storage/sqlite_storage.ts";
+import { retryBusy } from "../sqlite/busy.ts";
+import type { WorkflowGraph } from "../storage/graph.ts";
 import { ulid } from "../storage/ulid.ts";
 import {
   joinAddPart,
@@ -129,6 +131,7 @@ export class DagFlow implements TaskFlow<unknown> {
   /** The DAG's name (recorded on its runs). */
   readonly name: string;
   #nodes = new Map<string, NodeDef>();
+  #graphJson = "";
 
   /** @param name the DAG's name */
   constructor(name: string) {
@@ -221,7 +224,19 @@ export class DagFlow implements TaskFlow<unknown> {
     const sinks = nodes.filter((node) => successors.get(node.name)!.length === 0);
     const entries = nodes.filter((node) => node.deps.length === 0);
     const graph: Graph = { nodes: this.#nodes, successors, sinks, entries };
+    this.#graphJson = JSON.stringify(this.graph());
     return (args, ctx) => this.#run(storage, graph, args, ctx);
+  }
+
+  /** The DAG's shape: its nodes (named) and their dependencies. */
+  graph(): WorkflowGraph {
+    const nodes = [...this.#nodes.values()];
+    const entries = nodes.filter((node) => node.deps.length === 0);
+    return {
+      nodes: nodes.map((node) => ({ key: node.name, label: node.name })),
+      edges: nodes.flatMap((node) => node.deps.map((dep): [string, string] => [dep, node.name])),
+      start: entries.length === 1 ? entries[0]!.name : null,
+    };
   }
 
   async #run(storage: SqliteStorage<unknown>, graph: Graph, args: unknown, ctx: TaskContext) {
@@ -229,6 +244,13 @@ export class DagFlow implements TaskFlow<unknown> {
     if (runId === undefined) {
       throw new AbortError(
         `Cannot run task '${ctx.taskId}' in DagFlow '${this.name}': it is not part of a run (start runs with storage.startFanOut() or pushStart())`,
+      );
+    }
+    if (ctx.step === undefined) {
+      // The run's first task: name the run now, so that a run failing here is named too.
+      await retryBusy(
+        storage.db,
+        () => runSetWorkflow(storage.db, runId, this.name, this.#graphJson),
       );
     }
     const at: DagPosition = ctx.step === undefined ? {} : JSON.parse(ctx.step);
@@ -247,7 +269,7 @@ export class DagFlow implements TaskFlow<unknown> {
     const bytes = output === undefined ? null : storage.codec.encode(output);
     const done = node;
     return new Transition(output, (db, now) => {
-      runSetWorkflow(db, runId, this.name);
+      runSetWorkflow(db, runId, this.name, this.#graphJson);
       const next = new Spawner(db, storage, ctx, runId, now);
       // Inputs are recorded even when the run has failed meanwhile: retrying the killed step
       // revives the run, and the joins this branch completed resume with it.
@@ -291,7 +313,7 @@ export class DagFlow implements TaskFlow<unknown> {
     }
     const inputs = args.map((input) => input === undefined ? null : storage.codec.encode(input));
     return new Transition({ entries: names.length }, (db, now) => {
-      runSetWorkflow(db, runId, this.name);
+      runSetWorkflow(db, runId, this.name, this.#graphJson);
       if (!runIsRunning(db, runId)) return;
       const next = new Spawner(db, storage, ctx, runId, now);
       names.forEach((name, i) => next.node(name, inputs[i]!));

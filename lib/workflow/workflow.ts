@@ -1,5 +1,7 @@
 import { DEFAULT_MAX_ATTEMPTS } from "../storage/task.ts";
 import type { SqliteStorage } from "../storage/sqlite_storage.ts";
+import { retryBusy } from "../sqlite/busy.ts";
+import type { WorkflowGraph } from "../storage/graph.ts";
 import { ulid } from "../storage/ulid.ts";
 import {
   joinDeclare,
@@ -85,6 +87,7 @@ export class Workflow<I = unknown, O = I> implements TaskFlow<I> {
   /** The workflow's name (recorded on its runs). */
   readonly name: string;
   #steps: Step[];
+  #graphText: string | undefined;
 
   /** @param name the workflow's name */
   constructor(name: string, steps: Step[] = []) {
@@ -167,6 +170,17 @@ export class Workflow<I = unknown, O = I> implements TaskFlow<I> {
     return this.#add({ kind: "filterMap", fn: fn as StepFn, failedItems });
   }
 
+  /** The workflow's shape: its steps in a chain, labelled by kind and function name. */
+  graph(): WorkflowGraph {
+    const nodes = this.#steps.map((step, i) => ({ key: String(i), label: stepLabel(step) }));
+    const edges = nodes.slice(1).map((node, i): [string, string] => [String(i), node.key]);
+    return { nodes, edges, start: "0" };
+  }
+
+  get #graphJson(): string {
+    return this.#graphText ??= JSON.stringify(this.graph());
+  }
+
   /** How many steps it has. */
   get length(): number {
     return this.#steps.length;
@@ -190,6 +204,13 @@ export class Workflow<I = unknown, O = I> implements TaskFlow<I> {
     if (runId === undefined) {
       throw new AbortError(
         `Cannot run task '${ctx.taskId}' in workflow '${this.name}': it is not part of a run (start runs with storage.pushStart())`,
+      );
+    }
+    if (ctx.step === undefined) {
+      // The run's first task: name the run now, so that a run failing here is named too.
+      await retryBusy(
+        storage.db,
+        () => runSetWorkflow(storage.db, runId, this.name, this.#graphJson),
       );
     }
     const at = parsePosition(ctx.step);
@@ -251,7 +272,7 @@ export class Workflow<I = unknown, O = I> implements TaskFlow<I> {
     const join = `filterMap:${index}:${ctx.taskId}`;
     const nothing = storage.codec.encode(null);
     return new Transition({ items: items.length }, (db, now) => {
-      runSetWorkflow(db, runId, this.name);
+      runSetWorkflow(db, runId, this.name, this.#graphJson);
       if (!runIsRunning(db, runId)) return;
       const meta = Object.keys(ctx.meta).length ? JSON.stringify(ctx.meta) : null;
       const backoff = taskBackoff(db, ctx.taskId);
@@ -337,7 +358,7 @@ export class Workflow<I = unknown, O = I> implements TaskFlow<I> {
     const last = position.i > this.#steps.length ||
       (position.i === this.#steps.length && delayMs <= 0);
     return new Transition(value, (db, now) => {
-      runSetWorkflow(db, runId, this.name);
+      runSetWorkflow(db, runId, this.name, this.#graphJson);
       if (last) {
         runComplete(db, runId, bytes, now);
         return;
@@ -373,4 +394,23 @@ function toArray(value: unknown, workflow: string, index: number): unknown[] {
   throw new AbortError(
     `Cannot fold in step ${index} of workflow '${workflow}': its input is not iterable`,
   );
+}
+
+function stepLabel(step: Step): string {
+  switch (step.kind) {
+    case "map":
+      return named("andThen", step.fn);
+    case "delay":
+      return "delay";
+    case "fold":
+      return named("fold", step.fn);
+    case "repeat":
+      return named("repeatUntil", step.fn);
+    case "filterMap":
+      return named("filterMap", step.fn);
+  }
+}
+
+function named(kind: string, fn: { name: string }): string {
+  return fn.name ? `${kind} ${fn.name}` : kind;
 }

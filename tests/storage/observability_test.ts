@@ -365,3 +365,64 @@ Deno.test("SqliteStorage.listWorkers() shows a worker alive while it runs and no
   assert.equal(typeof after?.stoppedAt, "number");
   assert.equal((await storage.listQueues())[0]?.aliveWorkers, 0);
 });
+
+Deno.test("SqliteStorage.throughput() counts done tasks, failed attempts and killed tasks per queue and minute", async () => {
+  await using temp = await tempDatabase();
+  const storage = new SqliteStorage<{ fail: number }>(temp.db, "q1");
+  const other = storage.forQueue<{ fail: number }>("q2");
+  const ids = [
+    await storage.push({ fail: 0 }),
+    await storage.push({ fail: 1 }, { maxAttempts: 2 }), // fails once, then done
+    await storage.push({ fail: 9 }, { maxAttempts: 1 }), // killed on its first failure
+  ];
+  const untouched = await other.push({ fail: 0 });
+  const seen = new Map<number, number>();
+  const worker = new WorkerBuilder("counter")
+    .backend(storage)
+    .retry({ backoff: () => 0 })
+    .handleSignals(false)
+    .build((args) => {
+      const attempt = (seen.get(args.fail) ?? 0) + 1;
+      seen.set(args.fail, attempt);
+      if (attempt <= args.fail) throw new Error(`attempt ${attempt} fails`);
+      return "ok";
+    });
+  await runUntilFinished(worker, storage, ids);
+  await other.kill(untouched);
+  await storage.retry(ids[2]!); // a retry is not an outcome: nothing is counted for it
+
+  const points = await storage.throughput();
+  const total = (queue: string) =>
+    points.filter((p) => p.queue === queue).reduce(
+      (sum, p) => ({
+        done: sum.done + p.done,
+        failed: sum.failed + p.failed,
+        killed: sum.killed + p.killed,
+      }),
+      { done: 0, failed: 0, killed: 0 },
+    );
+  assert.deepEqual(total("q1"), { done: 2, failed: 1, killed: 1 });
+  assert.deepEqual(total("q2"), { done: 0, failed: 0, killed: 1 });
+  for (const point of points) assert.equal(point.minute % 60_000, 0, "minutes start on the minute");
+  assert.deepEqual(
+    await storage.throughput({ queue: "q2" }),
+    points.filter((p) => p.queue === "q2"),
+  );
+});
+
+Deno.test("SqliteStorage.throughput() keeps only the last `minutes`, and vacuum() forgets older minutes", async () => {
+  await using temp = await tempDatabase();
+  const clock = new FakeClock(Date.UTC(2026, 0, 1, 12, 0, 30));
+  const storage = new SqliteStorage<number>(temp.db, "q", { clock });
+  await storage.kill(await storage.push(1));
+  clock.advance(2 * 60 * 60_000); // two hours later
+  await storage.kill(await storage.push(2));
+  const lastHour = await storage.throughput();
+  assert.deepEqual(lastHour, [
+    { queue: "q", minute: Date.UTC(2026, 0, 1, 14, 0, 0), done: 0, failed: 0, killed: 1 },
+  ]);
+  assert.equal((await storage.throughput({ minutes: 24 * 60 })).length, 2);
+  await storage.vacuum({ olderThanMs: 60 * 60_000 });
+  assert.equal((await storage.throughput({ minutes: 24 * 60 })).length, 1);
+  await assert.rejects(() => storage.throughput({ minutes: 0 }), RangeError);
+});

@@ -461,3 +461,19 @@ Deno.test("Worker never claims a delayed task when the clock has not reached its
   }
   assert.deepEqual(ran, ["due-1", "due-2", "later-1", "wake-1", "later-2", "wake-2"]);
 });
+
+Deno.test("SqliteStorage.pushAll() gives every task of one call the same time, so equal delays fall due together", async () => {
+  await using temp = await tempDatabase();
+  let tick = Date.UTC(2026, 0, 1);
+  const ticking = { now: () => tick++ }; // a clock that moves on every read
+  const storage = new SqliteStorage<number>(temp.db, "q", { clock: ticking });
+  const ids = await storage.pushAll(
+    [1, 2, 3].map((n) => Task.builder(n).runAfter(1000).priority(n).build()),
+  );
+  const tasks = await Promise.all(ids.map((id) => storage.fetchById(id)));
+  assert.deepEqual(
+    new Set(tasks.map((task) => task?.runAt)),
+    new Set([Date.UTC(2026, 0, 1) + 1000]),
+  );
+  assert.deepEqual(new Set(tasks.map((task) => task?.createdAt)), new Set([Date.UTC(2026, 0, 1)]));
+});
