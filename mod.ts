@@ -110,3 +110,10 @@ export { Workflow } from "./lib/workflow/workflow.ts";
 export type { TaskFlow } from "./lib/worker/transition.ts";
 export { DagFlow, DagFlowError, type NodeFn, NodeHandle } from "./lib/workflow/dag.ts";
 export type { FilterMapOptions } from "./lib/workflow/workflow.ts";
+export {
+  type BoardHandler,
+  type BoardOptions,
+  createBoardHandler,
+  serveBoard,
+  type ServeBoardOptions,
+} from "./lib/board/mod.ts";

@@ -40,7 +40,7 @@ interface Run {
 
 Deno.test({
   name:
-    "apalis binary runs init, push, work, ls, show, stats, retry and vacuum from a bare directory",
+    "apalis binary runs init, push, work, ls, show, stats, retry, board and vacuum from a bare directory",
   ignore: !HAS_BUN,
   async fn(t) {
     const root = await Deno.makeTempDir({ prefix: "apalis_binary_" });
@@ -193,6 +193,44 @@ Deno.test({
         assert.equal(task.status, "pending");
         assert.equal(task.attempts, 0);
       });
+
+      await t.step(
+        "board serves its pages and API from the binary, and stops on SIGTERM",
+        async () => {
+          const child = new Deno.Command(bin, {
+            args: ["board", "--port", "0", "--token", "bin-token"],
+            cwd,
+            env,
+            clearEnv: true,
+            stdout: "piped",
+            stderr: "piped",
+          }).spawn();
+          const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+          try {
+            let printed = "";
+            while (!/http:\/\/127\.0\.0\.1:\d+\//.test(printed)) {
+              const { value, done } = await reader.read();
+              if (done) throw new Error(`apalis board exited before listening: ${printed}`);
+              printed += value;
+            }
+            const url = printed.match(/http:\/\/127\.0\.0\.1:\d+\//)![0];
+            const auth = { headers: { authorization: "Bearer bin-token" } };
+            const overview = await (await fetch(`${url}api/overview`, auth)).json();
+            assert.equal(overview.queues[0].name, QUEUE);
+            const page = await fetch(`${url}queues/${QUEUE}?status=done`, auth);
+            assert.match(await page.text(), /data-task="/);
+            const script = await fetch(`${url}assets/board.js`);
+            assert.match(await script.text(), /X-Board-Partial/, "the embedded assets are served");
+          } finally {
+            child.kill("SIGTERM");
+            reader.releaseLock();
+          }
+          const status = await child.status;
+          await child.stdout.cancel().catch(() => {});
+          await child.stderr.cancel();
+          assert.equal(status.code, 0);
+        },
+      );
 
       await t.step("vacuum deletes the finished tasks and keeps the pending one", async () => {
         assert.equal(await ok("vacuum"), `Deleted ${TASKS} finished tasks\n`);

@@ -22,6 +22,7 @@ import { fileURLToPath } from "node:url";
 import {
   openDatabase,
   SCHEMA_VERSION,
+  serveBoard,
   SqliteStorage,
   Task,
   type TaskRecord,
@@ -286,6 +287,31 @@ await check("every task of the killed worker ends done, each after a retry", asy
     `${runs} runs for ${CHILD_COUNT} tasks, ${inFlightAtKill} in flight at the kill`,
   );
   console.log(`     ${runs} runs for ${CHILD_COUNT} tasks (every first attempt fails on purpose)`);
+});
+
+await check("serveBoard() serves the dashboard with Bun.serve and stops on abort", async () => {
+  const stop = new AbortController();
+  let port = 0;
+  const serving = serveBoard(db, {
+    port: 0,
+    token: "bun-token",
+    signal: stop.signal,
+    onListen: (address) => port = address.port,
+  });
+  await waitUntil(() => port > 0, "the board is listening");
+  const base = `http://127.0.0.1:${port}`;
+  const refused = await fetch(`${base}/api/overview`);
+  assert.equal(refused.status, 401);
+  await refused.body?.cancel();
+  const overview = await (await fetch(`${base}/api/overview`, {
+    headers: { authorization: "Bearer bun-token" },
+  })).json();
+  assert.ok(overview.queues.some((queue: { name: string }) => queue.name === QUEUE));
+  const page = await fetch(`${base}/workers`, { headers: { authorization: "Bearer bun-token" } });
+  assert.match(await page.text(), /bun-crashy/);
+  stop.abort();
+  await serving;
+  await assert.rejects(fetch(`${base}/api/overview`));
 });
 
 db.close();

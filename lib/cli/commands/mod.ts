@@ -10,6 +10,7 @@ import { workersCommand } from "./workers.ts";
 import { retryCommand } from "./retry.ts";
 import { killCommand } from "./kill.ts";
 import { vacuumCommand } from "./vacuum.ts";
+import { boardCommand } from "./board.ts";
 import { versionCommand } from "./version.ts";
 
 /** Every command, in the order the help lists them. */
@@ -25,5 +26,6 @@ export const COMMANDS: readonly Command[] = [
   retryCommand,
   killCommand,
   vacuumCommand,
+  boardCommand,
   versionCommand,
 ];

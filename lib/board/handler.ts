@@ -1,0 +1,451 @@
+import type { Database } from "../sqlite/types.ts";
+import type { Clock } from "../storage/clock.ts";
+import { systemClock } from "../storage/clock.ts";
+import type { Codec } from "../storage/codec.ts";
+import { TaskNotFoundError, TaskStateError } from "../storage/errors.ts";
+import { SqliteStorage } from "../storage/sqlite_storage.ts";
+import type { RunStatus } from "../store/runs.ts";
+import { TASK_STATUSES, type TaskStatus } from "../store/tasks.ts";
+import { BOARD_CSS, BOARD_JS } from "./assets.ts";
+import { BoardAuth } from "./auth.ts";
+import { overview, queuePage, runsPage, runView } from "./data.ts";
+import { jsonReplacer } from "./format.ts";
+import { href, layout, type Page, type PageContext } from "./layout.ts";
+import { loginPage, messagePage } from "./pages/message.ts";
+import { overviewPage } from "./pages/overview.ts";
+import { queuePageView } from "./pages/queue.ts";
+import { runPage, runsPageView } from "./pages/runs.ts";
+import { type TaskNotice, taskPage } from "./pages/task.ts";
+import { workersPage } from "./pages/workers.ts";
+
+/** Options of {@linkcode createBoardHandler}. */
+export interface BoardOptions {
+  /**
+   * Require this token for everything: `Authorization: Bearer <token>`, or the cookie set by the
+   * login page. Without it, anyone who can reach the board can read and act on every queue.
+   */
+  token?: string;
+  /** Where the handler is mounted, like `/board` (default: the root). */
+  basePath?: string;
+  /** Decodes arguments and results for display. @default {JsonCodec} */
+  codec?: Codec;
+  /** How often pages refresh their data in the browser, in ms; 0 turns it off. @default {2000} */
+  refreshMs?: number;
+  /** Where time comes from (tests). */
+  clock?: Clock;
+}
+
+/** A `fetch`-style handler: give it to `Deno.serve`, `Bun.serve`, or mount it in your router. */
+export type BoardHandler = (req: Request) => Promise<Response>;
+
+const PAGE_SIZE = 25;
+const MAX_PAGE_SIZE = 500;
+const RUN_STATUSES: readonly RunStatus[] = ["running", "done", "failed"];
+
+/** A request that cannot be answered as asked: its status and a message for the user. */
+class HttpError extends Error {
+  constructor(readonly status: number, message: string) {
+    super(message);
+  }
+}
+
+/**
+ * The dashboard as a `fetch` handler: HTML pages for queues, tasks, workers and workflow runs
+ * (refreshing their data live), and the same data as JSON under `/api/`. It reads and writes
+ * through the public `SqliteStorage` API, and its pages, styles and script are built in.
+ *
+ * @example Serve it with Deno on localhost, behind a token
+ * ```ts ignore
+ * import { createBoardHandler, openDatabase, SqliteStorage } from "@apalis/sqlite";
+ *
+ * const db = openDatabase("jobs.db");
+ * SqliteStorage.setup(db);
+ * const board = createBoardHandler(db, { token: Deno.env.get("APALIS_BOARD_TOKEN") });
+ * Deno.serve({ hostname: "127.0.0.1", port: 8000 }, board);
+ * ```
+ *
+ * @example Call it directly
+ * ```ts
+ * import { createBoardHandler, openDatabase, SqliteStorage } from "@apalis/sqlite";
+ *
+ * const db = openDatabase(":memory:");
+ * SqliteStorage.setup(db);
+ * await new SqliteStorage(db, "email").push({ to: "a@example.com" });
+ * const board = createBoardHandler(db);
+ * const response = await board(new Request("http://localhost/api/overview"));
+ * const data = await response.json();
+ * if (data.queues[0].counts.pending !== 1) throw new Error("unexpected");
+ * db.close();
+ * ```
+ */
+export function createBoardHandler(db: Database, options: BoardOptions = {}): BoardHandler {
+  const base = normalizeBase(options.basePath ?? "");
+  if (options.token !== undefined && options.token.trim() === "") {
+    throw new TypeError("Cannot create the board: 'token' must not be empty when given");
+  }
+  const refreshMs = options.refreshMs ?? 2000;
+  if (!Number.isSafeInteger(refreshMs) || refreshMs < 0) {
+    throw new RangeError(
+      `Cannot create the board: 'refreshMs' must be an integer >= 0: current value is ${refreshMs}`,
+    );
+  }
+  const clock = options.clock ?? systemClock;
+  const storage = new SqliteStorage<unknown>(db, "apalis-board", {
+    clock,
+    ...(options.codec ? { codec: options.codec } : {}),
+  });
+  const auth = options.token === undefined ? undefined : new BoardAuth(options.token, base);
+  const context = (): PageContext => ({
+    base,
+    now: clock.now(),
+    protected: auth !== undefined,
+    refreshMs,
+    dbPath: db.path,
+  });
+
+  return async (req) => {
+    const url = new URL(req.url);
+    if (url.pathname !== base && !url.pathname.startsWith(`${base}/`)) {
+      return text(404, "Not found");
+    }
+    const path = url.pathname.slice(base.length) || "/";
+    const api = path.startsWith("/api/");
+    const ctx = context();
+    try {
+      if (req.method === "GET" && path === "/assets/board.css") {
+        return asset(BOARD_CSS, "text/css; charset=utf-8");
+      }
+      if (req.method === "GET" && path === "/assets/board.js") {
+        return asset(BOARD_JS, "text/javascript; charset=utf-8");
+      }
+      if (req.method !== "GET" && req.method !== "HEAD" && !sameOrigin(req, url)) {
+        throw new HttpError(403, "Refused: the request came from another site");
+      }
+      if (path === "/login" || path === "/logout") return await login(req, url, ctx, auth, path);
+      if (auth && !(await auth.allows(req))) {
+        if (api) {
+          return json(401, { error: "A token is required (Authorization: Bearer <token>)" }, {
+            "WWW-Authenticate": 'Bearer realm="apalis board"',
+          });
+        }
+        if (req.method === "GET") {
+          return redirect(
+            `${href(ctx, "/login")}?next=${encodeURIComponent(url.pathname + url.search)}`,
+          );
+        }
+        return page(
+          ctx,
+          req,
+          messagePage("Log in first", "This action needs the board's token."),
+          401,
+        );
+      }
+      return api
+        ? await routeApi(req, url, path, storage, ctx)
+        : await routePage(req, url, path, storage, ctx);
+    } catch (error) {
+      const status = error instanceof HttpError ? error.status : 500;
+      const message = error instanceof Error ? error.message : String(error);
+      if (api) return json(status, { error: message });
+      return page(ctx, req, messagePage(status === 404 ? "Not found" : "Error", message), status);
+    }
+  };
+}
+
+async function routePage(
+  req: Request,
+  url: URL,
+  path: string,
+  storage: SqliteStorage,
+  ctx: PageContext,
+): Promise<Response> {
+  const parts = path.split("/").slice(1).map(decodeURIComponent);
+  if (req.method === "GET" || req.method === "HEAD") {
+    if (path === "/") return page(ctx, req, overviewPage(ctx, await overview(storage, ctx.now)));
+    if (parts[0] === "queues" && parts.length === 2 && parts[1]) {
+      const data = await queuePage(
+        storage,
+        parts[1],
+        taskStatus(url),
+        pageNumber(url),
+        PAGE_SIZE,
+      );
+      return page(ctx, req, queuePageView(ctx, data));
+    }
+    if (path === "/tasks") {
+      const id = url.searchParams.get("id")?.trim() ?? "";
+      if (id && await storage.fetchById(id)) {
+        return redirect(href(ctx, `/tasks/${encodeURIComponent(id)}`));
+      }
+      throw new HttpError(404, `No task has the id '${id}'`);
+    }
+    if (parts[0] === "tasks" && parts.length === 2) {
+      const task = await storage.fetchById(parts[1]!);
+      if (!task) throw new HttpError(404, `No task has the id '${parts[1]}'`);
+      return page(ctx, req, taskPage(ctx, task, taskNotice(url)));
+    }
+    if (path === "/workers") return page(ctx, req, workersPage(ctx, await storage.listWorkers()));
+    if (path === "/runs") {
+      const data = await runsPage(storage, {
+        queue: url.searchParams.get("queue") || null,
+        status: runStatus(url),
+        page: pageNumber(url),
+        pageSize: PAGE_SIZE,
+      });
+      return page(ctx, req, runsPageView(ctx, data));
+    }
+    if (parts[0] === "runs" && parts.length === 2) {
+      const run = await runView(storage, parts[1]!);
+      if (!run) throw new HttpError(404, `No workflow run has the id '${parts[1]}'`);
+      return page(ctx, req, runPage(ctx, run));
+    }
+  }
+  if (req.method === "POST" && parts[0] === "tasks" && parts.length === 3) {
+    const [, id, action] = parts as [string, string, string];
+    const task = `/tasks/${encodeURIComponent(id)}`;
+    if (action === "delete") {
+      const found = await storage.fetchById(id);
+      if (!found || !(await storage.delete(id))) {
+        throw new HttpError(404, `No task has the id '${id}'`);
+      }
+      return redirect(href(ctx, `/queues/${encodeURIComponent(found.queue)}`));
+    }
+    if (action === "retry" || action === "kill") {
+      try {
+        await (action === "retry" ? storage.retry(id) : storage.kill(id));
+        return redirect(href(ctx, `${task}?notice=${action === "retry" ? "retried" : "killed"}`));
+      } catch (error) {
+        if (error instanceof TaskNotFoundError) throw new HttpError(404, error.message);
+        if (error instanceof TaskStateError) {
+          return redirect(href(ctx, `${task}?notice=refused-${action}`));
+        }
+        throw error;
+      }
+    }
+  }
+  throw new HttpError(
+    req.method === "GET" ? 404 : 405,
+    req.method === "GET" ? `No page at '${path}'` : `${req.method} is not allowed at '${path}'`,
+  );
+}
+
+async function routeApi(
+  req: Request,
+  url: URL,
+  path: string,
+  storage: SqliteStorage,
+  ctx: PageContext,
+): Promise<Response> {
+  const parts = path.split("/").slice(2).map(decodeURIComponent);
+  if (req.method === "GET") {
+    if (path === "/api/overview") return json(200, await overview(storage, ctx.now));
+    if (parts[0] === "queues" && parts.length === 3 && parts[1] && parts[2] === "tasks") {
+      const size = pageSize(url);
+      return json(200, await queuePage(storage, parts[1], taskStatus(url), pageNumber(url), size));
+    }
+    if (parts[0] === "tasks" && parts.length === 2) {
+      const task = await storage.fetchById(parts[1]!);
+      if (!task) throw new HttpError(404, `No task has the id '${parts[1]}'`);
+      return json(200, task);
+    }
+    if (path === "/api/workers") return json(200, await storage.listWorkers());
+    if (path === "/api/runs") {
+      return json(
+        200,
+        await runsPage(storage, {
+          queue: url.searchParams.get("queue") || null,
+          status: runStatus(url),
+          page: pageNumber(url),
+          pageSize: pageSize(url),
+        }),
+      );
+    }
+    if (parts[0] === "runs" && parts.length === 2) {
+      const run = await runView(storage, parts[1]!);
+      if (!run) throw new HttpError(404, `No workflow run has the id '${parts[1]}'`);
+      return json(200, run);
+    }
+  }
+  if (req.method === "POST" && parts[0] === "tasks" && parts.length === 3) {
+    const [, id, action] = parts as [string, string, string];
+    try {
+      if (action === "retry") return json(200, await storage.retry(id));
+      if (action === "kill") return json(200, await storage.kill(id));
+      if (action === "delete") {
+        if (!(await storage.delete(id))) throw new TaskNotFoundError(id);
+        return json(200, { deleted: id });
+      }
+    } catch (error) {
+      if (error instanceof TaskNotFoundError) throw new HttpError(404, error.message);
+      if (error instanceof TaskStateError) throw new HttpError(409, error.message);
+      throw error;
+    }
+  }
+  throw new HttpError(
+    req.method === "GET" ? 404 : 405,
+    req.method === "GET" ? `No endpoint at '${path}'` : `${req.method} is not allowed at '${path}'`,
+  );
+}
+
+async function login(
+  req: Request,
+  url: URL,
+  ctx: PageContext,
+  auth: BoardAuth | undefined,
+  path: string,
+): Promise<Response> {
+  if (!auth) return redirect(href(ctx, "/"));
+  if (path === "/logout") {
+    if (req.method !== "POST") throw new HttpError(405, "Log out with POST");
+    return redirect(href(ctx, "/login"), { "Set-Cookie": auth.logoutCookie() });
+  }
+  const next = safeNext(url.searchParams.get("next"), ctx);
+  if (req.method === "GET") return page(ctx, req, loginPage(ctx, next, false));
+  if (req.method !== "POST") throw new HttpError(405, "Log in with POST");
+  const form = await req.formData().catch(() => new FormData());
+  const token = form.get("token");
+  const target = safeNext(String(form.get("next") ?? ""), ctx);
+  if (typeof token === "string" && await auth.accepts(token)) {
+    const secure = url.protocol === "https:";
+    return redirect(target, { "Set-Cookie": await auth.loginCookie(secure) });
+  }
+  return page(ctx, req, loginPage(ctx, target, true), 401);
+}
+
+/** A redirect target inside the board, or the overview: never another site. */
+function safeNext(next: string | null, ctx: PageContext): string {
+  const root = href(ctx, "/");
+  if (!next || !next.startsWith("/") || next.startsWith("//") || next.includes("\\")) return root;
+  if (ctx.base && next !== ctx.base && !next.startsWith(`${ctx.base}/`)) return root;
+  return next;
+}
+
+/** Write requests must come from the board's own pages (or from a non-browser client). */
+function sameOrigin(req: Request, url: URL): boolean {
+  if (req.headers.get("sec-fetch-site") === "cross-site") return false;
+  const origin = req.headers.get("origin");
+  if (origin === null) return true;
+  if (origin === "null") return false;
+  try {
+    const host = new URL(origin).host;
+    return host === url.host || host === req.headers.get("host") ||
+      host === req.headers.get("x-forwarded-host");
+  } catch {
+    return false;
+  }
+}
+
+function taskStatus(url: URL): TaskStatus | null {
+  const status = url.searchParams.get("status");
+  if (!status) return null;
+  if (!(TASK_STATUSES as readonly string[]).includes(status)) {
+    throw new HttpError(
+      400,
+      `'status' must be one of ${TASK_STATUSES.join(", ")}: current value is '${status}'`,
+    );
+  }
+  return status as TaskStatus;
+}
+
+function runStatus(url: URL): RunStatus | null {
+  const status = url.searchParams.get("status");
+  if (!status) return null;
+  if (!(RUN_STATUSES as readonly string[]).includes(status)) {
+    throw new HttpError(
+      400,
+      `'status' must be one of ${RUN_STATUSES.join(", ")}: current value is '${status}'`,
+    );
+  }
+  return status as RunStatus;
+}
+
+function pageNumber(url: URL): number {
+  return positive(url, "page", 1, Number.MAX_SAFE_INTEGER);
+}
+
+function pageSize(url: URL): number {
+  return positive(url, "pageSize", PAGE_SIZE, MAX_PAGE_SIZE);
+}
+
+function positive(url: URL, name: string, fallback: number, max: number): number {
+  const value = url.searchParams.get(name);
+  if (value === null || value === "") return fallback;
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 1 || n > max) {
+    throw new HttpError(
+      400,
+      `'${name}' must be an integer from 1 to ${max}: current value is '${value}'`,
+    );
+  }
+  return n;
+}
+
+function taskNotice(url: URL): TaskNotice {
+  const notice = url.searchParams.get("notice");
+  return notice === "retried" || notice === "killed" || notice === "refused-retry" ||
+      notice === "refused-kill"
+    ? notice
+    : null;
+}
+
+function normalizeBase(basePath: string): string {
+  const trimmed = basePath.replace(/\/+$/, "");
+  if (trimmed !== "" && !/^\/[A-Za-z0-9._~\-/]*$/.test(trimmed)) {
+    throw new TypeError(
+      `Cannot create the board: 'basePath' must be a path like "/board": current value is ${
+        JSON.stringify(basePath)
+      }`,
+    );
+  }
+  return trimmed;
+}
+
+const SECURITY_HEADERS: Record<string, string> = {
+  "Content-Security-Policy":
+    "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+  "X-Content-Type-Options": "nosniff",
+  "Referrer-Policy": "no-referrer",
+  "X-Frame-Options": "DENY",
+};
+
+/** A page, whole or (for the live refresh) only its `<main>` content. */
+function page(ctx: PageContext, req: Request, view: Page, status = view.status ?? 200): Response {
+  const partial = req.headers.get("x-board-partial") === "1";
+  const body = partial ? view.content.text : layout(ctx, view).text.trimStart();
+  const headers: Record<string, string> = {
+    ...SECURITY_HEADERS,
+    "Content-Type": "text/html; charset=utf-8",
+    "Cache-Control": "no-store",
+  };
+  if (partial) headers["X-Board-Partial"] = "1";
+  return new Response(req.method === "HEAD" ? null : body, { status, headers });
+}
+
+function json(status: number, data: unknown, extra: Record<string, string> = {}): Response {
+  return new Response(JSON.stringify(data, jsonReplacer), {
+    status,
+    headers: {
+      ...SECURITY_HEADERS,
+      "Content-Type": "application/json; charset=utf-8",
+      "Cache-Control": "no-store",
+      ...extra,
+    },
+  });
+}
+
+function asset(body: string, type: string): Response {
+  return new Response(body, {
+    headers: { ...SECURITY_HEADERS, "Content-Type": type, "Cache-Control": "public, max-age=300" },
+  });
+}
+
+function text(status: number, body: string): Response {
+  return new Response(body, {
+    status,
+    headers: { ...SECURITY_HEADERS, "Content-Type": "text/plain; charset=utf-8" },
+  });
+}
+
+function redirect(location: string, extra: Record<string, string> = {}): Response {
+  return new Response(null, { status: 303, headers: { Location: location, ...extra } });
+}

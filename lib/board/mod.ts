@@ -1,0 +1,7 @@
+/**
+ * The dashboard: a `fetch` handler for any Deno or Bun server, and a server for the CLI.
+ *
+ * @module
+ */
+export { type BoardHandler, type BoardOptions, createBoardHandler } from "./handler.ts";
+export { serveBoard, type ServeBoardOptions } from "./serve.ts";

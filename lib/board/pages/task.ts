@@ -1,0 +1,101 @@
+import type { TaskRecord } from "../../storage/records.ts";
+import { badge, pretty, relative, timeTag } from "../format.ts";
+import { type Html, html } from "../html.ts";
+import { href, type Page, type PageContext } from "../layout.ts";
+
+/** What the task page says after an action (fixed texts: nothing from the URL is shown). */
+export type TaskNotice = "retried" | "killed" | "refused-retry" | "refused-kill" | null;
+
+const NOTICES: Record<Exclude<TaskNotice, null>, [string, string]> = {
+  "retried": ["ok", "Retried: the task is pending again with a fresh attempt budget."],
+  "killed": ["ok", "Killed: the task will not run again unless retried."],
+  "refused-retry": ["error", "Cannot retry: the task is queued or running."],
+  "refused-kill": ["error", "Cannot kill: the task has already finished."],
+};
+
+/** Whether each action applies to a task in its state. */
+export function taskActions(task: TaskRecord): { retry: boolean; kill: boolean } {
+  return {
+    retry: task.status !== "queued" && task.status !== "running",
+    kill: task.status !== "done" && task.status !== "killed",
+  };
+}
+
+/** One task: arguments, result or error, attempts, times, worker; retry, kill, delete. */
+export function taskPage(ctx: PageContext, task: TaskRecord, notice: TaskNotice): Page {
+  const path = `/tasks/${encodeURIComponent(task.id)}`;
+  const can = taskActions(task);
+  const action = (name: string, label: string, question: string, cls = ""): Html =>
+    html`<form method="post" action="${href(ctx, `${path}/${name}`)}" data-confirm="${question}">
+      <button type="submit" class="${cls}" data-action="${name}">${label}</button></form>`;
+  const shown = notice ? NOTICES[notice] : undefined;
+  const content = html`
+    <h1>Task <span class="mono">${task.id}</span> ${badge(task.status)}</h1>
+      ${shown ? html`<div class="notice ${shown[0]}" role="status">${shown[1]}</div>` : ""}
+      <div class="card">
+      <div class="actions">
+          ${can.retry ? action("retry", "Retry", `Retry task ${task.id}?`, "primary") : ""}
+          ${can.kill
+            ? action("kill", "Kill", `Kill task ${task.id}? It will not run again.`, "danger")
+            : ""}
+          ${action("delete", "Delete", `Delete task ${task.id}? This cannot be undone.`, "danger")}
+        </div>
+    </div>
+      <div class="card">
+      <dl class="facts">
+          <dt>Queue</dt><dd><a href="${href(
+            ctx,
+            `/queues/${encodeURIComponent(task.queue)}`,
+          )}">${task.queue}</a></dd>
+          <dt>State</dt><dd data-field="status">${badge(task.status)}</dd>
+          <dt>Attempts</dt><dd>${task.attempts} of ${task.maxAttempts}</dd>
+          <dt>Priority</dt><dd>${task.priority}</dd>
+          <dt>Created</dt><dd>${timeTag(task.createdAt)} <span class="muted">${relative(
+            task.createdAt,
+            ctx.now,
+          )}</span></dd>
+          <dt>Run at</dt><dd>${timeTag(task.runAt)} <span class="muted">${relative(
+            task.runAt,
+            ctx.now,
+          )}</span></dd>
+          <dt>Locked</dt><dd>${timeTag(task.lockAt)}</dd>
+          <dt>Finished</dt><dd>${timeTag(task.doneAt)}</dd>
+          <dt>Worker</dt><dd>${task.lockBy
+            ? html`<a href="${href(ctx, "/workers")}" class="mono">${task.lockBy}</a>`
+            : html`<span class="muted">–</span>`}</dd>
+          ${task.runId
+            ? html`
+              <dt>Workflow run</dt>
+              <dd><a class="mono" href="${href(
+                ctx,
+                `/runs/${encodeURIComponent(task.runId)}`,
+              )}">${task.runId}</a></dd>
+            `
+            : ""}
+        </dl>
+    </div>
+      ${task.decodeError ? html`<div class="notice error">${task.decodeError}</div>` : ""}
+      <h2>Arguments</h2>
+      <pre class="payload" data-field="args">${pretty(task.args)}</pre>
+      ${task.lastResult !== undefined && task.lastResult !== null
+        ? html`
+          <h2>Result</h2>
+          <pre data-field="result">${pretty(task.lastResult)}</pre>
+        `
+        : ""}
+      ${task.lastError
+        ? html`
+          <h2>Error</h2>
+          <pre data-field="error">${task.lastError.stack ??
+            `${task.lastError.name}: ${task.lastError.message}`}</pre>
+        `
+        : ""}
+      ${Object.keys(task.meta).length
+        ? html`
+          <h2>Meta</h2>
+          <pre>${pretty(task.meta)}</pre>
+        `
+        : ""}
+  `;
+  return { title: `Task ${task.id}`, section: "none", content };
+}

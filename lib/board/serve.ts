@@ -1,0 +1,81 @@
+import { type BoardOptions, createBoardHandler } from "./handler.ts";
+import type { Database } from "../sqlite/types.ts";
+
+/** Options of {@linkcode serveBoard}. */
+export interface ServeBoardOptions extends BoardOptions {
+  /** The port; 0 picks a free one. @default {8000} */
+  port?: number;
+  /** The interface to listen on. @default {"127.0.0.1"} (this machine only) */
+  hostname?: string;
+  /** Stops the server when aborted. */
+  signal?: AbortSignal;
+  /** Called once listening, with the address (the real port when `port` is 0). */
+  onListen?: (address: { hostname: string; port: number }) => void;
+}
+
+interface BunServer {
+  port: number;
+  hostname: string;
+  stop(closeActiveConnections?: boolean): void | Promise<void>;
+}
+
+interface BunRuntime {
+  serve(options: {
+    port: number;
+    hostname: string;
+    fetch: (req: Request) => Promise<Response>;
+  }): BunServer;
+}
+
+/**
+ * Serves the board on Deno or Bun until `signal` aborts. Listens on 127.0.0.1 unless told
+ * otherwise: pass `hostname: "0.0.0.0"` only together with a `token`.
+ *
+ * @example Serve until Ctrl-C
+ * ```ts ignore
+ * import { openDatabase, serveBoard, SqliteStorage } from "@apalis/sqlite";
+ *
+ * const db = openDatabase("jobs.db");
+ * SqliteStorage.setup(db);
+ * const stop = new AbortController();
+ * Deno.addSignalListener("SIGINT", () => stop.abort());
+ * await serveBoard(db, { port: 8000, signal: stop.signal });
+ * db.close();
+ * ```
+ */
+export async function serveBoard(db: Database, options: ServeBoardOptions = {}): Promise<void> {
+  const { port = 8000, hostname = "127.0.0.1", signal, onListen, ...boardOptions } = options;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new RangeError(
+      `Cannot serve the board as 'port' must be an integer from 0 to 65535: current value is ${port}`,
+    );
+  }
+  const handler = createBoardHandler(db, boardOptions);
+  if (signal?.aborted) return;
+  const bun = (globalThis as { Bun?: BunRuntime }).Bun;
+  if (bun) {
+    const server = bun.serve({ port, hostname, fetch: handler });
+    onListen?.({ hostname: server.hostname, port: server.port });
+    await new Promise<void>((resolve) => {
+      if (!signal) return; // serve until the process ends
+      signal.addEventListener("abort", async () => {
+        await server.stop(true);
+        resolve();
+      }, { once: true });
+    });
+    return;
+  }
+  if ("Deno" in globalThis) {
+    const server = Deno.serve({
+      port,
+      hostname,
+      ...(signal ? { signal } : {}),
+      onListen: (address) => onListen?.({ hostname: address.hostname, port: address.port }),
+    }, handler);
+    await server.finished;
+    return;
+  }
+  throw new Error(
+    "Cannot serve the board: serveBoard runs on Deno or Bun; on Node, call createBoardHandler() and mount it in your HTTP server",
+  );
+}

@@ -1,0 +1,80 @@
+import { serveBoard } from "../../board/serve.ts";
+import { type Command, openForCommand } from "../command.ts";
+import { UsageError } from "../errors.ts";
+import { expectPositionals, parseDuration, parseOptions } from "../format.ts";
+
+const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1", "[::1]"]);
+
+/** `apalis board`: serves the web dashboard until Ctrl-C. */
+export const boardCommand: Command = {
+  name: "board",
+  summary: "serve the web dashboard (127.0.0.1:8000 by default)",
+  help: `Usage: apalis board [options]
+
+Serves the dashboard: queues with counts and the last hour's throughput, tasks (retry, kill,
+delete), workers, and workflow runs drawn as graphs. Pages refresh their data live; every page
+is also JSON under /api/ (see the README). Stops on Ctrl-C.
+
+Options:
+  --port N            the port (default 8000; 0 picks a free one)
+  --host HOST         the interface (default 127.0.0.1: this machine only)
+  --token TOKEN       require this token (Authorization: Bearer, or the login page's
+                      cookie) for everything; default $APALIS_BOARD_TOKEN
+  --refresh DURATION  how often pages refresh their data (default 2s; 0 turns it off)
+
+Examples:
+  apalis board
+  APALIS_BOARD_TOKEN=s3cret apalis board --host 0.0.0.0 --port 8080
+`,
+  async run({ io, args, globals }) {
+    const { values, positionals } = parseOptions("board", args, {
+      port: { type: "string" },
+      host: { type: "string" },
+      token: { type: "string" },
+      refresh: { type: "string" },
+    });
+    expectPositionals("board", positionals, [], 0);
+    const port = Number(values.port ?? "8000");
+    if (!Number.isInteger(port) || port < 0 || port > 65535) {
+      throw new UsageError(
+        `option '--port' must be an integer from 0 to 65535: current value is '${values.port}'`,
+      );
+    }
+    const hostname = values.host ?? "127.0.0.1";
+    const token = values.token ?? io.env.APALIS_BOARD_TOKEN;
+    if (token !== undefined && token.trim() === "") {
+      throw new UsageError("option '--token' (or $APALIS_BOARD_TOKEN) must not be empty");
+    }
+    const refreshMs = values.refresh === undefined
+      ? 2000
+      : values.refresh === "0"
+      ? 0
+      : parseDuration(values.refresh, "--refresh");
+    const { db } = openForCommand(globals);
+    try {
+      if (!LOOPBACK.has(hostname) && token === undefined) {
+        io.stderr(
+          `warning: the board listens on ${hostname} without a token: anyone who can reach it can read and change every queue (set --token or $APALIS_BOARD_TOKEN)\n`,
+        );
+      }
+      await serveBoard(db, {
+        port,
+        hostname,
+        refreshMs,
+        signal: io.signal,
+        ...(token === undefined ? {} : { token }),
+        onListen: (address) => {
+          const host = address.hostname.includes(":") ? `[${address.hostname}]` : address.hostname;
+          io.stdout(
+            `apalis board on http://${host}:${address.port}/ for ${db.path}${
+              token === undefined ? "" : " (token required)"
+            } — Ctrl-C to stop\n`,
+          );
+        },
+      });
+      return 0;
+    } finally {
+      db.close();
+    }
+  },
+};

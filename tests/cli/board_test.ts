@@ -1,0 +1,73 @@
+import assert from "node:assert/strict";
+import { SqliteStorage } from "../../mod.ts";
+import { captureIo, main } from "../../lib/cli/mod.ts";
+import { tempDatabase, waitUntil } from "../_helpers.ts";
+
+Deno.test("boardCommand.run() serves the board on 127.0.0.1 until interrupted, then exits 0", async () => {
+  await using temp = await tempDatabase();
+  await new SqliteStorage(temp.db, "email").push({ to: "a@example.com" });
+  const io = captureIo({ env: { APALIS_DB: temp.path } });
+  const exit = main(["board", "--port", "0"], io);
+  await waitUntil(
+    () => /http:\/\/127\.0\.0\.1:\d+\//.test(io.out),
+    "the board printed its address",
+  );
+  const url = io.out.match(/http:\/\/127\.0\.0\.1:\d+\//)![0];
+  try {
+    const overview = await (await fetch(`${url}api/overview`)).json();
+    assert.equal(overview.queues[0].name, "email");
+    assert.equal(overview.queues[0].counts.pending, 1);
+    const page = await fetch(url);
+    assert.match(await page.text(), /<tr data-queue="email">/);
+  } finally {
+    io.interrupt();
+  }
+  assert.equal(await exit, 0);
+  assert.equal(io.err, "");
+  await assert.rejects(fetch(url), "the server is closed");
+});
+
+Deno.test("boardCommand.run() requires the token from APALIS_BOARD_TOKEN and warns on a public host without one", async () => {
+  await using temp = await tempDatabase();
+  const io = captureIo({ env: { APALIS_DB: temp.path, APALIS_BOARD_TOKEN: "s3cret" } });
+  const exit = main(["board", "--port", "0"], io);
+  await waitUntil(() => /token required/.test(io.out), "the board printed its address");
+  const url = io.out.match(/http:\/\/127\.0\.0\.1:\d+\//)![0];
+  try {
+    const refused = await fetch(`${url}api/overview`);
+    assert.equal(refused.status, 401);
+    await refused.body?.cancel();
+    const allowed = await fetch(`${url}api/overview`, {
+      headers: { authorization: "Bearer s3cret" },
+    });
+    assert.equal(allowed.status, 200);
+    await allowed.body?.cancel();
+  } finally {
+    io.interrupt();
+  }
+  assert.equal(await exit, 0);
+
+  const open = captureIo({ env: { APALIS_DB: temp.path } });
+  const openExit = main(["board", "--port", "0", "--host", "0.0.0.0"], open);
+  await waitUntil(() => open.out.includes("http://"), "the public board printed its address");
+  open.interrupt();
+  assert.equal(await openExit, 0);
+  assert.match(open.err, /warning: the board listens on 0\.0\.0\.0 without a token/);
+});
+
+Deno.test("boardCommand.run() exits 2 with the reason when an option is invalid", async () => {
+  await using temp = await tempDatabase();
+  for (
+    const [args, reason] of [
+      [["board", "--port", "http"], /option '--port' must be an integer from 0 to 65535/],
+      [["board", "--port", "70000"], /option '--port' must be an integer/],
+      [["board", "--token", ""], /must not be empty/],
+      [["board", "--refresh", "soon"], /--refresh/],
+      [["board", "extra"], /apalis board --help/],
+    ] as const
+  ) {
+    const io = captureIo({ env: { APALIS_DB: temp.path } });
+    assert.equal(await main([...args], io), 2, args.join(" "));
+    assert.match(io.err, reason, args.join(" "));
+  }
+});
