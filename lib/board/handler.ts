@@ -404,7 +404,9 @@ const SECURITY_HEADERS: Record<string, string> = {
   "Content-Security-Policy":
     "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
   "X-Content-Type-Options": "nosniff",
-  "Referrer-Policy": "no-referrer",
+  // Not "no-referrer": under it browsers send `Origin: null` with the board's own form posts,
+  // which `sameOrigin` must refuse. "same-origin" still keeps URLs from other sites.
+  "Referrer-Policy": "same-origin",
   "X-Frame-Options": "DENY",
 };
 

@@ -22,6 +22,8 @@ export interface Page {
   status?: number;
   /** Leave out navigation and search (the login page). */
   bare?: boolean;
+  /** Nothing to refresh (messages, the login form): no live updates. */
+  still?: boolean;
 }
 
 /** A path inside the board, with the mount prefix. */
@@ -35,6 +37,9 @@ export function layout(ctx: PageContext, page: Page): Html {
     html`<a href="${href(ctx, path)}" class="${
       page.section === section ? "here" : ""
     }">${label}</a>`;
+  // A message or the login form has no data to refresh (and a refresh would wipe what is typed,
+  // or re-request the URL of a failed POST).
+  const live = page.still ? 0 : ctx.refreshMs;
   return html`
     <!doctype html>
     <html lang="en">
@@ -46,7 +51,7 @@ export function layout(ctx: PageContext, page: Page): Html {
         <link rel="stylesheet" href="${href(ctx, "/assets/board.css")}">
         <script src="${href(ctx, "/assets/board.js")}" defer></script>
       </head>
-      <body data-refresh-ms="${ctx.refreshMs}">
+      <body data-refresh-ms="${live}">
         <header>
               <a class="brand" href="${href(ctx, "/")}">apalis board</a>
               ${page.bare ? "" : html`
@@ -74,7 +79,7 @@ export function layout(ctx: PageContext, page: Page): Html {
         <footer>
               <span class="mono">${ctx.dbPath}</span>
               <span id="refreshed"></span>
-              ${ctx.refreshMs > 0
+              ${live > 0
                 ? html`<button id="pause" type="button" aria-pressed="false">Pause live updates</button>`
                 : ""}
                 </footer>

@@ -200,7 +200,9 @@ Deno.test("createBoardHandler() answers 400 with the reason when a query paramet
   }
   const page = await get(board, "/queues/email?page=abc");
   assert.equal(page.status, 400);
-  assert.match(await page.text(), /&#39;page&#39; must be an integer/);
+  const text = await page.text();
+  assert.match(text, /&#39;page&#39; must be an integer/);
+  assert.match(text, /data-refresh-ms="0"/, "an error page does not refresh itself");
 });
 
 Deno.test("createBoardHandler() retries, kills and deletes tasks through POST, from pages and from the API", async () => {

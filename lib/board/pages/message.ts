@@ -10,6 +10,7 @@ export function messagePage(title: string, message: string): Page {
       <h1>${title}</h1>
       <div class="notice error" role="alert">${message}</div>
     `,
+    still: true,
   };
 }
 
@@ -25,5 +26,5 @@ export function loginPage(ctx: PageContext, next: string, failed: boolean): Page
       <button type="submit" class="primary">Log in</button>
     </form>
   </div>`;
-  return { title: "Log in", section: "none", content, bare: true };
+  return { title: "Log in", section: "none", content, bare: true, still: true };
 }
