@@ -32,6 +32,7 @@
 
 export { DatabaseOpenError, openDatabase } from "./lib/sqlite/open.ts";
 export { DatabaseBusyError, isBusyError, retryBusy } from "./lib/sqlite/busy.ts";
+export { DatabaseFileError, type DatabaseFileProblem } from "./lib/sqlite/file_error.ts";
 export type {
   Database,
   Durability,

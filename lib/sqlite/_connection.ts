@@ -1,3 +1,4 @@
+import { toFileError } from "./file_error.ts";
 import type { Database, Durability, SqlRow, SqlValue } from "./types.ts";
 
 /** What an adapter provides: a prepared statement runner over one native connection. */
@@ -11,6 +12,8 @@ export interface NativeStatement {
 export interface NativeConnection {
   exec(sql: string): void;
   prepare(sql: string): NativeStatement;
+  /** Whether SQLite has a transaction open (false after it rolled one back by itself). */
+  readonly inTransaction: boolean;
   close(): void;
 }
 
@@ -25,6 +28,9 @@ export class Connection implements Database {
   #native: NativeConnection;
   #statements = new Map<string, NativeStatement>();
   #depth = 0;
+  /** The error after which SQLite rolled back the open transaction by itself (e.g. a full disk). */
+  #abortCause: unknown;
+  #aborted = false;
   #closed = false;
 
   constructor(
@@ -52,25 +58,49 @@ export class Connection implements Database {
   }
 
   exec(sql: string): void {
-    this.#open().exec(sql);
+    const native = this.#open();
+    try {
+      native.exec(sql);
+    } catch (error) {
+      throw this.#failed(error);
+    }
   }
 
   run(sql: string, params: readonly SqlValue[] = []): { changes: number } {
-    return this.#statement(sql).run(params);
+    const statement = this.#statement(sql);
+    try {
+      return statement.run(params);
+    } catch (error) {
+      throw this.#failed(error);
+    }
   }
 
   get<T = SqlRow>(sql: string, params: readonly SqlValue[] = []): T | undefined {
-    return this.#statement(sql).get(params) as T | undefined;
+    const statement = this.#statement(sql);
+    try {
+      return statement.get(params) as T | undefined;
+    } catch (error) {
+      throw this.#failed(error);
+    }
   }
 
   all<T = SqlRow>(sql: string, params: readonly SqlValue[] = []): T[] {
-    return this.#statement(sql).all(params) as T[];
+    const statement = this.#statement(sql);
+    try {
+      return statement.all(params) as T[];
+    } catch (error) {
+      throw this.#failed(error);
+    }
   }
 
   transaction<T>(fn: () => T): T {
     const native = this.#open();
     if (this.#depth > 0) return this.#savepoint(fn);
-    native.exec("BEGIN IMMEDIATE");
+    try {
+      native.exec("BEGIN IMMEDIATE");
+    } catch (error) {
+      throw this.#failed(error);
+    }
     this.#depth = 1;
     try {
       const result = fn();
@@ -79,17 +109,24 @@ export class Connection implements Database {
           "Cannot run an async function in a transaction: SQLite transactions must not span an await",
         );
       }
+      // fn caught an error after which SQLite had rolled everything back: nothing to commit.
+      if (this.#aborted) throw this.#abortedError();
       native.exec("COMMIT");
       return result;
     } catch (error) {
-      try {
-        native.exec("ROLLBACK");
-      } catch {
-        // The transaction may already be gone (SQLite rolls back on some errors by itself).
+      if (!this.#aborted) {
+        try {
+          native.exec("ROLLBACK");
+        } catch {
+          // The transaction may already be gone (SQLite rolls back on some errors by itself).
+        }
       }
-      throw error;
+      // Report what made SQLite roll back, not what fn ran into after it.
+      throw toFileError(this.path, this.#aborted ? this.#abortCause : error);
     } finally {
       this.#depth = 0;
+      this.#aborted = false;
+      this.#abortCause = undefined;
     }
   }
 
@@ -103,23 +140,57 @@ export class Connection implements Database {
   #savepoint<T>(fn: () => T): T {
     const native = this.#open();
     const name = `apalis_${this.#depth}`;
-    native.exec(`SAVEPOINT ${name}`);
+    try {
+      native.exec(`SAVEPOINT ${name}`);
+    } catch (error) {
+      throw this.#failed(error);
+    }
     this.#depth++;
     try {
       const result = fn();
+      if (this.#aborted) throw this.#abortedError();
       native.exec(`RELEASE ${name}`);
       return result;
     } catch (error) {
-      native.exec(`ROLLBACK TO ${name}`);
-      native.exec(`RELEASE ${name}`);
-      throw error;
+      // When SQLite rolled back the whole transaction, the savepoint is gone with it: the error
+      // goes up to the outermost transaction, which must not commit.
+      if (!this.#aborted && native.inTransaction) {
+        native.exec(`ROLLBACK TO ${name}`);
+        native.exec(`RELEASE ${name}`);
+      } else if (!this.#aborted) {
+        this.#aborted = true;
+        this.#abortCause = error;
+      }
+      throw toFileError(this.path, error);
     } finally {
       this.#depth--;
     }
   }
 
+  /**
+   * The error to throw for a driver error: a `DatabaseFileError` naming the path for a file
+   * problem. Notes when SQLite rolled back the open transaction by itself, so that no later
+   * statement of it runs outside a transaction.
+   */
+  #failed(error: unknown): unknown {
+    const translated = toFileError(this.path, error);
+    if (this.#depth > 0 && !this.#aborted && !this.#native.inTransaction) {
+      this.#aborted = true;
+      this.#abortCause = translated;
+    }
+    return translated;
+  }
+
+  #abortedError(): Error {
+    return new Error(
+      `Cannot go on with the transaction on database '${this.path}': SQLite rolled it back after an error`,
+      { cause: this.#abortCause },
+    );
+  }
+
   #open(): NativeConnection {
     if (this.#closed) throw new Error(`Cannot use database '${this.path}': it is closed`);
+    if (this.#aborted) throw this.#abortedError();
     return this.#native;
   }
 
@@ -131,7 +202,11 @@ export class Connection implements Database {
         const oldest = this.#statements.keys().next().value as string;
         this.#statements.delete(oldest);
       }
-      statement = native.prepare(sql);
+      try {
+        statement = native.prepare(sql);
+      } catch (error) {
+        throw this.#failed(error);
+      }
       this.#statements.set(sql, statement);
     }
     return statement;

@@ -10,6 +10,7 @@ interface BunStatement {
 interface BunDatabase {
   exec(sql: string): void;
   prepare(sql: string): BunStatement;
+  readonly inTransaction: boolean;
   close(): void;
 }
 
@@ -39,6 +40,9 @@ function openWith(Database: BunDatabaseClass, path: string, readOnly: boolean): 
         get: (params) => (statement.get(...params) ?? undefined) as SqlRow | undefined,
         all: (params) => statement.all(...params) as SqlRow[],
       };
+    },
+    get inTransaction() {
+      return db.inTransaction;
     },
     close: () => db.close(),
   };

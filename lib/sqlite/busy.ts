@@ -1,3 +1,4 @@
+import { toFileError } from "./file_error.ts";
 import type { Database } from "./types.ts";
 
 /** Thrown when a write kept finding the database locked for longer than `busyRetryMs`. */
@@ -30,18 +31,20 @@ export function isBusyError(error: unknown): boolean {
 
 /**
  * Runs a synchronous write, retrying busy errors on timers (never blocking the event loop) with
- * a backoff from 1 ms to 50 ms, until `db.busyRetryMs` has passed.
+ * a backoff from 1 ms to 50 ms, until `db.busyRetryMs` has passed. Other errors are thrown at
+ * once; a problem with the file itself (full, read-only, corrupt) as a `DatabaseFileError` that
+ * names `action` when given.
  *
  * @example Usage
  * ```ts ignore
- * const changes = await retryBusy(db, () => db.run("DELETE FROM t").changes);
+ * const changes = await retryBusy(db, () => db.run("DELETE FROM t").changes, "clear table t");
  * ```
  */
-export async function retryBusy<T>(db: Database, write: () => T): Promise<T> {
+export async function retryBusy<T>(db: Database, write: () => T, action?: string): Promise<T> {
   try {
     return write();
   } catch (error) {
-    if (!isBusyError(error)) throw error;
+    if (!isBusyError(error)) throw toFileError(db.path, error, action);
   }
   const started = Date.now();
   let delay = 1;
@@ -50,7 +53,7 @@ export async function retryBusy<T>(db: Database, write: () => T): Promise<T> {
     try {
       return write();
     } catch (error) {
-      if (!isBusyError(error)) throw error;
+      if (!isBusyError(error)) throw toFileError(db.path, error, action);
       const waited = Date.now() - started;
       if (waited >= db.busyRetryMs) {
         throw new DatabaseBusyError(db.path, waited, { cause: error });

@@ -10,6 +10,8 @@ interface NodeStatement {
 interface NodeDatabase {
   exec(sql: string): void;
   prepare(sql: string): NodeStatement;
+  /** Missing before Node 22.16: then the adapter cannot tell, and assumes it is open. */
+  readonly isTransaction?: boolean;
   close(): void;
 }
 
@@ -40,6 +42,9 @@ function openWith(
         get: (params) => statement.get(...params) as SqlRow | undefined,
         all: (params) => statement.all(...params) as SqlRow[],
       };
+    },
+    get inTransaction() {
+      return db.isTransaction ?? true;
     },
     close: () => db.close(),
   };

@@ -1,3 +1,5 @@
+import { accessSync, constants, statSync } from "node:fs";
+import { dirname } from "node:path";
 import process from "node:process";
 import { Connection, type NativeConnection } from "./_connection.ts";
 import { loadBunSqlite } from "./bun_sqlite.ts";
@@ -77,7 +79,7 @@ export function openDatabase(path: string, options: OpenDatabaseOptions = {}): D
   try {
     native = openNative(path, readOnly);
   } catch (error) {
-    throw new DatabaseOpenError(path, describe(error), { cause: error });
+    throw new DatabaseOpenError(path, describe(path, error), { cause: error });
   }
   try {
     native.exec(`PRAGMA busy_timeout = ${busyTimeoutMs}`);
@@ -103,7 +105,7 @@ export function openDatabase(path: string, options: OpenDatabaseOptions = {}): D
     } catch {
       // Nothing more to report: the open already failed.
     }
-    throw new DatabaseOpenError(path, describe(error), { cause: error });
+    throw new DatabaseOpenError(path, describe(path, error), { cause: error });
   }
   return new Connection(native, {
     path,
@@ -113,15 +115,46 @@ export function openDatabase(path: string, options: OpenDatabaseOptions = {}): D
   });
 }
 
-function describe(error: unknown): string {
+function describe(path: string, error: unknown): string {
   const message = error instanceof Error ? error.message : String(error);
+  const code = (error as { errcode?: unknown; errno?: unknown } | null)?.errcode ??
+    (error as { errno?: unknown } | null)?.errno;
   if (/not a database|file is encrypted/i.test(message)) {
     return "the file is not a SQLite database or is corrupt";
   }
-  if (/unable to open/i.test(message)) {
-    return "the file or its directory does not exist or is not accessible";
+  if (code === 1544 || /READONLY_DIRECTORY/.test(String((error as { code?: unknown }).code))) {
+    return "its directory is read-only, and SQLite needs to create the '-wal' and '-shm' files next to it";
   }
+  if (/unable to open/i.test(message)) return whyNotOpened(path);
   if (/readonly|read-only/i.test(message)) return "the file or its directory is read-only";
   if (/malformed|corrupt/i.test(message)) return `the database is corrupt (${message})`;
   return message;
+}
+
+/** Why SQLite could not open `path` ("unable to open database file" says nothing more). */
+function whyNotOpened(path: string): string {
+  const fallback = "the file or its directory does not exist or is not accessible";
+  if (path === "" || path === ":memory:" || path.startsWith("file:")) return fallback;
+  try {
+    const stat = statSync(path, { throwIfNoEntry: false });
+    if (stat?.isDirectory()) return "it is a directory";
+    if (stat) {
+      accessSync(path, constants.R_OK);
+      return fallback;
+    }
+    const dir = dirname(path);
+    const parent = statSync(dir, { throwIfNoEntry: false });
+    if (!parent) return `its directory '${dir}' does not exist`;
+    if (!parent.isDirectory()) return `'${dir}' is not a directory`;
+    accessSync(dir, constants.W_OK);
+    return fallback;
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    if (code === "EACCES" || code === "EPERM") {
+      return statSync(path, { throwIfNoEntry: false })
+        ? "permission denied: the file is not readable"
+        : `the file does not exist and its directory '${dirname(path)}' is read-only`;
+    }
+    return fallback;
+  }
 }

@@ -1,6 +1,6 @@
 import { openDatabase } from "../sqlite/open.ts";
 import type { Database, OpenDatabaseOptions } from "../sqlite/types.ts";
-import { taskClaimShared, type TaskRow } from "../store/tasks.ts";
+import { type ClaimedRow, taskClaimShared } from "../store/tasks.ts";
 import { Config } from "./config.ts";
 import { SqliteStorage, type SqliteStorageOptions } from "./sqlite_storage.ts";
 
@@ -11,7 +11,7 @@ export interface SharedMember {
   /** How many tasks it could take now (0 while it stops). */
   wants(): number;
   /** Takes tasks another member's claim took for it (already committed as `queued`). */
-  deliver(rows: TaskRow[]): void;
+  deliver(rows: ClaimedRow[]): void;
 }
 
 /** Thrown when a queue is registered twice on one shared storage, or gets a second worker. */
@@ -57,7 +57,7 @@ export class SharedFetcher {
     db: Database,
     now: number,
     self: { queue: string; worker: string; limit: number },
-  ): Map<string, TaskRow[]> {
+  ): Map<string, ClaimedRow[]> {
     const wants = [self];
     for (const member of this.#members.values()) {
       if (member.queue === self.queue) continue;
@@ -65,7 +65,7 @@ export class SharedFetcher {
       if (limit > 0) wants.push({ queue: member.queue, worker: member.worker, limit });
     }
     this.claims++;
-    const byQueue = new Map<string, TaskRow[]>();
+    const byQueue = new Map<string, ClaimedRow[]>();
     for (const row of taskClaimShared(db, { now, wants })) {
       let list = byQueue.get(row.queue);
       if (!list) byQueue.set(row.queue, list = []);
@@ -76,7 +76,7 @@ export class SharedFetcher {
   }
 
   /** Hands claimed tasks to their queues' workers. */
-  deliver(byQueue: ReadonlyMap<string, TaskRow[]>, except: string): void {
+  deliver(byQueue: ReadonlyMap<string, ClaimedRow[]>, except: string): void {
     for (const [queue, rows] of byQueue) {
       if (queue !== except) this.#members.get(queue)?.deliver(rows);
     }

@@ -1,4 +1,5 @@
 import { retryBusy } from "../sqlite/busy.ts";
+import { toFileError } from "../sqlite/file_error.ts";
 import { openDatabase } from "../sqlite/open.ts";
 import type { Database, OpenDatabaseOptions } from "../sqlite/types.ts";
 import { migrate } from "../store/schema.ts";
@@ -152,7 +153,11 @@ export class SqliteStorage<T = unknown> {
    * database written by a newer version of the library (`SchemaVersionError`).
    */
   static setup(db: Database): number {
-    return migrate(db);
+    try {
+      return migrate(db);
+    } catch (error) {
+      throw toFileError(db.path, error, "set up the queue tables");
+    }
   }
 
   /**
@@ -212,7 +217,7 @@ export class SqliteStorage<T = unknown> {
   /** Enqueues one task; resolves to its id. */
   async push(args: T, options: PushOptions = {}): Promise<string> {
     const row = this.#row(args, options);
-    await retryBusy(this.db, () => this.#insert(row));
+    await retryBusy(this.db, () => this.#insert(row), `push task to queue '${this.queue}'`);
     notifyPushed(this.db, this.queue);
     return row.id;
   }
@@ -281,7 +286,11 @@ export class SqliteStorage<T = unknown> {
    */
   pushSync(args: T, options: PushOptions = {}): string {
     const row = this.#row(args, options);
-    this.#insert(row);
+    try {
+      this.#insert(row);
+    } catch (error) {
+      throw toFileError(this.db.path, error, `push task to queue '${this.queue}'`);
+    }
     notifyPushed(this.db, this.queue);
     return row.id;
   }
@@ -295,11 +304,15 @@ export class SqliteStorage<T = unknown> {
     const row = this.#row(args, options);
     const runId = ulid(row.createdAt);
     row.runId = runId;
-    await retryBusy(this.db, () =>
-      this.db.transaction(() => {
-        runInsert(this.db, { id: runId, queue: this.queue, now: row.createdAt });
-        this.#insert(row);
-      }));
+    await retryBusy(
+      this.db,
+      () =>
+        this.db.transaction(() => {
+          runInsert(this.db, { id: runId, queue: this.queue, now: row.createdAt });
+          this.#insert(row);
+        }),
+      `start a workflow run on queue '${this.queue}'`,
+    );
     notifyPushed(this.db, this.queue);
     return runId;
   }
@@ -482,7 +495,11 @@ export class SqliteStorage<T = unknown> {
    */
   async retry(id: string): Promise<TaskRecord<T>> {
     const now = this.clock.now();
-    const changed = await retryBusy(this.db, () => taskRetry(this.db, id, now));
+    const changed = await retryBusy(
+      this.db,
+      () => taskRetry(this.db, id, now),
+      `retry task '${id}'`,
+    );
     const row = taskGet(this.db, id);
     if (!row) throw new TaskNotFoundError(id);
     if (!changed) throw new TaskStateError("retry", id, row.status);
@@ -497,6 +514,7 @@ export class SqliteStorage<T = unknown> {
     const n = await retryBusy(
       this.db,
       () => taskRetryAll(this.db, options.queue, options.status, now),
+      `retry the ${options.status} tasks of queue '${options.queue}'`,
     );
     if (n > 0) notifyPushed(this.db, options.queue);
     return n;
@@ -509,7 +527,11 @@ export class SqliteStorage<T = unknown> {
   async kill(id: string, reason = "Killed by request"): Promise<TaskRecord<T>> {
     const now = this.clock.now();
     const error = serializeError(Object.assign(new Error(reason), { name: "KilledError" }));
-    const changed = await retryBusy(this.db, () => taskKill(this.db, id, error, now));
+    const changed = await retryBusy(
+      this.db,
+      () => taskKill(this.db, id, error, now),
+      `kill task '${id}'`,
+    );
     const row = taskGet(this.db, id);
     if (!row) throw new TaskNotFoundError(id);
     if (!changed) throw new TaskStateError("kill", id, row.status);
@@ -518,7 +540,7 @@ export class SqliteStorage<T = unknown> {
 
   /** Deletes a task whatever its state; false when there was none. */
   async delete(id: string): Promise<boolean> {
-    return await retryBusy(this.db, () => taskDelete(this.db, id));
+    return await retryBusy(this.db, () => taskDelete(this.db, id), `delete task '${id}'`);
   }
 
   /**
@@ -533,11 +555,15 @@ export class SqliteStorage<T = unknown> {
       );
     }
     const before = this.clock.now() - olderThanMs;
-    return await retryBusy(this.db, () =>
-      this.db.transaction(() => {
-        throughputPrune(this.db, before);
-        return taskVacuum(this.db, before);
-      }));
+    return await retryBusy(
+      this.db,
+      () =>
+        this.db.transaction(() => {
+          throughputPrune(this.db, before);
+          return taskVacuum(this.db, before);
+        }),
+      "vacuum finished tasks",
+    );
   }
 
   #workers(queue?: string): WorkerInfo[] {
@@ -584,7 +610,11 @@ export class SqliteStorage<T = unknown> {
   async #insertAll(rows: NewTaskRow[]): Promise<void> {
     if (rows.length === 0) return;
     try {
-      await retryBusy(this.db, () => this.db.transaction(() => taskInsertMany(this.db, rows)));
+      await retryBusy(
+        this.db,
+        () => this.db.transaction(() => taskInsertMany(this.db, rows)),
+        `push ${rows.length} task${rows.length === 1 ? "" : "s"} to queue '${this.queue}'`,
+      );
     } catch (error) {
       if (isConstraintError(error)) {
         const seen = new Set<string>();

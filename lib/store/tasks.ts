@@ -45,6 +45,30 @@ export interface TaskRow {
   step: string | null;
 }
 
+/** What a claim returns: what a worker needs to run a task, and nothing it does not. */
+export type ClaimedRow = Pick<
+  TaskRow,
+  | "id"
+  | "queue"
+  | "status"
+  | "args"
+  | "attempts"
+  | "max_attempts"
+  | "priority"
+  | "run_at"
+  | "lock_at"
+  | "meta"
+  | "backoff"
+  | "run_id"
+  | "step"
+>;
+
+// Fewer columns out of a claim is less to convert per row (results and errors of earlier
+// attempts can be large, and the worker never reads them).
+const CLAIM_COLUMNS =
+  "id, queue, status, args, attempts, max_attempts, priority, run_at, lock_at, meta, backoff, " +
+  "run_id, step";
+
 /** What an insert needs. */
 export interface NewTaskRow {
   id: string;
@@ -122,7 +146,10 @@ export function taskInsertMany(db: Database, rows: readonly NewTaskRow[]): void 
 }
 
 /** Claim order: higher priority first, then earlier `run_at`, then id (ULIDs sort by time). */
-export function compareClaimOrder(a: TaskRow, b: TaskRow): number {
+export function compareClaimOrder(
+  a: Pick<TaskRow, "priority" | "run_at" | "id">,
+  b: Pick<TaskRow, "priority" | "run_at" | "id">,
+): number {
   return b.priority - a.priority || a.run_at - b.run_at || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 }
 
@@ -134,13 +161,13 @@ const CLAIM_CANDIDATES = `SELECT id FROM apalis_tasks
 /** The claim query, exported so a test can check its plan uses the claim index. */
 export const CLAIM_SQL = `UPDATE apalis_tasks SET status = 'queued', lock_by = ?, lock_at = ?
   WHERE id IN (${CLAIM_CANDIDATES})
-  RETURNING ${COLUMNS}`;
+  RETURNING ${CLAIM_COLUMNS}`;
 
 /** The same claim for tasks that start at once: `running`, with the attempt counted. */
 export const CLAIM_AND_START_SQL = `UPDATE apalis_tasks
   SET status = 'running', attempts = attempts + 1, lock_by = ?, lock_at = ?
   WHERE id IN (${CLAIM_CANDIDATES})
-  RETURNING ${COLUMNS}`;
+  RETURNING ${CLAIM_COLUMNS}`;
 
 /**
  * Claims up to `limit` due tasks of a queue under `worker` in one statement: into `queued` (a
@@ -149,8 +176,8 @@ export const CLAIM_AND_START_SQL = `UPDATE apalis_tasks
 export function taskClaim(
   db: Database,
   claim: { queue: string; worker: string; now: number; limit: number; start?: boolean },
-): TaskRow[] {
-  const rows = db.all<TaskRow>(claim.start ? CLAIM_AND_START_SQL : CLAIM_SQL, [
+): ClaimedRow[] {
+  const rows = db.all<ClaimedRow>(claim.start ? CLAIM_AND_START_SQL : CLAIM_SQL, [
     claim.worker,
     claim.now,
     claim.queue,
@@ -168,7 +195,7 @@ export function taskClaim(
 export function taskClaimShared(
   db: Database,
   claim: { now: number; wants: readonly { queue: string; worker: string; limit: number }[] },
-): TaskRow[] {
+): ClaimedRow[] {
   if (claim.wants.length === 0) return [];
   const holder = claim.wants.map(() => "WHEN ? THEN ?").join(" ");
   const candidates = claim.wants.map(() => `SELECT id FROM (${CLAIM_CANDIDATES})`).join(
@@ -178,10 +205,10 @@ export function taskClaimShared(
   for (const want of claim.wants) params.push(want.queue, want.worker);
   params.push(claim.now);
   for (const want of claim.wants) params.push(want.queue, claim.now, want.limit);
-  const rows = db.all<TaskRow>(
+  const rows = db.all<ClaimedRow>(
     `UPDATE apalis_tasks SET status = 'queued', lock_by = CASE queue ${holder} END, lock_at = ?
      WHERE id IN (${candidates})
-     RETURNING ${COLUMNS}`,
+     RETURNING ${CLAIM_COLUMNS}`,
     params,
   );
   return rows.sort(compareClaimOrder);

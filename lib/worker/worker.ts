@@ -1,8 +1,10 @@
 import process from "node:process";
 import { setImmediate } from "node:timers";
 import { retryBusy } from "../sqlite/busy.ts";
+import { fileProblemOf } from "../sqlite/file_error.ts";
 import type { Database } from "../sqlite/types.ts";
 import {
+  type ClaimedRow,
   type TaskAck,
   taskAck,
   taskAckMany,
@@ -11,7 +13,6 @@ import {
   taskRelease,
   taskRescueHeldBy,
   taskRescueOrphans,
-  type TaskRow,
   taskStartMany,
 } from "../store/tasks.ts";
 import {
@@ -70,7 +71,7 @@ export interface WorkerOptions<T> {
 }
 
 interface InFlight {
-  row: TaskRow;
+  row: ClaimedRow;
   attempt: number;
   /** Created on first use of `ctx.signal`: most handlers never read it. */
   controller: AbortController | undefined;
@@ -112,7 +113,7 @@ export class Worker<T = unknown> {
   #o: WorkerOptions<T>;
   #instanceId = ulid();
   #run: ((args: T, ctx: TaskContext) => unknown) | undefined;
-  #buffer: TaskRow[] = [];
+  #buffer: ClaimedRow[] = [];
   #inFlight = new Map<string, InFlight>();
   #acks: PendingAck[] = [];
   #state: "new" | "running" | "stopping" | "exited" = "new";
@@ -346,13 +347,13 @@ export class Worker<T = unknown> {
     }
     const shared = storage.shared;
     let outcome: {
-      running: TaskRow[];
-      queued: TaskRow[];
+      running: ClaimedRow[];
+      queued: ClaimedRow[];
       resumed: Set<string>;
       fenced: Set<string>;
       now: number;
-      toStart: TaskRow[];
-      deliveries: Map<string, TaskRow[]> | undefined;
+      toStart: ClaimedRow[];
+      deliveries: Map<string, ClaimedRow[]> | undefined;
       claimed: number;
     };
     try {
@@ -364,9 +365,9 @@ export class Worker<T = unknown> {
           this.#ackWithFollowUps(db, acks.filter((pending) => pending.followUp), now, fenced);
           if (release) taskRelease(db, this.name);
           const claim = { queue: storage.queue, worker: this.name, now };
-          let running: TaskRow[] = [];
-          let queued: TaskRow[] = [];
-          let deliveries: Map<string, TaskRow[]> | undefined;
+          let running: ClaimedRow[] = [];
+          let queued: ClaimedRow[] = [];
+          let deliveries: Map<string, ClaimedRow[]> | undefined;
           if (wanted > 0 && shared) {
             // One claim for every shared queue that wants tasks; this worker starts its own.
             deliveries = shared.claim(db, now, { ...claim, limit: wanted });
@@ -386,9 +387,12 @@ export class Worker<T = unknown> {
             this.#nextDue = claimed < wanted ? taskNextRunAt(db, storage.queue) : undefined;
           }
           return { running, queued, resumed, fenced, now, toStart, deliveries, claimed };
-        }));
+        }), `record outcomes and claim tasks for worker '${this.name}'`);
     } catch (error) {
-      this.#acks = acks.concat(this.#acks); // nothing was written: keep them for the next try
+      // Nothing was written: keep the outcomes for the next try. On a full disk, first record
+      // those that still fit, one by one, so that a large result does not hold back the others.
+      const kept = fileProblemOf(error) === "full" ? this.#ackEach(acks) : acks;
+      this.#acks = kept.concat(this.#acks);
       throw error;
     }
     const { running, queued, resumed, fenced, now, toStart, deliveries, claimed } = outcome;
@@ -397,7 +401,7 @@ export class Worker<T = unknown> {
     for (const pending of acks) this.#report(pending, fenced.has(pending.ack.id));
     // Follow-ups (a workflow's next steps) may have enqueued tasks: wake this process's fetchers.
     if (acks.some((pending) => pending.followUp)) notifyPushed(db, storage.queue);
-    const started: TaskRow[] = [];
+    const started: ClaimedRow[] = [];
     for (const row of toStart) {
       if (!resumed.has(row.id)) continue; // killed or rescued while buffered
       row.attempts++;
@@ -444,7 +448,7 @@ export class Worker<T = unknown> {
   }
 
   /** Runs a started task (`row` is as the start wrote it: `running`, attempt counted). */
-  #execute(row: TaskRow): void {
+  #execute(row: ClaimedRow): void {
     const { storage, timeoutMs } = this.#o;
     const entry: InFlight = {
       row,
@@ -588,6 +592,30 @@ export class Worker<T = unknown> {
     };
   }
 
+  /** Records each outcome in a transaction of its own; returns those that could not be written. */
+  #ackEach(acks: PendingAck[]): PendingAck[] {
+    const { db, clock, queue } = this.#o.storage;
+    const kept: PendingAck[] = [];
+    for (const pending of acks) {
+      const hadFollowUp = pending.followUp !== undefined;
+      let fenced: Set<string>;
+      try {
+        fenced = db.transaction(() => {
+          if (!hadFollowUp) return taskAckMany(db, this.name, [pending.ack]);
+          const discarded = new Set<string>();
+          this.#ackWithFollowUps(db, [pending], clock.now(), discarded);
+          return discarded;
+        });
+      } catch {
+        kept.push(pending);
+        continue;
+      }
+      this.#report(pending, fenced.has(pending.ack.id));
+      if (hadFollowUp) notifyPushed(db, queue);
+    }
+    return kept;
+  }
+
   /**
    * Acks with follow-up writes, one savepoint each: the ack and its writes commit together or
    * not at all. Writes that throw turn the attempt into a failure (retried with backoff).
@@ -603,6 +631,9 @@ export class Worker<T = unknown> {
           item.followUp!(db, now);
         });
       } catch (error) {
+        // A full, read-only or broken file says nothing about the task: the whole flush fails
+        // and is tried again later with this same outcome.
+        if (fileProblemOf(error) !== undefined) throw error;
         item.ack = this.#failure(item.entry, error, now, false);
         item.error = error;
         item.result = undefined;
@@ -653,7 +684,7 @@ export class Worker<T = unknown> {
           stopped_at: null,
           concurrency,
         });
-      }));
+      }), `register worker '${this.name}'`);
   }
 
   /** Keeps this worker alive in the table and rescues tasks of workers that died. */
@@ -671,7 +702,7 @@ export class Worker<T = unknown> {
             }
           }
           return taskRescueOrphans(db, now);
-        }));
+        }), `record the heartbeat of worker '${this.name}'`);
       if (rescued < 0) {
         this.#fail(
           new WorkerFatalError(
@@ -701,7 +732,7 @@ export class Worker<T = unknown> {
         db.transaction(() => {
           taskRelease(db, this.name);
           workerStop(db, this.name, this.#instanceId, clock.now());
-        }));
+        }), `unregister worker '${this.name}'`);
     } catch (error) {
       // The row stays "alive" until its heartbeat goes stale; orphan rescue covers its tasks.
       this.#emit({ type: "error", error });

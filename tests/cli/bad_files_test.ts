@@ -1,0 +1,173 @@
+/**
+ * The CLI on bad database files: one clear line on stderr, a non-zero exit, no stack trace.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { openDatabase, SqliteStorage } from "../../mod.ts";
+import { captureIo, main } from "../../lib/cli/mod.ts";
+import { runCommand } from "../_command.ts";
+import { ignoredBecause, unprivileged, withoutPrivileges } from "../_unprivileged.ts";
+
+const ROOT = new URL("../../", import.meta.url).pathname;
+const CLI = new URL("../../cli.ts", import.meta.url).pathname;
+const PAGE = 4096;
+
+async function run(args: string[]) {
+  const io = captureIo({ env: {} });
+  const code = await main(args, io);
+  return { code, out: io.out, err: io.err };
+}
+
+/** A fresh temp dir, removed on dispose. */
+async function tempDir(): Promise<{ dir: string } & AsyncDisposable> {
+  const dir = await Deno.makeTempDir({ prefix: "apalis_cli_bad_" });
+  return { dir, [Symbol.asyncDispose]: () => Deno.remove(dir, { recursive: true }) };
+}
+
+/** A set-up database with 200 tasks on queue `q`, closed cleanly. */
+function makeDatabase(path: string): void {
+  const db = openDatabase(path);
+  SqliteStorage.setup(db);
+  const queue = new SqliteStorage<{ i: number; pad: string }>(db, "q");
+  db.transaction(() => {
+    for (let i = 0; i < 200; i++) queue.pushSync({ i, pad: "p".repeat(500) });
+  });
+  db.close();
+}
+
+async function scribble(path: string, offset: number, length: number): Promise<void> {
+  const garbage = new Uint8Array(length);
+  for (let i = 0; i < length; i++) garbage[i] = (i * 131 + 7) % 251;
+  using file = await Deno.open(path, { read: true, write: true });
+  await file.seek(offset, Deno.SeekMode.Start);
+  let written = 0;
+  while (written < length) written += await file.write(garbage.subarray(written));
+}
+
+/** Asserts exactly one line on stderr, matching `line`, and nothing that looks like a stack. */
+function assertOneLine(err: string, line: RegExp): void {
+  assert.ok(err.endsWith("\n"), JSON.stringify(err));
+  assert.equal(err.split("\n").length, 2, `one line, got ${JSON.stringify(err)}`);
+  assert.doesNotMatch(err, /\bat .*:\d+:\d+/, "no stack trace");
+  assert.match(err.trimEnd(), line);
+}
+
+/** `s` with regular expression characters escaped. */
+function literal(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+Deno.test("main() prints one line naming the file and exits 1 when the database file is not SQLite, truncated or garbled", async () => {
+  await using tmp = await tempDir();
+  const text = `${tmp.dir}/notes.txt`;
+  await Deno.writeTextFile(text, "these are my notes\n".repeat(50));
+  const truncated = `${tmp.dir}/truncated.db`;
+  makeDatabase(truncated);
+  await Deno.truncate(truncated, 3000);
+  const garbled = `${tmp.dir}/garbled.db`;
+  makeDatabase(garbled);
+  await scribble(garbled, 100, PAGE - 100);
+  const cases: [string, string][] = [
+    [text, "the file is not a SQLite database or is corrupt"],
+    [truncated, "the database is corrupt (database disk image is malformed)"],
+    [garbled, "the database is corrupt (database disk image is malformed)"],
+    [tmp.dir, "it is a directory"],
+  ];
+  for (const [path, why] of cases) {
+    for (const args of [["stats"], ["ls", "q"], ["queues"], ["push", "q", "1"], ["init"]]) {
+      const { code, out, err } = await run(["--db", path, ...args]);
+      assert.equal(code, 1, `${args[0]} on ${path}: ${err}`);
+      assert.equal(out, "");
+      assertOneLine(
+        err,
+        new RegExp(`^apalis ${args[0]}: ${literal(`Cannot open database '${path}': ${why}`)}$`),
+      );
+    }
+  }
+  assert.equal(await Deno.readTextFile(text), "these are my notes\n".repeat(50), "left as it was");
+});
+
+Deno.test("main() prints one line naming the file and exits 1 when data pages are corrupt in a file that opens", async () => {
+  await using tmp = await tempDir();
+  const path = `${tmp.dir}/queue.db`;
+  makeDatabase(path);
+  const size = (await Deno.stat(path)).size;
+  await scribble(path, size - 3 * PAGE, 3 * PAGE);
+  const ls = await run(["--db", path, "ls", "q", "--limit", "1000"]);
+  assert.equal(ls.code, 1, ls.err);
+  assertOneLine(
+    ls.err,
+    new RegExp(
+      `^apalis ls: ${
+        literal(
+          `Cannot use database '${path}': the file is corrupt or not a SQLite database (database disk image is malformed)`,
+        )
+      }$`,
+    ),
+  );
+  const push = await run(["--db", path, "push", "q", '"x"']);
+  assert.equal(push.code, 1, push.err);
+  assertOneLine(
+    push.err,
+    new RegExp(
+      `^apalis push: ${
+        literal(`Cannot push 1 task to queue 'q' in database '${path}': the file is corrupt`)
+      }`,
+    ),
+  );
+});
+
+Deno.test("cli.ts prints one line without a stack trace and exits 1 when --db is not a SQLite file", async () => {
+  await using tmp = await tempDir();
+  const path = `${tmp.dir}/notes.txt`;
+  await Deno.writeTextFile(path, "not a database\n");
+  const { code, stdout, stderr } = await runCommand(Deno.execPath(), {
+    args: ["run", "-A", CLI, "--db", path, "stats"],
+    cwd: ROOT,
+    stdin: "null",
+  });
+  assert.equal(code, 1, stderr);
+  assert.equal(stdout, "");
+  assert.equal(
+    stderr,
+    `apalis stats: Cannot open database '${path}': the file is not a SQLite database or is corrupt\n`,
+  );
+});
+
+const RUNNER = await unprivileged();
+
+Deno.test({
+  name: `cli.ts prints one line and exits 1 when pushing to a read-only file, and reads it fine${
+    ignoredBecause(RUNNER)
+  }`,
+  ignore: "why" in RUNNER,
+  async fn() {
+    await using tmp = await tempDir();
+    const path = `${tmp.dir}/queue.db`;
+    makeDatabase(path);
+    await Deno.chmod(path, 0o444);
+    const cli = async (...args: string[]) => {
+      const [command, ...rest] = withoutPrivileges(RUNNER, [
+        Deno.execPath(),
+        "run",
+        "-A",
+        CLI,
+        "--db",
+        path,
+        ...args,
+      ]);
+      return await runCommand(command!, { args: rest, cwd: ROOT, stdin: "null" });
+    };
+    const stats = await cli("stats", "--json");
+    assert.equal(stats.code, 0, stats.stderr);
+    assert.equal(JSON.parse(stats.stdout).total.pending, 200);
+    const push = await cli("push", "q", '"x"');
+    assert.equal(push.code, 1, push.stderr);
+    assert.equal(push.stdout, "");
+    assert.equal(
+      push.stderr,
+      `apalis push: Cannot push 1 task to queue 'q' in database '${path}': the file or its directory is read-only (attempt to write a readonly database)\n`,
+    );
+  },
+});
