@@ -8,10 +8,18 @@ import assert from "node:assert/strict";
 const ROOT = new URL("../../", import.meta.url).pathname;
 const WORKER = new URL("./worker_process.ts", import.meta.url).pathname;
 
-/** Starts `deno run -A tests/e2e/worker_process.ts` on `path`. */
-export function spawnWorker(path: string, name: string, extra: string[]): Deno.ChildProcess {
+/**
+ * Starts `deno run -A [runtimeFlags] tests/e2e/worker_process.ts` on `path`; `runtimeFlags` are
+ * Deno's own (e.g. `--v8-flags=--expose-gc`), `extra` the program's.
+ */
+export function spawnWorker(
+  path: string,
+  name: string,
+  extra: string[],
+  runtimeFlags: string[] = [],
+): Deno.ChildProcess {
   return new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", WORKER, "--db", path, "--name", name, ...extra],
+    args: ["run", "-A", ...runtimeFlags, WORKER, "--db", path, "--name", name, ...extra],
     cwd: ROOT,
     stdin: "null",
     stdout: "piped",
@@ -23,6 +31,7 @@ export function spawnWorker(path: string, name: string, extra: string[]): Deno.C
 export interface Exit {
   code: number;
   signal: Deno.Signal | null;
+  stdout: string;
   stderr: string;
 }
 
@@ -51,6 +60,7 @@ export async function exitOf(
   return {
     code: first.code,
     signal: first.signal,
+    stdout: new TextDecoder().decode(first.stdout),
     stderr: new TextDecoder().decode(first.stderr),
   };
 }

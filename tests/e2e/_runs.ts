@@ -17,6 +17,16 @@ export const RUNS_DDL = `CREATE TABLE IF NOT EXISTS runs (
   attempt INTEGER NOT NULL
 )`;
 
+/**
+ * `n` is 1 while queue `?` (bound twice) has a pending, failed, queued or running task. Each
+ * EXISTS repeats a partial index's condition word for word, so it reads one index entry however
+ * many tasks are done (a count would read them all).
+ */
+export const UNFINISHED_SQL = `SELECT EXISTS (SELECT 1 FROM apalis_tasks
+                                    WHERE status IN ('pending','failed') AND queue = ?)
+                         OR EXISTS (SELECT 1 FROM apalis_tasks
+                                    WHERE status IN ('queued','running') AND queue = ?) AS n`;
+
 /** The column `n` of the one row `sql` returns, retried while the database is busy. */
 export function scalar(
   db: Database,
