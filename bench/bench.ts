@@ -1,44 +1,74 @@
-// deno-lint-ignore-file no-console
 /**
- * Throughput and latency benchmark of the queue on a SQLite file.
+ * Throughput and latency benchmark of the queue on a SQLite file, with the raw SQLite ceiling
+ * of each throughput figure measured in the same run.
  *
  * Runs under Deno (`deno task bench`, i.e. `deno run -A bench/bench.ts`) and Bun
  * (`bun run bench/bench.ts`): it uses only `node:` modules, `performance.now()` and `mod.ts`.
  *
- * Scenarios, each on a fresh database file in a temp dir:
- * 1. enqueue one by one: awaited `storage.push(i)`;
- * 2. `pushAll` of `Task` objects in one call;
- * 3. drain of preloaded no-op tasks by one worker, at concurrency 1 and 16 (from `worker.run()`
- *    until the worker exited after the last ack);
- * 4. enqueue→start latency with an idle worker (pushes 10 ms apart), p50 and p99;
- * 5. the same latency when another process pushes (a child process running this file with
- *    `--pusher <db file> --count n`, spawned with `node:child_process` under the same runtime;
- *    it stamps each task with the wall clock and the parent's worker subtracts it at start; the
- *    clock is `performance.timeOrigin + performance.now()`, i.e. `Date.now()` with sub-ms
- *    resolution, which both runtimes derive from the system clock).
+ * Scenarios, each on a fresh database file in a temp dir (counts are divided by 10 with
+ * `--quick`):
+ * 1. `push`: 10,000 awaited `storage.push(i)`, one by one;
+ * 2. `pushAll`: 50,000 `Task` objects in one call;
+ * 3. `drain_c1`, `drain_c16`: preloaded no-op tasks (20,000 at concurrency 1, 50,000 at 16)
+ *    drained by one worker in this process, from `worker.run()` until the worker exited after
+ *    the last ack;
+ * 4. `drain_procs_1`, `drain_procs_4`: 50,000 no-op tasks drained by k = 1 and k = 4 worker
+ *    processes (concurrency 16 each). The children (this file with the hidden flags
+ *    `--drainer <db> --name wN --concurrency 16 --durability d`, spawned with
+ *    `node:child_process` under the same runtime) start on an empty queue; once all k are
+ *    registered and alive (`storage.listWorkers()`), this process pushes the tasks in one
+ *    `pushAll` with `runAt` T = now + a lead time (1 s + 1 ms per 25 tasks). Pushing after the
+ *    workers are up, rather than before spawning them, keeps process start-up (up to seconds
+ *    for four processes on a small machine) out of the lead time, which then needs to cover the
+ *    push alone; the workers hear of the commit, learn when the first task falls due and sleep
+ *    until T, so they all start at T (cold: the children run no warm-up, for k = 1 and 4
+ *    alike). If the push leaves less than 300 ms before T (the longest a worker may take to hear of another
+ *    process's commit) the run is repeated with twice the lead time. Time runs from T to the
+ *    last ack: each child reports, every 20 ms, how many tasks it acked and the wall-clock time
+ *    of its last `success` event (which follows the ack's commit), so that this process can wait
+ *    without querying the file (a `stats()` call costs ~5–20 ms at 50,000 tasks, which polling
+ *    every few ms would take from the workers on a small machine). Then each child gets SIGTERM
+ *    and must exit 0 (a graceful stop, `handleSignals(true)`), the acks they counted must add up
+ *    to the task count and `stats()` must show every task done and no other. `drain_procs_4`
+ *    carries its ratio to `drain_procs_1` (target ≥ 1: more processes must not collapse). The
+ *    progress output shows each worker's share of the tasks and its process's CPU time;
+ * 5. `latency_p50`, `latency_p99`: enqueue→start latency with an idle worker (200 pushes 10 ms
+ *    apart, each stamped with `performance.now()`, which the handler subtracts);
+ * 6. `latency_process_p50`, `latency_process_p99`: the same latency when another process pushes
+ *    (this file with `--pusher <db> --count n`; it stamps each task with the wall clock and the
+ *    parent's worker subtracts it at start; the clock is `performance.timeOrigin +
+ *    performance.now()`, i.e. `Date.now()` with sub-ms resolution, which both runtimes derive
+ *    from the system clock).
+ *
+ * Ceilings (`bench/ceiling.ts`: the same runtime, file settings and durability, a minimal queue
+ * table, prepared statements and no queue library), with as many rows as the figure they bound:
+ * `ceiling_insert_1` (one INSERT per transaction) for `push`, `ceiling_insert_1000` (INSERTs in
+ * transactions of 1,000) for `pushAll`, `ceiling_claim_ack_1` and `ceiling_claim_ack_100` (claim
+ * a batch of 1 or 100 in one transaction, ack it in another) for `drain_c1` and `drain_c16`. Each
+ * queue figure carries `ratio` = figure / ceiling and, where the project has one, its `target`.
  *
  * Flags: `--durability normal|full` (default `normal`), `--quick` (counts / 10, a smoke run),
  * `--json` (print JSON instead of a markdown table), `--runs n` (report the median of n runs,
- * each on a fresh file; default 3, or 1 with `--quick`). A warm-up on throwaway files precedes the measurements.
+ * each on a fresh file; default 3, or 1 with `--quick`; in each run the figures that are compared
+ * are measured one after the other). A warm-up on throwaway files precedes the measurements.
  * Progress goes to stderr.
  *
  * @module
  */
-import { spawn } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
-import { join } from "node:path";
 import process from "node:process";
-import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import type { Durability } from "../mod.ts";
+import { median, medians, progress, round2, runtimeName } from "./_shared.ts";
+import { ceilingClaimAck, ceilingInsertBatch, ceilingInsertOne } from "./ceiling.ts";
 import {
-  type Database,
-  type Durability,
-  openDatabase,
-  SqliteStorage,
-  Task,
-  WorkerBuilder,
-} from "../mod.ts";
+  benchDrainProcesses,
+  benchLatencyOtherProcess,
+  type DrainerOptions,
+  runDrainer,
+  runPusher,
+} from "./processes.ts";
+import { benchDrain, benchLatency, benchPush, benchPushAll, type Latency } from "./scenarios.ts";
 
 /** One measured number. */
 export interface BenchResult {
@@ -48,6 +78,15 @@ export interface BenchResult {
   scenario: string;
   value: number;
   unit: "tasks/s" | "ms";
+  /**
+   * The key of the row this figure is compared to: its raw SQLite ceiling, or for
+   * `drain_procs_4` the one-process drain `drain_procs_1`.
+   */
+  ceiling?: string;
+  /** `value` divided by the value of the `ceiling` row, to 2 decimals. */
+  ratio?: number;
+  /** The ratio the project aims for (at least). */
+  target?: number;
 }
 
 /** The whole report, as printed with `--json`. */
@@ -61,23 +100,26 @@ export interface BenchReport {
   results: BenchResult[];
 }
 
-const QUEUE = "bench";
-
-interface Counts {
-  push: number;
-  pushAll: number;
-  drain: number;
-  latency: number;
-}
-
 /** Command-line options. */
 export interface BenchOptions {
   durability: Durability;
   quick: boolean;
   json: boolean;
   runs: number;
-  /** Internal: run as the pushing child process of scenario 5 on this database file. */
+  /** Internal: run as the pushing child of the cross-process latency on this database file. */
   pusher?: { path: string; count: number };
+  /** Internal: run as one worker process of the multi-process drain. */
+  drainer?: DrainerOptions;
+}
+
+function positiveInteger(flag: string, value: string | undefined): number {
+  const n = Number(value);
+  if (value === undefined || !Number.isSafeInteger(n) || n < 1) {
+    throw new RangeError(
+      `--${flag} must be an integer >= 1: current value is ${JSON.stringify(value)}`,
+    );
+  }
+  return n;
 }
 
 function parse(): BenchOptions {
@@ -88,8 +130,12 @@ function parse(): BenchOptions {
       quick: { type: "boolean", default: false },
       json: { type: "boolean", default: false },
       runs: { type: "string" },
+      // Hidden: the child processes' modes.
       pusher: { type: "string" },
       count: { type: "string" },
+      drainer: { type: "string" },
+      name: { type: "string" },
+      concurrency: { type: "string" },
     },
     strict: true,
     allowPositionals: false,
@@ -102,281 +148,44 @@ function parse(): BenchOptions {
   }
   const quick = values.quick === true;
   // Full runs report the median of 3 by default: the machine is often shared.
-  const runs = values.runs === undefined ? (quick ? 1 : 3) : Number(values.runs);
-  if (!Number.isSafeInteger(runs) || runs < 1) {
-    throw new RangeError(
-      `--runs must be an integer >= 1: current value is ${JSON.stringify(values.runs)}`,
-    );
-  }
+  const runs = values.runs === undefined ? (quick ? 1 : 3) : positiveInteger("runs", values.runs);
   const options: BenchOptions = { durability, quick, json: values.json === true, runs };
   if (values.pusher !== undefined) {
-    const count = Number(values.count);
-    if (!Number.isSafeInteger(count) || count < 1) {
-      throw new RangeError(
-        `--count must be an integer >= 1: current value is ${JSON.stringify(values.count)}`,
-      );
+    options.pusher = { path: values.pusher, count: positiveInteger("count", values.count) };
+  }
+  if (values.drainer !== undefined) {
+    if (values.name === undefined || values.name === "") {
+      throw new TypeError("--drainer needs --name: the worker's name");
     }
-    options.pusher = { path: values.pusher, count };
+    options.drainer = {
+      path: values.drainer,
+      name: values.name,
+      concurrency: positiveInteger("concurrency", values.concurrency),
+      durability,
+    };
   }
   return options;
 }
 
-function runtimeName(): string {
-  const versions = process.versions as Record<string, string | undefined>;
-  if (versions.bun) return `Bun ${versions.bun}`;
-  if (versions.deno) return `Deno ${versions.deno}`;
-  return `Node ${process.version}`;
+/** How many tasks (or rows) each scenario handles. */
+interface Counts {
+  push: number;
+  pushAll: number;
+  drainC1: number;
+  drainC16: number;
+  drainProcs: number;
+  latency: number;
 }
 
-function progress(message: string): void {
-  process.stderr.write(`${message}\n`);
-}
+/** Ratio targets, by key. */
+const TARGETS: Readonly<Record<string, number>> = {
+  push: 0.7,
+  pushAll: 0.7,
+  drain_c16: 0.5,
+  drain_procs_4: 1,
+};
 
-/** A migrated database file in a fresh temp dir; disposing closes it and removes the dir. */
-async function freshDatabase(
-  durability: Durability,
-): Promise<{ db: Database; [Symbol.asyncDispose](): Promise<void> }> {
-  const dir = await mkdtemp(join(os.tmpdir(), "apalis_bench_"));
-  const db = openDatabase(join(dir, "queue.db"), { durability });
-  SqliteStorage.setup(db);
-  return {
-    db,
-    async [Symbol.asyncDispose]() {
-      db.close();
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
-}
-
-function rate(n: number, ms: number): number {
-  return Math.round(n / (ms / 1000));
-}
-
-function percentile(sorted: readonly number[], p: number): number {
-  if (sorted.length === 0) throw new Error("no samples");
-  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[index]!;
-}
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-async function benchPush(durability: Durability, n: number): Promise<number> {
-  await using temp = await freshDatabase(durability);
-  const storage = new SqliteStorage<number>(temp.db, QUEUE);
-  const start = performance.now();
-  for (let i = 0; i < n; i++) await storage.push(i);
-  const elapsed = performance.now() - start;
-  await assertCount(storage, "pending", n);
-  return rate(n, elapsed);
-}
-
-async function benchPushAll(durability: Durability, n: number): Promise<number> {
-  await using temp = await freshDatabase(durability);
-  const storage = new SqliteStorage<number>(temp.db, QUEUE);
-  const tasks = Array.from({ length: n }, (_, i) => new Task(i));
-  const start = performance.now();
-  const ids = await storage.pushAll(tasks);
-  const elapsed = performance.now() - start;
-  if (ids.length !== n) throw new Error(`pushAll returned ${ids.length} ids, expected ${n}`);
-  await assertCount(storage, "pending", n);
-  return rate(n, elapsed);
-}
-
-async function benchDrain(durability: Durability, n: number, concurrency: number): Promise<number> {
-  await using temp = await freshDatabase(durability);
-  const storage = new SqliteStorage<number>(temp.db, QUEUE);
-  await storage.pushAll(Array.from({ length: n }, (_, i) => new Task(i)));
-  let handled = 0;
-  const errors: unknown[] = [];
-  const worker = new WorkerBuilder(`bench-drain-${concurrency}`)
-    .backend(storage)
-    .concurrency(concurrency)
-    .handleSignals(false)
-    .onEvent((_ctx, event) => {
-      if (event.type === "error") errors.push(event.error);
-    })
-    .build((_n, ctx) => {
-      if (++handled === n) ctx.worker.stop();
-    });
-  const start = performance.now();
-  await worker.run();
-  const elapsed = performance.now() - start;
-  if (errors.length > 0) {
-    throw new Error(`drain at concurrency ${concurrency}: ${errors.length} worker errors`, {
-      cause: errors[0],
-    });
-  }
-  await assertCount(storage, "done", n);
-  return rate(n, elapsed);
-}
-
-async function benchLatency(
-  durability: Durability,
-  n: number,
-): Promise<{ p50: number; p99: number }> {
-  await using temp = await freshDatabase(durability);
-  const storage = new SqliteStorage<{ pushedAt: number }>(temp.db, QUEUE);
-  const latencies: number[] = [];
-  let resolveIdle!: () => void;
-  const idle = new Promise<void>((resolve) => resolveIdle = resolve);
-  const worker = new WorkerBuilder("bench-latency")
-    .backend(storage)
-    .concurrency(1)
-    .handleSignals(false)
-    .onEvent((_ctx, event) => {
-      if (event.type === "idle") resolveIdle();
-    })
-    .build((args, ctx) => {
-      latencies.push(performance.now() - args.pushedAt);
-      if (latencies.length === n) ctx.worker.stop();
-    });
-  const running = worker.run();
-  try {
-    await Promise.race([idle, running]);
-    for (let i = 0; i < n; i++) {
-      await storage.push({ pushedAt: performance.now() });
-      await sleep(10);
-    }
-  } catch (error) {
-    await worker.stop();
-    throw error;
-  }
-  await running;
-  await assertCount(storage, "done", n);
-  const sorted = [...latencies].sort((a, b) => a - b);
-  return { p50: round2(percentile(sorted, 50)), p99: round2(percentile(sorted, 99)) };
-}
-
-/** The command line that runs this file as a pusher under the current runtime. */
-function pusherCommand(path: string, n: number, durability: Durability): [string, string[]] {
-  const script = fileURLToPath(import.meta.url);
-  const flags = ["--pusher", path, "--count", String(n), "--durability", durability];
-  const isDeno = "Deno" in globalThis;
-  const isBun = (process.versions as Record<string, string | undefined>).bun !== undefined;
-  if (!isDeno && !isBun) throw new Error("the cross-process scenario runs under Deno or Bun");
-  return [process.execPath, [...(isDeno ? ["run", "-A"] : ["run"]), script, ...flags]];
-}
-
-/** Epoch milliseconds with sub-millisecond resolution, comparable across processes. */
-function epochMs(): number {
-  return performance.timeOrigin + performance.now();
-}
-
-/** The child's side of scenario 5: pushes `count` stamped tasks 10 ms apart, then exits. */
-async function runPusher(path: string, count: number, durability: Durability): Promise<void> {
-  const db = openDatabase(path, { durability });
-  try {
-    const storage = new SqliteStorage<{ pushedAt: number }>(db, QUEUE);
-    for (let i = 0; i < count; i++) {
-      await storage.push({ pushedAt: epochMs() });
-      await sleep(10);
-    }
-  } finally {
-    db.close();
-  }
-}
-
-/** Waits for a child process to exit; rejects unless it exited with code 0. */
-function exited(child: ReturnType<typeof spawn>, stderr: () => string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    child.once("error", reject);
-    child.once("exit", (code, signal) => {
-      if (code === 0) resolve();
-      else reject(new Error(`the pushing process exited with ${code ?? signal}: ${stderr()}`));
-    });
-  });
-}
-
-async function benchLatencyOtherProcess(
-  durability: Durability,
-  n: number,
-): Promise<{ p50: number; p99: number }> {
-  const dir = await mkdtemp(join(os.tmpdir(), "apalis_bench_"));
-  const path = join(dir, "queue.db");
-  const db = openDatabase(path, { durability });
-  try {
-    SqliteStorage.setup(db);
-    const storage = new SqliteStorage<{ pushedAt: number }>(db, QUEUE);
-    const latencies: number[] = [];
-    let resolveIdle!: () => void;
-    const idle = new Promise<void>((resolve) => resolveIdle = resolve);
-    let resolveAll!: () => void;
-    const all = new Promise<void>((resolve) => resolveAll = resolve);
-    const worker = new WorkerBuilder("bench-latency-ipc")
-      .backend(storage)
-      .concurrency(1)
-      .handleSignals(false)
-      .onEvent((_ctx, event) => {
-        if (event.type === "idle") resolveIdle();
-      })
-      .build((args) => {
-        latencies.push(epochMs() - args.pushedAt);
-        if (latencies.length === n) resolveAll();
-      });
-    const running = worker.run();
-    try {
-      await Promise.race([idle, running]);
-      const [command, args] = pusherCommand(path, n, durability);
-      const child = spawn(command, args, { stdio: ["ignore", "ignore", "pipe"] });
-      let stderr = "";
-      child.stderr?.setEncoding("utf8").on("data", (chunk: string) => stderr += chunk);
-      await exited(child, () => stderr);
-      // Every task was committed: all must start soon (a missed wake-up would still be polled).
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new Error(`only ${latencies.length} of ${n} tasks started within 30 s`)),
-          30_000,
-        );
-      });
-      try {
-        await Promise.race([all, timeout, running]);
-      } finally {
-        clearTimeout(timer);
-      }
-    } finally {
-      await worker.stop();
-    }
-    await running;
-    await assertCount(storage, "done", n);
-    const sorted = [...latencies].sort((a, b) => a - b);
-    return { p50: round2(percentile(sorted, 50)), p99: round2(percentile(sorted, 99)) };
-  } finally {
-    db.close();
-    await rm(dir, { recursive: true, force: true });
-  }
-}
-
-function round2(x: number): number {
-  return Math.round(x * 100) / 100;
-}
-
-async function assertCount(
-  storage: SqliteStorage<unknown>,
-  status: "pending" | "done",
-  n: number,
-): Promise<void> {
-  const stats = await storage.stats(QUEUE);
-  if (stats[status] !== n || stats.total !== n) {
-    throw new Error(
-      `expected ${n} ${status} tasks, found ${JSON.stringify(stats)}`,
-    );
-  }
-}
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
-/** Runs `measure` `runs` times (each on its own fresh file) and returns the median. */
-async function medianOf(runs: number, measure: () => Promise<number>): Promise<number> {
-  const values: number[] = [];
-  for (let i = 0; i < runs; i++) values.push(await measure());
-  if (runs > 1) progress(`    runs: ${values.join(", ")}`);
-  return median(values);
-}
+const fmt = (n: number) => n.toLocaleString("en");
 
 /** Runs every scenario and returns the report. */
 export async function runBench(
@@ -387,7 +196,9 @@ export async function runBench(
   const counts: Counts = {
     push: 10_000 / scale,
     pushAll: 50_000 / scale,
-    drain: 20_000 / scale,
+    drainC1: 20_000 / scale,
+    drainC16: 50_000 / scale,
+    drainProcs: 50_000 / scale,
     latency: 200 / scale,
   };
   const results: BenchResult[] = [];
@@ -395,71 +206,115 @@ export async function runBench(
     results.push(result);
     progress(`  ${result.scenario}: ${result.value} ${result.unit}`);
   };
+  /** Adds a figure and the row it is compared to (both already measured), figure first. */
+  const addPair = (
+    figure: Omit<BenchResult, "unit">,
+    base: Omit<BenchResult, "unit">,
+    withBase: boolean,
+  ) => {
+    const result: BenchResult = { ...figure, unit: "tasks/s", ceiling: base.key };
+    result.ratio = round2(figure.value / base.value);
+    const target = TARGETS[figure.key];
+    if (target !== undefined) result.target = target;
+    add(result);
+    if (withBase) add({ ...base, unit: "tasks/s" });
+  };
 
   // Warm the JIT and the statement paths on throwaway files (always "normal": the point is the
-  // code, not the disk); not reported.
+  // code, not the disk); not reported. The child processes start cold, for k = 1 and 4 alike.
   progress(`warm-up (${runtimeName()})`);
   await benchPush("normal", counts.push / 5);
+  await ceilingInsertOne("normal", counts.push / 5);
   await benchPushAll("normal", counts.pushAll / 5);
-  await benchDrain("normal", counts.drain / 10, 1);
-  await benchDrain("normal", counts.drain / 10, 16);
+  await ceilingInsertBatch("normal", counts.pushAll / 5, 1000);
+  await benchDrain("normal", counts.drainC1 / 10, 1);
+  await ceilingClaimAck("normal", counts.drainC1 / 10, 1);
+  await benchDrain("normal", counts.drainC16 / 10, 16);
+  await ceilingClaimAck("normal", counts.drainC16 / 10, 100);
   progress(`measuring (durability ${durability}, median of ${runs} run${runs > 1 ? "s" : ""})`);
 
-  add({
-    key: "push",
-    scenario: `push one by one (${counts.push.toLocaleString("en")} awaited)`,
-    value: await medianOf(runs, () => benchPush(durability, counts.push)),
-    unit: "tasks/s",
-  });
-  add({
-    key: "pushAll",
-    scenario: `pushAll (${counts.pushAll.toLocaleString("en")} tasks, one call)`,
-    value: await medianOf(runs, () => benchPushAll(durability, counts.pushAll)),
-    unit: "tasks/s",
-  });
-  for (const concurrency of [1, 16]) {
-    add({
-      key: `drain_c${concurrency}`,
-      scenario: `drain ${
-        counts.drain.toLocaleString("en")
-      } no-op tasks, concurrency ${concurrency}`,
-      value: await medianOf(runs, () => benchDrain(durability, counts.drain, concurrency)),
-      unit: "tasks/s",
-    });
+  {
+    const [push, ceiling] = await medians(runs, [
+      () => benchPush(durability, counts.push),
+      () => ceilingInsertOne(durability, counts.push),
+    ]);
+    addPair({
+      key: "push",
+      scenario: `push one by one (${fmt(counts.push)} awaited)`,
+      value: push!,
+    }, {
+      key: "ceiling_insert_1",
+      scenario: `ceiling: raw INSERT, 1 row per transaction (${fmt(counts.push)})`,
+      value: ceiling!,
+    }, true);
   }
-  const latencies: { p50: number; p99: number }[] = [];
+  {
+    const [pushAll, ceiling] = await medians(runs, [
+      () => benchPushAll(durability, counts.pushAll),
+      () => ceilingInsertBatch(durability, counts.pushAll, 1000),
+    ]);
+    addPair({
+      key: "pushAll",
+      scenario: `pushAll (${fmt(counts.pushAll)} tasks, one call)`,
+      value: pushAll!,
+    }, {
+      key: "ceiling_insert_1000",
+      scenario: `ceiling: raw INSERT, 1,000 rows per transaction (${fmt(counts.pushAll)})`,
+      value: ceiling!,
+    }, true);
+  }
+  for (const [concurrency, n, batch] of [[1, counts.drainC1, 1], [16, counts.drainC16, 100]]) {
+    const [drain, ceiling] = await medians(runs, [
+      () => benchDrain(durability, n!, concurrency!),
+      () => ceilingClaimAck(durability, n!, batch!),
+    ]);
+    addPair({
+      key: `drain_c${concurrency}`,
+      scenario: `drain ${fmt(n!)} no-op tasks, 1 worker, concurrency ${concurrency}`,
+      value: drain!,
+    }, {
+      key: `ceiling_claim_ack_${batch}`,
+      scenario: `ceiling: raw claim ${batch} + ack in 2 transactions (${fmt(n!)} rows)`,
+      value: ceiling!,
+    }, true);
+  }
+  {
+    const n = counts.drainProcs;
+    const [one, four] = await medians(runs, [
+      () => benchDrainProcesses(durability, n, 1, 16),
+      () => benchDrainProcesses(durability, n, 4, 16),
+    ]);
+    const single: BenchResult = {
+      key: "drain_procs_1",
+      scenario: `drain ${fmt(n)} no-op tasks, 1 worker process × concurrency 16`,
+      value: one!,
+      unit: "tasks/s",
+    };
+    add(single);
+    addPair(
+      {
+        key: "drain_procs_4",
+        scenario: `drain ${fmt(n)} no-op tasks, 4 worker processes × concurrency 16 (vs 1 process)`,
+        value: four!,
+      },
+      single,
+      false,
+    );
+  }
+
+  const latencies: Latency[] = [];
   for (let i = 0; i < runs; i++) latencies.push(await benchLatency(durability, counts.latency));
-  const latencyLabel = `enqueue→start latency, idle worker (${counts.latency} pushes 10 ms apart)`;
-  add({
-    key: "latency_p50",
-    scenario: `${latencyLabel} p50`,
-    value: round2(median(latencies.map((l) => l.p50))),
-    unit: "ms",
-  });
-  add({
-    key: "latency_p99",
-    scenario: `${latencyLabel} p99`,
-    value: round2(median(latencies.map((l) => l.p99))),
-    unit: "ms",
-  });
-  const ipc: { p50: number; p99: number }[] = [];
+  addLatency(add, "latency", latencies, `idle worker (${counts.latency} pushes 10 ms apart)`);
+  const ipc: Latency[] = [];
   for (let i = 0; i < runs; i++) {
     ipc.push(await benchLatencyOtherProcess(durability, counts.latency));
   }
-  const ipcLabel =
-    `enqueue→start latency, pushed by another process (${counts.latency} pushes 10 ms apart)`;
-  add({
-    key: "latency_process_p50",
-    scenario: `${ipcLabel} p50`,
-    value: round2(median(ipc.map((l) => l.p50))),
-    unit: "ms",
-  });
-  add({
-    key: "latency_process_p99",
-    scenario: `${ipcLabel} p99`,
-    value: round2(median(ipc.map((l) => l.p99))),
-    unit: "ms",
-  });
+  addLatency(
+    add,
+    "latency_process",
+    ipc,
+    `pushed by another process (${counts.latency} pushes 10 ms apart)`,
+  );
 
   const cpus = os.cpus();
   return {
@@ -476,6 +331,22 @@ export async function runBench(
   };
 }
 
+function addLatency(
+  add: (result: BenchResult) => void,
+  key: string,
+  samples: readonly Latency[],
+  label: string,
+): void {
+  for (const p of ["p50", "p99"] as const) {
+    add({
+      key: `${key}_${p}`,
+      scenario: `enqueue→start latency, ${label} ${p}`,
+      value: round2(median(samples.map((l) => l[p]))),
+      unit: "ms",
+    });
+  }
+}
+
 /** Formats the report as a markdown table. */
 export function toMarkdown(report: BenchReport): string {
   const lines = [
@@ -483,31 +354,44 @@ export function toMarkdown(report: BenchReport): string {
     (report.runs > 1 ? ` — median of ${report.runs} runs` : "") +
     (report.quick ? " — quick run (counts / 10)" : ""),
     "",
-    "| scenario | result | unit | runtime | durability |",
-    "| --- | ---: | --- | --- | --- |",
+    "| scenario | result | unit | vs ceiling | runtime | durability |",
+    "| --- | ---: | --- | ---: | --- | --- |",
   ];
   for (const r of report.results) {
     const value = r.unit === "ms" ? r.value.toFixed(2) : r.value.toLocaleString("en");
+    const ratio = r.ratio === undefined
+      ? ""
+      : r.ratio.toFixed(2) + (r.target === undefined ? "" : ` (≥ ${r.target.toFixed(2)})`);
     lines.push(
-      `| ${r.scenario} | ${value} | ${r.unit} | ${report.runtime} | ${report.durability} |`,
+      `| ${r.scenario} | ${value} | ${r.unit} | ${ratio} | ${report.runtime} | ${report.durability} |`,
     );
   }
+  lines.push(
+    "",
+    "vs ceiling: the figure divided by its raw SQLite ceiling (the `ceiling:` row below it; for " +
+      "the 4-process drain, the 1-process drain), target in parentheses.",
+  );
   return lines.join("\n");
 }
 
-if (import.meta.main) {
-  let args: ReturnType<typeof parse>;
+async function main(): Promise<number> {
+  let args: BenchOptions;
   try {
     args = parse();
   } catch (error) {
     progress(`bench: ${error instanceof Error ? error.message : String(error)}`);
     progress("usage: bench.ts [--durability normal|full] [--quick] [--json] [--runs n]");
-    process.exit(2);
+    return 2;
   }
   if (args.pusher) {
     await runPusher(args.pusher.path, args.pusher.count, args.durability);
-    process.exit(0);
+    return 0;
   }
+  if (args.drainer) return await runDrainer(args.drainer);
   const report = await runBench(args);
-  console.log(args.json ? JSON.stringify(report, null, 2) : toMarkdown(report));
+  const text = args.json ? JSON.stringify(report, null, 2) : toMarkdown(report);
+  await new Promise<void>((resolve) => process.stdout.write(`${text}\n`, () => resolve()));
+  return 0;
 }
+
+if (import.meta.main) process.exit(await main());

@@ -5,43 +5,96 @@ import { type CommandRun, runCommand } from "./_command.ts";
 const BENCH = new URL("../bench/bench.ts", import.meta.url);
 const ROOT = new URL("../", import.meta.url);
 
-function runBench(...args: string[]): Promise<CommandRun> {
-  return runCommand(Deno.execPath(), { args: ["run", "-A", BENCH.href, ...args], cwd: ROOT });
+/** Runs the benchmark with its temp files (and so its children's database paths) under `tmp`. */
+function runBench(tmp: string, ...args: string[]): Promise<CommandRun> {
+  return runCommand(Deno.execPath(), {
+    args: ["run", "-A", BENCH.href, ...args],
+    cwd: ROOT,
+    env: { TMPDIR: tmp },
+  });
 }
 
-Deno.test("bench.ts main() reports a positive number for every scenario when run with --quick --json", async () => {
-  const { code, stdout, stderr } = await runBench("--quick", "--json");
-  assert.equal(code, 0, `bench exited with ${code}:\n${stderr}`);
-  const report = JSON.parse(stdout) as BenchReport;
-  assert.equal(report.quick, true);
-  assert.equal(report.durability, "normal");
-  assert.equal(report.runs, 1);
-  assert.match(report.runtime, /^Deno \d/);
-  assert.ok(report.machine.cores > 0);
-  assert.deepEqual(
-    report.results.map((r) => r.key),
-    [
-      "push",
-      "pushAll",
-      "drain_c1",
-      "drain_c16",
-      "latency_p50",
-      "latency_p99",
-      "latency_process_p50",
-      "latency_process_p99",
-    ],
-  );
-  for (const result of report.results) {
-    assert.ok(
-      Number.isFinite(result.value) && result.value > 0,
-      `${result.key} = ${result.value} ${result.unit}`,
+/** Each compared figure: the row it is compared to, and its ratio target if it has one. */
+const COMPARED: Record<string, { ceiling: string; target?: number }> = {
+  push: { ceiling: "ceiling_insert_1", target: 0.7 },
+  pushAll: { ceiling: "ceiling_insert_1000", target: 0.7 },
+  drain_c1: { ceiling: "ceiling_claim_ack_1" },
+  drain_c16: { ceiling: "ceiling_claim_ack_100", target: 0.5 },
+  drain_procs_4: { ceiling: "drain_procs_1", target: 1 },
+};
+
+Deno.test("bench.ts main() reports a positive number and ratio for every scenario and leaves no process behind when run with --quick --json", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "apalis_bench_smoke_" });
+  try {
+    const { code, stdout, stderr } = await runBench(tmp, "--quick", "--json");
+    assert.equal(code, 0, `bench exited with ${code}:\n${stderr}`);
+    const report = JSON.parse(stdout) as BenchReport;
+    assert.equal(report.quick, true);
+    assert.equal(report.durability, "normal");
+    assert.equal(report.runs, 1);
+    assert.match(report.runtime, /^Deno \d/);
+    assert.ok(report.machine.cores > 0);
+    assert.deepEqual(
+      report.results.map((r) => r.key),
+      [
+        "push",
+        "ceiling_insert_1",
+        "pushAll",
+        "ceiling_insert_1000",
+        "drain_c1",
+        "ceiling_claim_ack_1",
+        "drain_c16",
+        "ceiling_claim_ack_100",
+        "drain_procs_1",
+        "drain_procs_4",
+        "latency_p50",
+        "latency_p99",
+        "latency_process_p50",
+        "latency_process_p99",
+      ],
     );
+    const byKey = new Map(report.results.map((r) => [r.key, r]));
+    for (const result of report.results) {
+      assert.ok(
+        Number.isFinite(result.value) && result.value > 0,
+        `${result.key} = ${result.value} ${result.unit}`,
+      );
+      const compared = COMPARED[result.key];
+      if (compared === undefined) {
+        assert.equal(result.ceiling, undefined, `${result.key} has no ceiling`);
+        assert.equal(result.ratio, undefined, `${result.key} has no ratio`);
+        assert.equal(result.target, undefined, `${result.key} has no target`);
+        continue;
+      }
+      assert.equal(result.ceiling, compared.ceiling, `${result.key}'s ceiling`);
+      assert.equal(result.target, compared.target, `${result.key}'s target`);
+      const base = byKey.get(compared.ceiling)!;
+      assert.ok(
+        result.ratio !== undefined &&
+          Math.abs(result.ratio - result.value / base.value) <= 0.005 + 1e-9,
+        `${result.key}'s ratio ${result.ratio} is ${result.value} / ${base.value}`,
+      );
+    }
+    // Every child (pusher, drainers) got its database path under tmp on its command line.
+    const ps = await runCommand("ps", { args: ["-eo", "pid=,args="] });
+    assert.equal(ps.code, 0, ps.stderr);
+    const stray = ps.stdout.split("\n").filter((line) => line.includes(tmp));
+    assert.deepEqual(stray, [], "processes the benchmark left running");
+    const left = await Array.fromAsync(Deno.readDir(tmp), (entry) => entry.name);
+    assert.deepEqual(left, [], "files the benchmark left in its temp dir");
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
   }
 });
 
 Deno.test("bench.ts main() exits with code 2 when --durability is neither normal nor full", async () => {
-  const { code, stdout, stderr } = await runBench("--quick", "--durability", "fast");
-  assert.equal(code, 2);
-  assert.equal(stdout, "");
-  assert.match(stderr, /--durability must be "normal" or "full"/);
+  const tmp = await Deno.makeTempDir({ prefix: "apalis_bench_smoke_" });
+  try {
+    const { code, stdout, stderr } = await runBench(tmp, "--quick", "--durability", "fast");
+    assert.equal(code, 2);
+    assert.equal(stdout, "");
+    assert.match(stderr, /--durability must be "normal" or "full"/);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
 });

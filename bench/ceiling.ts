@@ -1,0 +1,116 @@
+/**
+ * The raw SQLite ceiling for the queue's work: the same runtime, the same file settings
+ * (`openDatabase`: WAL, the same synchronous level and cache), a table shaped like a minimal
+ * queue (primary key and a partial claim index), and no queue library: prepared statements with
+ * data made before the clock starts. The queue's figures are reported as ratios to these.
+ *
+ * @module
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import { join } from "node:path";
+import { type Database, type Durability, openDatabase } from "../mod.ts";
+
+const SCHEMA = `
+  CREATE TABLE jobs (
+    id       TEXT PRIMARY KEY,
+    queue    TEXT NOT NULL,
+    status   TEXT NOT NULL DEFAULT 'pending',
+    args     BLOB NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    priority INTEGER NOT NULL DEFAULT 0,
+    run_at   INTEGER NOT NULL,
+    lock_by  TEXT,
+    done_at  INTEGER,
+    result   BLOB
+  );
+  CREATE INDEX jobs_claim ON jobs (queue, priority DESC, run_at, id) WHERE status = 'pending';`;
+
+const INSERT = "INSERT INTO jobs (id, queue, args, run_at) VALUES (?, 'bench', ?, ?)";
+
+async function withTable<T>(durability: Durability, fn: (db: Database) => T): Promise<T> {
+  const dir = await mkdtemp(join(os.tmpdir(), "apalis_ceiling_"));
+  const db = openDatabase(join(dir, "raw.db"), { durability });
+  try {
+    db.exec(SCHEMA);
+    return fn(db);
+  } finally {
+    db.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+function rows(n: number): [string, Uint8Array][] {
+  const encoder = new TextEncoder();
+  return Array.from({ length: n }, (_, i) => [
+    `job-${String(i).padStart(22, "0")}`,
+    encoder.encode(String(i)),
+  ]);
+}
+
+function rate(n: number, ms: number): number {
+  return Math.round(n / (ms / 1000));
+}
+
+/** One INSERT per transaction (autocommit), `n` times. */
+export function ceilingInsertOne(durability: Durability, n: number): Promise<number> {
+  const data = rows(n);
+  return withTable(durability, (db) => {
+    const now = Date.now();
+    const start = performance.now();
+    for (const [id, args] of data) db.run(INSERT, [id, args, now]);
+    return rate(n, performance.now() - start);
+  });
+}
+
+/** INSERTs in transactions of `batch` rows. */
+export function ceilingInsertBatch(
+  durability: Durability,
+  n: number,
+  batch: number,
+): Promise<number> {
+  const data = rows(n);
+  return withTable(durability, (db) => {
+    const now = Date.now();
+    const start = performance.now();
+    for (let i = 0; i < n; i += batch) {
+      db.transaction(() => {
+        for (const [id, args] of data.slice(i, i + batch)) db.run(INSERT, [id, args, now]);
+      });
+    }
+    return rate(n, performance.now() - start);
+  });
+}
+
+/**
+ * Drains `n` preloaded rows: claims `batch` due rows in one statement and transaction
+ * (`UPDATE … WHERE id IN (SELECT … LIMIT batch) RETURNING id`), then acks them in another
+ * (`WHERE id IN (SELECT value FROM json_each(?))`), as a durable queue must (the claim commits
+ * before the work, the outcome after it).
+ */
+export function ceilingClaimAck(durability: Durability, n: number, batch: number): Promise<number> {
+  const data = rows(n);
+  return withTable(durability, (db) => {
+    const now = Date.now();
+    db.transaction(() => {
+      for (const [id, args] of data) db.run(INSERT, [id, args, now]);
+    });
+    const claim = `UPDATE jobs SET status = 'running', lock_by = 'w', attempts = attempts + 1
+      WHERE id IN (SELECT id FROM jobs WHERE queue = 'bench' AND status = 'pending' AND run_at <= ?
+                   ORDER BY priority DESC, run_at, id LIMIT ?)
+      RETURNING id`;
+    const ack = `UPDATE jobs SET status = 'done', done_at = ?, result = NULL
+      WHERE id IN (SELECT value FROM json_each(?)) AND status = 'running' AND lock_by = 'w'`;
+    let done = 0;
+    const start = performance.now();
+    while (done < n) {
+      const claimed = db.all<{ id: string }>(claim, [now, batch]).map((row) => row.id);
+      if (claimed.length === 0) throw new Error(`the ceiling drain stalled at ${done} of ${n}`);
+      done += db.run(ack, [now, JSON.stringify(claimed)]).changes;
+    }
+    const elapsed = performance.now() - start;
+    const left = db.get<{ n: number }>("SELECT count(*) AS n FROM jobs WHERE status <> 'done'");
+    if (left?.n !== 0) throw new Error(`the ceiling drain left ${left?.n} rows not done`);
+    return rate(n, elapsed);
+  });
+}

@@ -1,0 +1,415 @@
+/**
+ * The scenarios that need other processes: enqueue→start latency when another process pushes,
+ * and the drain of one queue by k worker processes. Both sides live here: the parent's
+ * measurement and the child's part, which runs as `bench.ts` with hidden flags (see
+ * {@linkcode benchCommand}) under the runtime of the parent, spawned with
+ * `node:child_process` so that the benchmark runs under Deno and Bun alike.
+ *
+ * @module
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+import { type Durability, openDatabase, SqliteStorage, Task, WorkerBuilder } from "../mod.ts";
+import { assertCount, epochMs, freshDatabase, progress, QUEUE, rate, sleep } from "./_shared.ts";
+import { type Latency, summarize } from "./scenarios.ts";
+
+const BENCH_SCRIPT = fileURLToPath(new URL("./bench.ts", import.meta.url));
+
+/**
+ * The command line that runs `bench.ts` with `flags` under the current runtime
+ * (`deno run -A bench.ts …` or `bun run bench.ts …`).
+ */
+export function benchCommand(flags: readonly string[]): [string, string[]] {
+  const isDeno = "Deno" in globalThis;
+  const isBun = (process.versions as Record<string, string | undefined>).bun !== undefined;
+  if (!isDeno && !isBun) {
+    throw new Error("Cannot start a benchmark process: the benchmark runs under Deno or Bun");
+  }
+  return [process.execPath, [...(isDeno ? ["run", "-A"] : ["run"]), BENCH_SCRIPT, ...flags]];
+}
+
+/** A running child: its stderr so far, and how it ended once it has. */
+interface Child {
+  label: string;
+  process: ChildProcess;
+  stderr(): string;
+  /** Whether it has exited and its output streams closed. */
+  closed: boolean;
+  /** Resolves (never rejects) once it has exited and its output streams closed. */
+  done: Promise<{ code: number | null; signal: string | null; error?: Error }>;
+}
+
+/** Spawns `bench.ts` with `flags`; each line it prints on stdout goes to `onLine`. */
+function startChild(
+  label: string,
+  flags: readonly string[],
+  onLine?: (line: string) => void,
+): Child {
+  const [command, args] = benchCommand(flags);
+  const proc = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"] });
+  let stderr = "";
+  proc.stderr?.setEncoding("utf8").on("data", (chunk: string) => stderr += chunk);
+  let pending = "";
+  proc.stdout?.setEncoding("utf8").on("data", (chunk: string) => {
+    pending += chunk;
+    for (let end = pending.indexOf("\n"); end >= 0; end = pending.indexOf("\n")) {
+      const line = pending.slice(0, end);
+      pending = pending.slice(end + 1);
+      onLine?.(line);
+    }
+  });
+  const child: Child = {
+    label,
+    process: proc,
+    stderr: () => stderr.trim(),
+    closed: false,
+    done: new Promise((resolve) => {
+      proc.once("error", (error) => {
+        child.closed = true;
+        resolve({ code: null, signal: null, error });
+      });
+      // "close", not "exit": every line it printed has been read.
+      proc.once("close", (code, signal) => {
+        child.closed = true;
+        resolve({ code, signal });
+      });
+    }),
+  };
+  return child;
+}
+
+/** Waits for `child` to end; throws unless it exited with code 0 within `timeoutMs`. */
+async function cleanExit(child: Child, timeoutMs: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<"timeout">((resolve) => {
+    timer = setTimeout(() => resolve("timeout"), timeoutMs);
+  });
+  const ended = await Promise.race([child.done, timeout]);
+  clearTimeout(timer);
+  if (ended === "timeout") {
+    throw new Error(`the ${child.label} process did not exit within ${timeoutMs / 1000} s`);
+  }
+  if (ended.error) {
+    throw new Error(`Cannot run the ${child.label} process: ${ended.error.message}`, {
+      cause: ended.error,
+    });
+  }
+  if (ended.code !== 0) {
+    throw new Error(
+      `the ${child.label} process exited with ${ended.code ?? ended.signal}: ${child.stderr()}`,
+    );
+  }
+}
+
+/** Kills (SIGKILL) the children still running and waits for them: none is left behind. */
+async function killAll(children: readonly Child[]): Promise<void> {
+  for (const child of children) if (!child.closed) child.process.kill("SIGKILL");
+  await Promise.all(children.map((child) => child.done));
+}
+
+/** Rejects as soon as one of `children` ends (it should not yet); never resolves otherwise. */
+function anyEnded(children: readonly Child[]): Promise<never> {
+  return Promise.race(children.map(async (child) => {
+    const { code, signal, error } = await child.done;
+    throw new Error(
+      `the ${child.label} process ended early (${
+        error?.message ?? code ?? signal
+      }): ${child.stderr()}`,
+    );
+  }));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Enqueue→start latency when another process pushes.
+
+/** The child's side of the cross-process latency: pushes `count` stamped tasks 10 ms apart. */
+export async function runPusher(
+  path: string,
+  count: number,
+  durability: Durability,
+): Promise<void> {
+  const db = openDatabase(path, { durability });
+  try {
+    const storage = new SqliteStorage<{ pushedAt: number }>(db, QUEUE);
+    for (let i = 0; i < count; i++) {
+      await storage.push({ pushedAt: epochMs() });
+      await sleep(10);
+    }
+  } finally {
+    db.close();
+  }
+}
+
+/**
+ * Enqueue→start latency with an idle worker (concurrency 1) in this process while a child
+ * process pushes `n` tasks 10 ms apart, each stamped with {@linkcode epochMs} (the handler
+ * subtracts the stamp from its own clock); p50 and p99 in ms.
+ */
+export async function benchLatencyOtherProcess(
+  durability: Durability,
+  n: number,
+): Promise<Latency> {
+  await using temp = await freshDatabase(durability);
+  const storage = new SqliteStorage<{ pushedAt: number }>(temp.db, QUEUE);
+  const latencies: number[] = [];
+  let resolveIdle!: () => void;
+  const idle = new Promise<void>((resolve) => resolveIdle = resolve);
+  let resolveAll!: () => void;
+  const all = new Promise<void>((resolve) => resolveAll = resolve);
+  const worker = new WorkerBuilder("bench-latency-ipc")
+    .backend(storage)
+    .concurrency(1)
+    .handleSignals(false)
+    .onEvent((_ctx, event) => {
+      if (event.type === "idle") resolveIdle();
+    })
+    .build((args) => {
+      latencies.push(epochMs() - args.pushedAt);
+      if (latencies.length === n) resolveAll();
+    });
+  const running = worker.run();
+  const children: Child[] = [];
+  try {
+    await Promise.race([idle, running]);
+    const flags = ["--pusher", temp.path, "--count", String(n), "--durability", durability];
+    children.push(startChild("pushing", flags));
+    await cleanExit(children[0]!, 120_000);
+    // Every task was committed: all must start soon (a missed wake-up would still be polled).
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`only ${latencies.length} of ${n} tasks started within 30 s`)),
+        30_000,
+      );
+    });
+    try {
+      await Promise.race([all, timeout, running]);
+    } finally {
+      clearTimeout(timer);
+    }
+  } finally {
+    await killAll(children);
+    await worker.stop();
+  }
+  await running;
+  await assertCount(storage, "done", n);
+  return summarize(latencies);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Drain by k worker processes.
+
+/** What a drainer prints on stdout, one JSON object a line. */
+interface DrainerLine {
+  /** Tasks this worker acked so far (a `success` event follows the commit of the ack). */
+  acked: number;
+  /** {@linkcode epochMs} at the last `success` event; 0 before the first. */
+  lastAckAt: number;
+  /** Errors the worker reported (each also printed on stderr). */
+  errors: number;
+  /** Present on the last line, printed after the worker exited. */
+  final?: true;
+  /** On the last line: the process's CPU time (user + system) in ms, for the progress output. */
+  cpuMs?: number;
+}
+
+/** Options of a drainer process (hidden flags `--drainer <db> --name … --concurrency …`). */
+export interface DrainerOptions {
+  path: string;
+  name: string;
+  concurrency: number;
+  durability: Durability;
+}
+
+/**
+ * The child's side of the multi-process drain: runs a worker of no-op tasks on `path` until
+ * SIGTERM (`handleSignals(true)`: a graceful stop), printing its progress (a
+ * {@linkcode DrainerLine}) every 20 ms while it changes and once more after the worker exited.
+ * Resolves to the exit code: 0, or 1 if the worker reported errors.
+ */
+export async function runDrainer(options: DrainerOptions): Promise<number> {
+  const { path, name, concurrency, durability } = options;
+  const db = openDatabase(path, { durability });
+  const state: DrainerLine = { acked: 0, lastAckAt: 0, errors: 0 };
+  const print = (line: DrainerLine) =>
+    new Promise<void>((resolve) =>
+      process.stdout.write(`${JSON.stringify(line)}\n`, () => resolve())
+    );
+  let printed = -1;
+  const timer = setInterval(() => {
+    if (state.acked === printed) return;
+    printed = state.acked;
+    void print(state);
+  }, 20);
+  try {
+    const storage = new SqliteStorage<number>(db, QUEUE);
+    const worker = new WorkerBuilder(name)
+      .backend(storage)
+      .concurrency(concurrency)
+      .handleSignals(true)
+      .onEvent((_ctx, event) => {
+        if (event.type === "success") {
+          state.acked++;
+          state.lastAckAt = epochMs();
+        } else if (event.type === "error") {
+          state.errors++;
+          const error = event.error;
+          progress(`${name}: ${error instanceof Error ? error.message : String(error)}`);
+        }
+      })
+      .build(() => {});
+    await worker.run();
+  } finally {
+    clearInterval(timer);
+    db.close();
+  }
+  const cpu = process.cpuUsage();
+  await print({ ...state, final: true, cpuMs: Math.round((cpu.user + cpu.system) / 1000) });
+  return state.errors === 0 ? 0 : 1;
+}
+
+/** The lead time from the push to T, when the tasks fall due (doubled on a retry). */
+function initialMarginMs(n: number): number {
+  return 1000 + Math.ceil(n / 25); // 50,000 tasks: 3 s (pushAll usually needs < 1 s of it)
+}
+
+/** The drain needs the tasks committed at least this long before they fall due. */
+const NOTICE_MS = 300; // a worker hears of another process's commit within 250 ms at worst
+
+class MarginTooShortError extends Error {}
+
+/**
+ * `n` no-op tasks drained by `k` worker processes (concurrency `concurrency` each); tasks/s from
+ * the moment the tasks fall due to the last ack. Retries with a longer lead time when the push
+ * took too long to leave the workers time to hear of it.
+ */
+export async function benchDrainProcesses(
+  durability: Durability,
+  n: number,
+  k: number,
+  concurrency: number,
+): Promise<number> {
+  let margin = initialMarginMs(n);
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await drainProcessesOnce(durability, n, k, concurrency, margin);
+    } catch (error) {
+      if (!(error instanceof MarginTooShortError) || attempt === 3) throw error;
+      progress(`    ${error.message}; again with ${2 * margin} ms`);
+      margin *= 2;
+    }
+  }
+}
+
+async function drainProcessesOnce(
+  durability: Durability,
+  n: number,
+  k: number,
+  concurrency: number,
+  marginMs: number,
+): Promise<number> {
+  await using temp = await freshDatabase(durability);
+  const storage = new SqliteStorage<number>(temp.db, QUEUE);
+  const names = Array.from({ length: k }, (_, i) => `w${i + 1}`);
+  const lines = new Map<string, DrainerLine>();
+  let acked = 0;
+  let lastProgress = performance.now();
+  let resolveAll!: () => void;
+  const all = new Promise<void>((resolve) => resolveAll = resolve);
+  const children: Child[] = [];
+  try {
+    for (const name of names) {
+      const flags = [
+        "--drainer",
+        temp.path,
+        "--name",
+        name,
+        "--concurrency",
+        String(concurrency),
+        "--durability",
+        durability,
+      ];
+      children.push(startChild(`draining ${name}`, flags, (text) => {
+        let line: DrainerLine;
+        try {
+          line = JSON.parse(text) as DrainerLine;
+        } catch {
+          return; // not a progress line (a runtime's notice)
+        }
+        acked += line.acked - (lines.get(name)?.acked ?? 0);
+        lines.set(name, line);
+        lastProgress = performance.now();
+        if (acked >= n) resolveAll();
+      }));
+    }
+    const ended = anyEnded(children);
+    ended.catch(() => {}); // raced below; a late end after the drain is checked by cleanExit
+
+    // 1. Every worker registered and alive.
+    const deadline = performance.now() + 60_000;
+    while (true) {
+      const alive = (await storage.listWorkers(QUEUE)).filter((w) => w.alive);
+      if (names.every((name) => alive.some((w) => w.name === name))) break;
+      if (performance.now() > deadline) {
+        throw new Error(`only ${alive.length} of ${k} draining workers were alive after 60 s`);
+      }
+      await Promise.race([sleep(20), ended]);
+    }
+
+    // 2. The tasks, due at T: the workers hear of the commit, learn when the first task is due,
+    //    and sleep until then.
+    const dueAt = Math.ceil(epochMs()) + marginMs;
+    await storage.pushAll(Array.from({ length: n }, (_, i) => new Task(i, { runAt: dueAt })));
+    const lead = dueAt - epochMs();
+    if (lead < NOTICE_MS) {
+      throw new MarginTooShortError(
+        `the push ended ${Math.round(lead)} ms before the tasks fell due (${NOTICE_MS} needed)`,
+      );
+    }
+
+    // 3. Until every task was acked; liveness only: fail if nothing moves for 60 s.
+    let stalled: ReturnType<typeof setInterval> | undefined;
+    const stall = new Promise<never>((_, reject) => {
+      stalled = setInterval(() => {
+        if (performance.now() - lastProgress > 60_000 && epochMs() > dueAt) {
+          reject(new Error(`the drain stalled at ${acked} of ${n} tasks for 60 s`));
+        }
+      }, 1000);
+    });
+    try {
+      await Promise.race([all, ended, stall]);
+    } finally {
+      clearInterval(stalled);
+    }
+    const lastAckAt = Math.max(...[...lines.values()].map((line) => line.lastAckAt));
+    if (!(lastAckAt > dueAt)) {
+      throw new Error(`the last ack (${lastAckAt}) is not after the tasks fell due (${dueAt})`);
+    }
+
+    // 4. A graceful stop: each exits 0 and reports its final count.
+    // process.kill, not child.kill: Deno's ChildProcess reports a signal it sent itself as the
+    // cause of the exit (exit null, SIGTERM) even when the child handled it and exited 0.
+    for (const child of children) {
+      if (child.process.pid !== undefined) process.kill(child.process.pid, "SIGTERM");
+    }
+    for (const child of children) await cleanExit(child, 30_000);
+    const finals = names.map((name) => lines.get(name));
+    if (finals.some((line) => line?.final !== true)) {
+      throw new Error("a draining process exited without printing its final count");
+    }
+    const total = finals.reduce((sum, line) => sum + line!.acked, 0);
+    if (total !== n) throw new Error(`the workers acked ${total} tasks, expected ${n}`);
+    await assertCount(storage, "done", n);
+    progress(
+      `    ${k} process${k > 1 ? "es" : ""}: ${
+        names.map((name, i) => `${name} ${finals[i]!.acked} (cpu ${finals[i]!.cpuMs} ms)`).join(
+          ", ",
+        )
+      } in ${Math.round(lastAckAt - dueAt)} ms`,
+    );
+    return rate(n, lastAckAt - dueAt);
+  } finally {
+    await killAll(children);
+  }
+}

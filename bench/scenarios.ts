@@ -1,0 +1,118 @@
+/**
+ * The in-process scenarios: push one by one, `pushAll`, drain by one worker, and the
+ * enqueue→start latency of an idle worker. Each runs on a fresh database file and checks the
+ * task counts afterwards.
+ *
+ * @module
+ */
+import { type Durability, SqliteStorage, Task, WorkerBuilder } from "../mod.ts";
+import { assertCount, freshDatabase, percentile, QUEUE, rate, round2, sleep } from "./_shared.ts";
+
+/** Latency percentiles, in milliseconds. */
+export interface Latency {
+  p50: number;
+  p99: number;
+}
+
+/** Awaited `storage.push(i)`, `n` times; tasks/s. */
+export async function benchPush(durability: Durability, n: number): Promise<number> {
+  await using temp = await freshDatabase(durability);
+  const storage = new SqliteStorage<number>(temp.db, QUEUE);
+  const start = performance.now();
+  for (let i = 0; i < n; i++) await storage.push(i);
+  const elapsed = performance.now() - start;
+  await assertCount(storage, "pending", n);
+  return rate(n, elapsed);
+}
+
+/** One `pushAll` of `n` prebuilt `Task`s; tasks/s. */
+export async function benchPushAll(durability: Durability, n: number): Promise<number> {
+  await using temp = await freshDatabase(durability);
+  const storage = new SqliteStorage<number>(temp.db, QUEUE);
+  const tasks = Array.from({ length: n }, (_, i) => new Task(i));
+  const start = performance.now();
+  const ids = await storage.pushAll(tasks);
+  const elapsed = performance.now() - start;
+  if (ids.length !== n) throw new Error(`pushAll returned ${ids.length} ids, expected ${n}`);
+  await assertCount(storage, "pending", n);
+  return rate(n, elapsed);
+}
+
+/**
+ * `n` preloaded no-op tasks drained by one worker at `concurrency`, from `worker.run()` until
+ * the worker exited after the last ack; tasks/s.
+ */
+export async function benchDrain(
+  durability: Durability,
+  n: number,
+  concurrency: number,
+): Promise<number> {
+  await using temp = await freshDatabase(durability);
+  const storage = new SqliteStorage<number>(temp.db, QUEUE);
+  await storage.pushAll(Array.from({ length: n }, (_, i) => new Task(i)));
+  let handled = 0;
+  const errors: unknown[] = [];
+  const worker = new WorkerBuilder(`bench-drain-${concurrency}`)
+    .backend(storage)
+    .concurrency(concurrency)
+    .handleSignals(false)
+    .onEvent((_ctx, event) => {
+      if (event.type === "error") errors.push(event.error);
+    })
+    .build((_n, ctx) => {
+      if (++handled === n) ctx.worker.stop();
+    });
+  const start = performance.now();
+  await worker.run();
+  const elapsed = performance.now() - start;
+  if (errors.length > 0) {
+    throw new Error(`drain at concurrency ${concurrency}: ${errors.length} worker errors`, {
+      cause: errors[0],
+    });
+  }
+  await assertCount(storage, "done", n);
+  return rate(n, elapsed);
+}
+
+/**
+ * Enqueue→start latency with an idle worker in the same process: `n` pushes 10 ms apart, each
+ * stamped with `performance.now()`, which the handler subtracts; p50 and p99 in ms.
+ */
+export async function benchLatency(durability: Durability, n: number): Promise<Latency> {
+  await using temp = await freshDatabase(durability);
+  const storage = new SqliteStorage<{ pushedAt: number }>(temp.db, QUEUE);
+  const latencies: number[] = [];
+  let resolveIdle!: () => void;
+  const idle = new Promise<void>((resolve) => resolveIdle = resolve);
+  const worker = new WorkerBuilder("bench-latency")
+    .backend(storage)
+    .concurrency(1)
+    .handleSignals(false)
+    .onEvent((_ctx, event) => {
+      if (event.type === "idle") resolveIdle();
+    })
+    .build((args, ctx) => {
+      latencies.push(performance.now() - args.pushedAt);
+      if (latencies.length === n) ctx.worker.stop();
+    });
+  const running = worker.run();
+  try {
+    await Promise.race([idle, running]);
+    for (let i = 0; i < n; i++) {
+      await storage.push({ pushedAt: performance.now() });
+      await sleep(10);
+    }
+  } catch (error) {
+    await worker.stop();
+    throw error;
+  }
+  await running;
+  await assertCount(storage, "done", n);
+  return summarize(latencies);
+}
+
+/** p50 and p99 of latency samples, rounded to 2 decimals. */
+export function summarize(latencies: readonly number[]): Latency {
+  const sorted = [...latencies].sort((a, b) => a - b);
+  return { p50: round2(percentile(sorted, 50)), p99: round2(percentile(sorted, 99)) };
+}
