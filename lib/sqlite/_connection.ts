@@ -25,6 +25,7 @@ export class Connection implements Database {
   readonly driver: "node:sqlite" | "bun:sqlite";
   readonly durability: Durability;
   readonly busyRetryMs: number;
+  readonly busyTimeoutMs: number;
   #native: NativeConnection;
   #statements = new Map<string, NativeStatement>();
   #depth = 0;
@@ -40,6 +41,7 @@ export class Connection implements Database {
       driver: "node:sqlite" | "bun:sqlite";
       durability: Durability;
       busyRetryMs: number;
+      busyTimeoutMs: number;
     },
   ) {
     this.#native = native;
@@ -47,6 +49,7 @@ export class Connection implements Database {
     this.driver = info.driver;
     this.durability = info.durability;
     this.busyRetryMs = info.busyRetryMs;
+    this.busyTimeoutMs = info.busyTimeoutMs;
   }
 
   get inTransaction(): boolean {

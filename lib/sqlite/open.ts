@@ -112,6 +112,7 @@ export function openDatabase(path: string, options: OpenDatabaseOptions = {}): D
     driver,
     durability,
     busyRetryMs: options.busyRetryMs ?? 60_000,
+    busyTimeoutMs,
   });
 }
 

@@ -43,6 +43,8 @@ export interface Database {
   readonly durability: Durability;
   /** How long async writes keep retrying a busy database, in milliseconds. */
   readonly busyRetryMs: number;
+  /** How long the driver itself waits for a lock before it reports busy, in milliseconds. */
+  readonly busyTimeoutMs: number;
   /** Runs one or more statements without parameters (DDL, PRAGMA). */
   exec(sql: string): void;
   /** Runs a statement and reports how many rows it changed. */

@@ -135,3 +135,28 @@ Deno.test("retryBusy() passes other errors through at once when the write fails 
   assert.equal(attempts, 1);
   assert.equal(await retryBusy(tmp.db, () => 42), 42);
 });
+
+Deno.test("retryBusy() waits once inside SQLite, then restores the connection's busy timeout", async () => {
+  await using tmp = await tempDatabase();
+  const a = tmp.db;
+  a.exec("CREATE TABLE t (who TEXT)");
+  using b = connect(tmp.path, { busyTimeoutMs: 7 });
+  assert.equal(b.busyTimeoutMs, 7);
+  a.exec("BEGIN IMMEDIATE");
+  // Released on a timer: the one blocking wait (50 ms) cannot see it; the timed retries do.
+  const release = setTimeout(() => a.exec("COMMIT"), 30);
+  let attempts = 0;
+  const started = performance.now();
+  try {
+    await retryBusy(b, () => {
+      attempts++;
+      b.run("INSERT INTO t (who) VALUES ('b')");
+    });
+  } finally {
+    clearTimeout(release);
+  }
+  assert.ok(attempts >= 3, `the first try, the blocking wait, then timed retries: ${attempts}`);
+  assert.ok(performance.now() - started >= 50, "the blocking wait lasted its 50 ms");
+  const timeout = b.get<{ timeout: number }>("PRAGMA busy_timeout");
+  assert.equal(timeout?.timeout, 7, "the connection's own busy timeout is back");
+});
