@@ -2,6 +2,8 @@ const ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
 let lastTime = -1;
 const lastRandom = new Uint8Array(16); // 16 base-32 digits = 80 bits
+let timeText = "";
+let timeTextOf = -1;
 
 /**
  * Returns a new ULID: 26 characters, sortable by creation time, monotonic within a millisecond
@@ -27,12 +29,17 @@ export function ulid(now: number = Date.now()): string {
     if (i < 0) throw new RangeError("Cannot generate a ULID: the random part overflowed");
     lastRandom[i]!++;
   }
-  let time = lastTime;
-  let out = "";
-  for (let i = 0; i < 10; i++) {
-    out = ALPHABET[time % 32] + out;
-    time = Math.floor(time / 32);
+  if (timeTextOf !== lastTime) {
+    // Many ids share a millisecond (pushAll): encode its time part once.
+    let time = lastTime;
+    timeText = "";
+    for (let i = 0; i < 10; i++) {
+      timeText = ALPHABET[time % 32] + timeText;
+      time = Math.floor(time / 32);
+    }
+    timeTextOf = lastTime;
   }
+  let out = timeText;
   for (let i = 0; i < 16; i++) out += ALPHABET[lastRandom[i]!];
   return out;
 }

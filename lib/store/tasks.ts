@@ -134,15 +134,65 @@ export function taskInsert(db: Database, row: NewTaskRow): void {
   db.run(`INSERT INTO apalis_tasks (${INSERT_COLUMNS}) VALUES ${INSERT_ROW}`, values);
 }
 
+// Most tasks have no meta, backoff or workflow: they bind 7 values instead of 13, and skip the
+// run_seq expression.
+const PLAIN_COLUMNS = "id, queue, args, max_attempts, priority, run_at, created_at";
+const PLAIN_ROW = "(?, ?, ?, ?, ?, ?, ?)";
+const PLAIN_CHUNK = 128;
+
+function isPlain(row: NewTaskRow): boolean {
+  return row.meta === null && row.backoff === null && (row.runId ?? null) === null &&
+    (row.step ?? null) === null;
+}
+
 /** Inserts many tasks with multi-row statements; call inside a transaction. */
 export function taskInsertMany(db: Database, rows: readonly NewTaskRow[]): void {
-  for (let start = 0; start < rows.length; start += INSERT_CHUNK) {
-    const end = Math.min(rows.length, start + INSERT_CHUNK);
+  const plain = rows.filter(isPlain);
+  const other = plain.length === rows.length ? [] : rows.filter((row) => !isPlain(row));
+  for (let start = 0; start < plain.length; start += PLAIN_CHUNK) {
+    const end = Math.min(plain.length, start + PLAIN_CHUNK);
     const values: SqlValue[] = [];
-    for (let i = start; i < end; i++) insertValues(rows[i]!, values);
-    const placeholders = new Array(end - start).fill(INSERT_ROW).join(", ");
-    db.run(`INSERT INTO apalis_tasks (${INSERT_COLUMNS}) VALUES ${placeholders}`, values);
+    for (let i = start; i < end; i++) {
+      const row = plain[i]!;
+      values.push(
+        row.id,
+        row.queue,
+        row.args,
+        row.maxAttempts,
+        row.priority,
+        row.runAt,
+        row.createdAt,
+      );
+    }
+    db.run(
+      `INSERT INTO apalis_tasks (${PLAIN_COLUMNS}) VALUES ${placeholders(PLAIN_ROW, end - start)}`,
+      values,
+    );
   }
+  for (let start = 0; start < other.length; start += INSERT_CHUNK) {
+    const end = Math.min(other.length, start + INSERT_CHUNK);
+    const values: SqlValue[] = [];
+    for (let i = start; i < end; i++) insertValues(other[i]!, values);
+    db.run(
+      `INSERT INTO apalis_tasks (${INSERT_COLUMNS}) VALUES ${
+        placeholders(INSERT_ROW, end - start)
+      }`,
+      values,
+    );
+  }
+}
+
+const placeholderCache = new Map<string, string>();
+
+/** `n` copies of a row's placeholders, joined; cached (chunks have a handful of sizes). */
+function placeholders(row: string, n: number): string {
+  const key = `${n}:${row}`;
+  let text = placeholderCache.get(key);
+  if (text === undefined) {
+    text = new Array(n).fill(row).join(", ");
+    if (placeholderCache.size < 64) placeholderCache.set(key, text);
+  }
+  return text;
 }
 
 /** Claim order: higher priority first, then earlier `run_at`, then id (ULIDs sort by time). */

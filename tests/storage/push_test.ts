@@ -477,3 +477,32 @@ Deno.test("SqliteStorage.pushAll() gives every task of one call the same time, s
   );
   assert.deepEqual(new Set(tasks.map((task) => task?.createdAt)), new Set([Date.UTC(2026, 0, 1)]));
 });
+
+Deno.test("SqliteStorage.pushAll() keeps every option when plain tasks and tasks with meta or backoff are mixed", async () => {
+  await using temp = await tempDatabase();
+  const storage = new SqliteStorage<number>(temp.db, "q");
+  const tasks = Array.from(
+    { length: 300 },
+    (_, i) =>
+      i % 3 === 0
+        ? new Task(i, { meta: { n: i } })
+        : i % 3 === 1
+        ? new Task(i, { backoff: { initialMs: i + 1 }, priority: i, maxAttempts: 2 })
+        : new Task(i, { priority: -i }),
+  );
+  const ids = await storage.pushAll(tasks);
+  assert.equal(ids.length, 300);
+  const records = await Promise.all(ids.map((id) => storage.fetchById(id)));
+  records.forEach((task, i) => {
+    assert.equal(task?.args, i);
+    assert.equal(task?.status, "pending");
+    assert.equal(task?.attempts, 0);
+    assert.deepEqual(task?.meta, i % 3 === 0 ? { n: i } : {});
+    assert.equal(task?.priority, i % 3 === 1 ? i : i % 3 === 2 ? -i : 0);
+    assert.equal(task?.maxAttempts, i % 3 === 1 ? 2 : DEFAULT_MAX_ATTEMPTS);
+  });
+  const backoffs = temp.db.all<{ backoff: string | null }>(
+    "SELECT backoff FROM apalis_tasks ORDER BY id",
+  );
+  assert.equal(backoffs.filter((row) => row.backoff !== null).length, 100);
+});
