@@ -210,6 +210,31 @@ Deno.test("JsonCodec round-trips lone surrogates exactly (JSON.stringify escapes
   assert.equal(new TextDecoder().decode(JsonCodec.encode("\ud800")), '"\\ud800"');
 });
 
+Deno.test("MsgPackCodec refuses a lone surrogate at push, naming where it is, and writes nothing", async () => {
+  await using tmp = await tempDatabase();
+  const storage = new SqliteStorage<unknown>(tmp.db, "q").withCodec(MsgPackCodec);
+  const long = `${"x".repeat(1000)}\ud800`; // the encoder would turn this one into U+FFFD
+  for (
+    const [payload, where] of [
+      ["a\ud800b", "the value"],
+      [{ list: ["ok", long] }, "the value.list[1]"],
+      [{ ["k\udc00"]: 1 }, "a key of the value"],
+    ] as const
+  ) {
+    await assert.rejects(
+      () => storage.push(payload),
+      (error: Error) =>
+        error instanceof TypeError && error.message.includes("msgpack codec cannot encode") &&
+        error.message.includes(`MessagePack cannot hold ${where}`) &&
+        error.message.includes("lone surrogate"),
+      JSON.stringify(where),
+    );
+  }
+  assert.equal((await storage.stats()).total, 0, "nothing was written");
+  await storage.push({ fine: "𝄞 e\u0301 \ud83d\ude00" }); // well-formed pairs are fine
+  assert.equal((await storage.stats()).total, 1);
+});
+
 Deno.test("SqliteStorage keeps unicode queue names and metadata exactly", async () => {
   await using tmp = await tempDatabase();
   const queue = "очередь-🚀-e\u0301";
