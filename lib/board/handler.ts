@@ -159,7 +159,7 @@ async function routePage(
   storage: SqliteStorage,
   ctx: PageContext,
 ): Promise<Response> {
-  const parts = path.split("/").slice(1).map(decodeURIComponent);
+  const parts = path.split("/").slice(1).map(decodePart);
   if (req.method === "GET" || req.method === "HEAD") {
     if (path === "/") return page(ctx, req, overviewPage(ctx, await overview(storage, ctx.now)));
     if (parts[0] === "queues" && parts.length === 2 && parts[1]) {
@@ -236,7 +236,7 @@ async function routeApi(
   storage: SqliteStorage,
   ctx: PageContext,
 ): Promise<Response> {
-  const parts = path.split("/").slice(2).map(decodeURIComponent);
+  const parts = path.split("/").slice(2).map(decodePart);
   if (req.method === "GET") {
     if (path === "/api/overview") return json(200, await overview(storage, ctx.now));
     if (parts[0] === "queues" && parts.length === 3 && parts[1] && parts[2] === "tasks") {
@@ -332,6 +332,15 @@ function sameOrigin(req: Request, url: URL): boolean {
       host === req.headers.get("x-forwarded-host");
   } catch {
     return false;
+  }
+}
+
+/** One path segment, decoded; a malformed escape is the client's mistake (400), not ours. */
+function decodePart(part: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    throw new HttpError(400, `The path has a malformed escape: '${part}'`);
   }
 }
 

@@ -198,6 +198,10 @@ Deno.test("createBoardHandler() answers 400 with the reason when a query paramet
     assert.equal(response.status, 400, path);
     assert.match((await response.json()).error, reason, path);
   }
+  const malformed = await get(board, "/api/tasks/%E0%A4%A");
+  assert.equal(malformed.status, 400);
+  assert.match((await malformed.json()).error, /malformed escape/);
+  assert.equal((await get(board, "/tasks/%E0%A4%A")).status, 400);
   const page = await get(board, "/queues/email?page=abc");
   assert.equal(page.status, 400);
   const text = await page.text();
