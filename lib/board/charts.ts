@@ -17,30 +17,24 @@ export function throughputChart(
   const max = Math.max(1, ...minutes.map((m) => m.done + m.failed + m.killed));
   const slot = width / Math.max(1, minutes.length);
   const bar = Math.max(1, slot - (slot > 3 ? 1 : 0));
+  const width1 = bar.toFixed(1);
+  /** One bar segment of `height` ending at `bottom` (nothing when it is empty). */
+  const segment = (cls: string, x: string, bottom: number, height: number) =>
+    height > 0
+      ? html`
+        <rect class="${cls}" x="${x}" y="${(bottom - height).toFixed(1)}" width="${width1}"
+          height="${height.toFixed(1)}"></rect>
+      `
+      : "";
   const bars = minutes.map((m, i) => {
     const x = (i * slot).toFixed(1);
     const done = (m.done / max) * plot;
     const bad = ((m.failed + m.killed) / max) * plot;
     const time = new Date(m.minute).toISOString().slice(11, 16);
     return html`<g><title>${time} UTC: ${m.done} done, ${m.failed} failed, ${m.killed} killed</title>
-      <rect class="bar-slot" x="${x}" y="${top}" width="${bar.toFixed(1)}" height="${plot}"></rect>
-      ${
-      done > 0
-        ? html`
-          <rect class="bar-done" x="${x}" y="${(top + plot - done).toFixed(1)}" width="${bar
-            .toFixed(1)}"
-            height="${done.toFixed(1)}"></rect>
-        `
-        : ""
-    }
-      ${
-      bad > 0
-        ? html`
-          <rect class="bar-failed" x="${x}" y="${(top + plot - done - bad).toFixed(1)}" width="${bar
-            .toFixed(1)}"
-            height="${bad.toFixed(1)}"></rect>
-        `
-        : ""
+      <rect class="bar-slot" x="${x}" y="${top}" width="${width1}" height="${plot}"></rect>
+      ${segment("bar-done", x, top + plot, done)}${
+      segment("bar-failed", x, top + plot - done, bad)
     }</g>`;
   });
   const labels = size.labels && minutes.length > 0

@@ -186,12 +186,7 @@ async function routePage(
     }
     if (path === "/workers") return page(ctx, req, workersPage(ctx, await storage.listWorkers()));
     if (path === "/runs") {
-      const data = await runsPage(storage, {
-        queue: url.searchParams.get("queue") || null,
-        status: runStatus(url),
-        page: pageNumber(url),
-        pageSize: PAGE_SIZE,
-      });
+      const data = await runsPage(storage, runsFilter(url, PAGE_SIZE));
       return page(ctx, req, runsPageView(ctx, data));
     }
     if (parts[0] === "runs" && parts.length === 2) {
@@ -252,12 +247,7 @@ async function routeApi(
     if (path === "/api/runs") {
       return json(
         200,
-        await runsPage(storage, {
-          queue: url.searchParams.get("queue") || null,
-          status: runStatus(url),
-          page: pageNumber(url),
-          pageSize: pageSize(url),
-        }),
+        await runsPage(storage, runsFilter(url, pageSize(url))),
       );
     }
     if (parts[0] === "runs" && parts.length === 2) {
@@ -354,6 +344,16 @@ function taskStatus(url: URL): TaskStatus | null {
     );
   }
   return status as TaskStatus;
+}
+
+/** The runs listing's query: `queue`, `status`, `page`. */
+function runsFilter(url: URL, size: number) {
+  return {
+    queue: url.searchParams.get("queue") || null,
+    status: runStatus(url),
+    page: pageNumber(url),
+    pageSize: size,
+  };
 }
 
 function runStatus(url: URL): RunStatus | null {

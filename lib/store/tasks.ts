@@ -149,34 +149,33 @@ function isPlain(row: NewTaskRow): boolean {
 export function taskInsertMany(db: Database, rows: readonly NewTaskRow[]): void {
   const plain = rows.filter(isPlain);
   const other = plain.length === rows.length ? [] : rows.filter((row) => !isPlain(row));
-  for (let start = 0; start < plain.length; start += PLAIN_CHUNK) {
-    const end = Math.min(plain.length, start + PLAIN_CHUNK);
+  insertChunks(db, plain, PLAIN_COLUMNS, PLAIN_ROW, PLAIN_CHUNK, (row, values) =>
+    values.push(
+      row.id,
+      row.queue,
+      row.args,
+      row.maxAttempts,
+      row.priority,
+      row.runAt,
+      row.createdAt,
+    ));
+  insertChunks(db, other, INSERT_COLUMNS, INSERT_ROW, INSERT_CHUNK, insertValues);
+}
+
+function insertChunks(
+  db: Database,
+  rows: readonly NewTaskRow[],
+  columns: string,
+  row: string,
+  chunk: number,
+  bind: (row: NewTaskRow, values: SqlValue[]) => unknown,
+): void {
+  for (let start = 0; start < rows.length; start += chunk) {
+    const end = Math.min(rows.length, start + chunk);
     const values: SqlValue[] = [];
-    for (let i = start; i < end; i++) {
-      const row = plain[i]!;
-      values.push(
-        row.id,
-        row.queue,
-        row.args,
-        row.maxAttempts,
-        row.priority,
-        row.runAt,
-        row.createdAt,
-      );
-    }
+    for (let i = start; i < end; i++) bind(rows[i]!, values);
     db.run(
-      `INSERT INTO apalis_tasks (${PLAIN_COLUMNS}) VALUES ${placeholders(PLAIN_ROW, end - start)}`,
-      values,
-    );
-  }
-  for (let start = 0; start < other.length; start += INSERT_CHUNK) {
-    const end = Math.min(other.length, start + INSERT_CHUNK);
-    const values: SqlValue[] = [];
-    for (let i = start; i < end; i++) insertValues(other[i]!, values);
-    db.run(
-      `INSERT INTO apalis_tasks (${INSERT_COLUMNS}) VALUES ${
-        placeholders(INSERT_ROW, end - start)
-      }`,
+      `INSERT INTO apalis_tasks (${columns}) VALUES ${placeholders(row, end - start)}`,
       values,
     );
   }

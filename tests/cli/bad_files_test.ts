@@ -4,9 +4,9 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { openDatabase, SqliteStorage } from "../../mod.ts";
 import { captureIo, main } from "../../lib/cli/mod.ts";
 import { runCommand } from "../_command.ts";
+import { makeDatabase, scribble } from "../_bad_files.ts";
 import { ignoredBecause, unprivileged, withoutPrivileges } from "../_unprivileged.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
@@ -23,26 +23,6 @@ async function run(args: string[]) {
 async function tempDir(): Promise<{ dir: string } & AsyncDisposable> {
   const dir = await Deno.makeTempDir({ prefix: "apalis_cli_bad_" });
   return { dir, [Symbol.asyncDispose]: () => Deno.remove(dir, { recursive: true }) };
-}
-
-/** A set-up database with 200 tasks on queue `q`, closed cleanly. */
-function makeDatabase(path: string): void {
-  const db = openDatabase(path);
-  SqliteStorage.setup(db);
-  const queue = new SqliteStorage<{ i: number; pad: string }>(db, "q");
-  db.transaction(() => {
-    for (let i = 0; i < 200; i++) queue.pushSync({ i, pad: "p".repeat(500) });
-  });
-  db.close();
-}
-
-async function scribble(path: string, offset: number, length: number): Promise<void> {
-  const garbage = new Uint8Array(length);
-  for (let i = 0; i < length; i++) garbage[i] = (i * 131 + 7) % 251;
-  using file = await Deno.open(path, { read: true, write: true });
-  await file.seek(offset, Deno.SeekMode.Start);
-  let written = 0;
-  while (written < length) written += await file.write(garbage.subarray(written));
 }
 
 /** Asserts exactly one line on stderr, matching `line`, and nothing that looks like a stack. */

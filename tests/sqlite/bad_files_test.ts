@@ -12,6 +12,7 @@ import {
   openDatabase,
   SqliteStorage,
 } from "../../mod.ts";
+import { makeDatabase, scribble } from "../_bad_files.ts";
 import { ignoredBecause, unprivileged, withoutPrivileges } from "../_unprivileged.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
@@ -28,27 +29,6 @@ async function tempDir(): Promise<{ dir: string } & AsyncDisposable> {
       await Deno.remove(dir, { recursive: true });
     },
   };
-}
-
-/** A set-up database with `tasks` tasks, closed cleanly (no -wal or -shm left). */
-function makeDatabase(path: string, tasks = 200): void {
-  const db = openDatabase(path);
-  SqliteStorage.setup(db);
-  const queue = new SqliteStorage<{ i: number; pad: string }>(db, "q");
-  db.transaction(() => {
-    for (let i = 0; i < tasks; i++) queue.pushSync({ i, pad: "p".repeat(500) });
-  });
-  db.close();
-}
-
-/** Overwrites `length` bytes at `offset` with garbage that is never a valid page. */
-async function scribble(path: string, offset: number, length: number): Promise<void> {
-  const garbage = new Uint8Array(length);
-  for (let i = 0; i < length; i++) garbage[i] = (i * 131 + 7) % 251;
-  using file = await Deno.open(path, { read: true, write: true });
-  await file.seek(offset, Deno.SeekMode.Start);
-  let written = 0;
-  while (written < length) written += await file.write(garbage.subarray(written));
 }
 
 async function exists(path: string): Promise<boolean> {
