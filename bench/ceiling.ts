@@ -10,6 +10,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import { join } from "node:path";
 import { type Database, type Durability, openDatabase } from "../mod.ts";
+import { rate } from "./_shared.ts";
 
 const SCHEMA = `
   CREATE TABLE jobs (
@@ -46,10 +47,6 @@ function rows(n: number): [string, Uint8Array][] {
     `job-${String(i).padStart(22, "0")}`,
     encoder.encode(String(i)),
   ]);
-}
-
-function rate(n: number, ms: number): number {
-  return Math.round(n / (ms / 1000));
 }
 
 /** One INSERT per transaction (autocommit), `n` times. */

@@ -8,25 +8,6 @@ export function timeTag(ms: number | null | undefined): Html {
   return html`<time datetime="${iso}">${iso.slice(0, 19).replace("T", " ")}</time>`;
 }
 
-/** A duration in words: `850 ms`, `12 s`, `3 min 20 s`, `2 h 5 min`, `3 d 4 h`. */
-export function formatAge(ms: number): string {
-  if (ms < 1000) return `${Math.max(0, Math.round(ms))} ms`;
-  const s = Math.floor(ms / 1000);
-  if (s < 60) return `${s} s`;
-  const m = Math.floor(s / 60);
-  if (m < 60) return s % 60 ? `${m} min ${s % 60} s` : `${m} min`;
-  const h = Math.floor(m / 60);
-  if (h < 24) return m % 60 ? `${h} h ${m % 60} min` : `${h} h`;
-  const d = Math.floor(h / 24);
-  return h % 24 ? `${d} d ${h % 24} h` : `${d} d`;
-}
-
-/** `12 s ago` for a past time, `in 12 s` for a future one. */
-export function relative(ms: number | null, now: number): string {
-  if (ms === null) return "";
-  return ms <= now ? `${formatAge(now - ms)} ago` : `in ${formatAge(ms - now)}`;
-}
-
 /** A coloured badge for a task's or run's state. */
 export function badge(status: TaskStatus | string): Html {
   return html`<span class="badge s-${status}">${status}</span>`;

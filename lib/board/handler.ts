@@ -4,7 +4,7 @@ import { systemClock } from "../storage/clock.ts";
 import type { Codec } from "../storage/codec.ts";
 import { TaskNotFoundError, TaskStateError } from "../storage/errors.ts";
 import { SqliteStorage } from "../storage/sqlite_storage.ts";
-import type { RunStatus } from "../store/runs.ts";
+import { RUN_STATUSES, type RunStatus } from "../store/runs.ts";
 import { TASK_STATUSES, type TaskStatus } from "../store/tasks.ts";
 import { BOARD_CSS, BOARD_JS } from "./assets.ts";
 import { BoardAuth } from "./auth.ts";
@@ -40,7 +40,6 @@ export type BoardHandler = (req: Request) => Promise<Response>;
 
 const PAGE_SIZE = 25;
 const MAX_PAGE_SIZE = 500;
-const RUN_STATUSES: readonly RunStatus[] = ["running", "done", "failed"];
 
 /** A request that cannot be answered as asked: its status and a message for the user. */
 class HttpError extends Error {

@@ -21,7 +21,14 @@ import {
   taskVacuum,
 } from "../store/tasks.ts";
 import { workerList } from "../store/workers.ts";
-import { runGet, runInsert, runList, type RunStatus, runTasks } from "../store/runs.ts";
+import {
+  RUN_STATUSES,
+  runGet,
+  runInsert,
+  runList,
+  type RunStatus,
+  runTasks,
+} from "../store/runs.ts";
 import { throughputPrune, throughputSince } from "../store/throughput.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import { type Codec, JsonCodec } from "./codec.ts";
@@ -640,8 +647,6 @@ export class SqliteStorage<T = unknown> {
 function isConstraintError(error: unknown): boolean {
   return error instanceof Error && /UNIQUE constraint failed|PRIMARY KEY/i.test(error.message);
 }
-
-const RUN_STATUSES: readonly RunStatus[] = ["running", "done", "failed"];
 
 function assertPage(page: number, pageSize: number, what: string): void {
   if (!Number.isSafeInteger(page) || page < 1) {

@@ -4,6 +4,9 @@ import type { TaskRow } from "./tasks.ts";
 /** Where a workflow run stands: `running` until its last step is done, or `failed` when a step is killed. */
 export type RunStatus = "running" | "done" | "failed";
 
+/** Every run state, in lifecycle order. */
+export const RUN_STATUSES: readonly RunStatus[] = ["running", "done", "failed"];
+
 /** A workflow run as stored. */
 export interface RunRow {
   id: string;

@@ -1,7 +1,8 @@
 import { TASK_STATUSES } from "../../store/tasks.ts";
 import { throughputChart } from "../charts.ts";
 import type { Overview } from "../data.ts";
-import { count, formatAge } from "../format.ts";
+import { count } from "../format.ts";
+import { formatDuration } from "../../format/duration.ts";
 import { html } from "../html.ts";
 import { href, type Page, type PageContext } from "../layout.ts";
 
@@ -27,7 +28,7 @@ export function overviewPage(ctx: PageContext, data: Overview): Page {
     }
       <td>${throughputChart(queue.throughput, { width: 150, height: 26 })}</td>
       <td class="num">${
-      queue.oldestPendingAgeMs === null ? html`<span class="muted">–</span>` : formatAge(
+      queue.oldestPendingAgeMs === null ? html`<span class="muted">–</span>` : formatDuration(
         queue.oldestPendingAgeMs,
       )
     }</td>

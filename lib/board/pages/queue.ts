@@ -1,6 +1,7 @@
 import { TASK_STATUSES } from "../../store/tasks.ts";
 import type { QueuePage } from "../data.ts";
-import { badge, count, preview, relative, timeTag } from "../format.ts";
+import { badge, count, preview, timeTag } from "../format.ts";
+import { formatAgo } from "../../format/duration.ts";
 import { html } from "../html.ts";
 import { href, type Page, type PageContext, pager } from "../layout.ts";
 
@@ -26,7 +27,7 @@ export function queuePageView(ctx: PageContext, data: QueuePage): Page {
         <td>${badge(task.status)}</td>
         <td class="num">${task.attempts}/${task.maxAttempts}</td>
         <td class="num">${task.priority}</td>
-        <td>${timeTag(task.runAt)} <span class="muted">${relative(task.runAt, ctx.now)}</span></td>
+        <td>${timeTag(task.runAt)} <span class="muted">${formatAgo(task.runAt, ctx.now)}</span></td>
         <td>${timeTag(task.createdAt)}</td>
         <td class="mono">${task.decodeError
           ? html`<span class="muted">(cannot decode)</span>`

@@ -1,10 +1,9 @@
+import { RUN_STATUSES } from "../../store/runs.ts";
 import { runGraph } from "../charts.ts";
 import type { RunsPage, RunView } from "../data.ts";
 import { badge, pretty, preview, timeTag } from "../format.ts";
 import { html } from "../html.ts";
 import { href, type Page, type PageContext, pager } from "../layout.ts";
-
-const RUN_STATES = ["running", "done", "failed"] as const;
 
 /** Workflow runs, newest first, filtered by state. */
 export function runsPageView(ctx: PageContext, data: RunsPage): Page {
@@ -41,7 +40,7 @@ export function runsPageView(ctx: PageContext, data: RunsPage): Page {
         in <span class="mono">${data.queue}</span>
       `
       : ""}</h1>
-    <div class="tabs">${tab(null, "all")}${RUN_STATES.map((s) => tab(s, s))}</div>
+    <div class="tabs">${tab(null, "all")}${RUN_STATUSES.map((s) => tab(s, s))}</div>
     <div class="card">
         <table class="runs">
           <thead><tr><th>Run</th><th>Workflow</th><th>Queue</th><th>State</th><th class="num">Tasks done</th><th>Started</th><th>Ended</th></tr></thead>

@@ -1,5 +1,6 @@
 import type { TaskRecord } from "../../storage/records.ts";
-import { badge, pretty, relative, timeTag } from "../format.ts";
+import { formatAgo } from "../../format/duration.ts";
+import { badge, pretty, timeTag } from "../format.ts";
 import { type Html, html } from "../html.ts";
 import { href, type Page, type PageContext } from "../layout.ts";
 
@@ -50,11 +51,11 @@ export function taskPage(ctx: PageContext, task: TaskRecord, notice: TaskNotice)
           <dt>State</dt><dd data-field="status">${badge(task.status)}</dd>
           <dt>Attempts</dt><dd>${task.attempts} of ${task.maxAttempts}</dd>
           <dt>Priority</dt><dd>${task.priority}</dd>
-          <dt>Created</dt><dd>${timeTag(task.createdAt)} <span class="muted">${relative(
+          <dt>Created</dt><dd>${timeTag(task.createdAt)} <span class="muted">${formatAgo(
             task.createdAt,
             ctx.now,
           )}</span></dd>
-          <dt>Run at</dt><dd>${timeTag(task.runAt)} <span class="muted">${relative(
+          <dt>Run at</dt><dd>${timeTag(task.runAt)} <span class="muted">${formatAgo(
             task.runAt,
             ctx.now,
           )}</span></dd>

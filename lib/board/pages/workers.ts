@@ -1,5 +1,6 @@
 import type { WorkerInfo } from "../../storage/records.ts";
-import { badge, relative, timeTag } from "../format.ts";
+import { badge, timeTag } from "../format.ts";
+import { formatAgo } from "../../format/duration.ts";
 import { html } from "../html.ts";
 import { href, type Page, type PageContext } from "../layout.ts";
 
@@ -17,7 +18,7 @@ export function workersPage(ctx: PageContext, workers: WorkerInfo[]): Page {
         <td class="mono">${worker.host}:${worker.pid}</td>
         <td class="num">${worker.concurrency}</td>
         <td>${timeTag(worker.startedAt)}</td>
-        <td>${timeTag(worker.lastSeen)} <span class="muted">${relative(
+        <td>${timeTag(worker.lastSeen)} <span class="muted">${formatAgo(
           worker.lastSeen,
           ctx.now,
         )}</span></td>
