@@ -79,6 +79,20 @@ function sleep(ms: number): Promise<void> {
 }
 
 /**
+ * The drill's shape, shared by the CI test and the soak (which differ in size): 4 processes of 8
+ * handlers that take >= 20 ms each (at most 1,600 tasks/s, so a drain spans many kills), a kill
+ * every 1-3 s, heartbeats every 500 ms.
+ */
+export const CHAOS_DRILL = {
+  workers: 4,
+  concurrency: 8,
+  sleepMs: 20,
+  killEveryMs: [1_000, 3_000],
+  keepAliveMs: 500,
+  orphanAfterMs: 30_000,
+} as const satisfies Partial<ChaosOptions>;
+
+/**
  * Pushes `total` tasks, runs the drill, asserts that no task was lost or run more often than the
  * kills explain, and returns the numbers.
  */

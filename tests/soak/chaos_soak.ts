@@ -6,18 +6,13 @@
  * @module
  */
 import { tempDatabase } from "../_helpers.ts";
-import { describeChaos, runChaos } from "../e2e/_chaos.ts";
+import { CHAOS_DRILL, describeChaos, runChaos } from "../e2e/_chaos.ts";
 
 Deno.test("Worker.run() loses no task and re-runs at most its concurrency per kill when 4 processes drain 500,000 tasks under kill -9 every 1-3 s", async (t) => {
   await using tmp = await tempDatabase();
   const report = await runChaos(tmp, {
+    ...CHAOS_DRILL,
     total: 500_000,
-    workers: 4,
-    concurrency: 8,
-    sleepMs: 20,
-    killEveryMs: [1_000, 3_000],
-    keepAliveMs: 500,
-    orphanAfterMs: 30_000,
     timeoutMs: 1_800_000,
     minKills: 50,
   });
