@@ -10,12 +10,18 @@ export interface TempDatabase extends AsyncDisposable {
   path: string;
 }
 
-/** Opens a migrated database file in a new temp dir. Use with `await using`. */
-export async function tempDatabase(options: OpenDatabaseOptions = {}): Promise<TempDatabase> {
+/**
+ * Opens a migrated database file (an empty one with `setup: false`) in a new temp dir. Use with
+ * `await using`.
+ */
+export async function tempDatabase(
+  options: OpenDatabaseOptions & { setup?: boolean } = {},
+): Promise<TempDatabase> {
   const dir = await Deno.makeTempDir({ prefix: "apalis_test_" });
   const path = `${dir}/queue.db`;
-  const db = openDatabase(path, options);
-  SqliteStorage.setup(db);
+  const { setup = true, ...openOptions } = options;
+  const db = openDatabase(path, openOptions);
+  if (setup) SqliteStorage.setup(db);
   return {
     db,
     dir,

@@ -1,4 +1,5 @@
 import type { Database, SqlValue } from "../sqlite/types.ts";
+import { throughputAddRows } from "./throughput.ts";
 
 /**
  * Where a task stands. One closed union, stored verbatim:
@@ -87,6 +88,8 @@ export interface NewTaskRow {
 /** The outcome of one attempt, written by the worker. */
 export interface TaskAck {
   id: string;
+  /** The task's queue: outcomes are counted per queue. */
+  queue: string;
   /** The attempt number the worker ran: fences acks of an attempt that was since rescued. */
   attempt: number;
   status: "done" | "failed" | "killed";
@@ -202,10 +205,14 @@ export function compareClaimOrder(
   return b.priority - a.priority || a.run_at - b.run_at || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 }
 
-const CLAIM_CANDIDATES = `SELECT id FROM apalis_tasks
-    WHERE queue = ? AND status IN ('pending','failed') AND run_at <= ?
+function claimCandidates(condition = ""): string {
+  return `SELECT id FROM apalis_tasks
+    WHERE queue = ? AND status IN ('pending','failed') AND run_at <= ?${condition}
     ORDER BY priority DESC, run_at, id
     LIMIT ?`;
+}
+
+const CLAIM_CANDIDATES = claimCandidates();
 
 /** The claim query, exported so a test can check its plan uses the claim index. */
 export const CLAIM_SQL = `UPDATE apalis_tasks SET status = 'queued', lock_by = ?, lock_at = ?
@@ -219,14 +226,33 @@ export const CLAIM_AND_START_SQL = `UPDATE apalis_tasks
   RETURNING ${CLAIM_COLUMNS}`;
 
 /**
+ * The claim of tasks a worker will start from memory as slots free up: `running` with the attempt
+ * counted, like a direct start, but never a task's last attempt (a crash before it starts must
+ * not kill a task that did not run).
+ */
+export const CLAIM_AHEAD_SQL = `UPDATE apalis_tasks
+  SET status = 'running', attempts = attempts + 1, lock_by = ?, lock_at = ?
+  WHERE id IN (${claimCandidates(" AND attempts + 1 < max_attempts")})
+  RETURNING ${CLAIM_COLUMNS}`;
+
+/**
  * Claims up to `limit` due tasks of a queue under `worker` in one statement: into `queued` (a
- * buffer), or straight into `running` with `start` (no second write when a slot is free).
+ * buffer), straight into `running` with `start` (no second write when a slot is free), or
+ * `running` ahead of a free slot with `ahead` (see {@linkcode CLAIM_AHEAD_SQL}).
  */
 export function taskClaim(
   db: Database,
-  claim: { queue: string; worker: string; now: number; limit: number; start?: boolean },
+  claim: {
+    queue: string;
+    worker: string;
+    now: number;
+    limit: number;
+    start?: boolean;
+    ahead?: boolean;
+  },
 ): ClaimedRow[] {
-  const rows = db.all<ClaimedRow>(claim.start ? CLAIM_AND_START_SQL : CLAIM_SQL, [
+  const sql = claim.ahead ? CLAIM_AHEAD_SQL : claim.start ? CLAIM_AND_START_SQL : CLAIM_SQL;
+  const rows = db.all<ClaimedRow>(sql, [
     claim.worker,
     claim.now,
     claim.queue,
@@ -289,14 +315,13 @@ const BATCH_RESULT_LIMIT = 2048;
  */
 export function taskAckMany(db: Database, worker: string, acks: readonly TaskAck[]): Set<string> {
   const fenced = new Set<string>();
-  const batch: [string, number, string | null][] = [];
-  const doneAt = acks.length > 0 ? acks[0]!.doneAt : 0;
+  const batch: [string, number, string | null, number][] = [];
   for (const ack of acks) {
     if (
-      ack.status === "done" && ack.doneAt === doneAt && !ack.inRun &&
+      ack.status === "done" && !ack.inRun &&
       (ack.result === null || ack.result.length <= BATCH_RESULT_LIMIT)
     ) {
-      batch.push([ack.id, ack.attempt, ack.result === null ? null : toHex(ack.result)]);
+      batch.push([ack.id, ack.attempt, ack.result === null ? null : toHex(ack.result), ack.doneAt]);
     } else if (!taskAck(db, worker, ack)) {
       fenced.add(ack.id);
     }
@@ -305,15 +330,22 @@ export function taskAckMany(db: Database, worker: string, acks: readonly TaskAck
     const acked = new Set(
       db.all<{ id: string }>(
         `UPDATE apalis_tasks SET status = 'done', last_result = unhex(j.value ->> 2),
-           last_error = NULL, done_at = ?
+           last_error = NULL, done_at = j.value ->> 3
          FROM json_each(?) AS j
          WHERE apalis_tasks.id = j.value ->> 0 AND apalis_tasks.status = 'running'
            AND apalis_tasks.lock_by = ? AND apalis_tasks.attempts = j.value ->> 1
          RETURNING apalis_tasks.id AS id`,
-        [doneAt, JSON.stringify(batch), worker],
+        [JSON.stringify(batch), worker],
       ).map((row) => row.id),
     );
+    const counted: OutcomeRow[] = [];
+    for (const ack of acks) {
+      if (acked.has(ack.id)) {
+        counted.push({ queue: ack.queue, status: "done", done_at: ack.doneAt });
+      }
+    }
     for (const [id] of batch) if (!acked.has(id)) fenced.add(id);
+    throughputAddRows(db, counted);
   }
   return fenced;
 }
@@ -328,12 +360,44 @@ function toHex(bytes: Uint8Array): string {
 
 /** Records the outcome of an attempt; false when the attempt was fenced off (rescued, killed). */
 export function taskAck(db: Database, worker: string, ack: TaskAck): boolean {
-  return db.run(
+  const rows = db.all<OutcomeRow>(
     `UPDATE apalis_tasks SET status = ?, last_result = ?, last_error = ?,
        run_at = coalesce(?, run_at), done_at = ?, ${FIRES_RUN_TRIGGER}
-     WHERE id = ? AND status = 'running' AND lock_by = ? AND attempts = ?`,
+     WHERE id = ? AND status = 'running' AND lock_by = ? AND attempts = ?
+     RETURNING ${OUTCOME_COLUMNS}`,
     [ack.status, ack.result, ack.error, ack.runAt, ack.doneAt, ack.id, worker, ack.attempt],
-  ).changes === 1;
+  );
+  throughputAddRows(db, rows);
+  return rows.length === 1;
+}
+
+/** What a statement that may record outcomes returns, for counting them. */
+interface OutcomeRow {
+  queue: string;
+  status: TaskStatus;
+  done_at: number | null;
+}
+
+const OUTCOME_COLUMNS = "queue, status, done_at";
+
+/**
+ * Returns tasks claimed ahead (see {@linkcode CLAIM_AHEAD_SQL}) that never started to `pending`,
+ * giving their attempt back.
+ */
+export function taskReleaseAhead(
+  db: Database,
+  worker: string,
+  tasks: readonly { id: string; attempts: number }[],
+): number {
+  if (tasks.length === 0) return 0;
+  return db.run(
+    `UPDATE apalis_tasks SET status = 'pending', attempts = attempts - 1, lock_by = NULL,
+       lock_at = NULL
+     FROM json_each(?) AS j
+     WHERE apalis_tasks.id = j.value ->> 0 AND apalis_tasks.status = 'running'
+       AND apalis_tasks.lock_by = ? AND apalis_tasks.attempts = j.value ->> 1`,
+    [JSON.stringify(tasks.map((task) => [task.id, task.attempts])), worker],
+  ).changes;
 }
 
 /** Returns a worker's buffered (`queued`) tasks to `pending`. */
@@ -378,22 +442,28 @@ const RESCUE_SET = `status = CASE WHEN status = 'running' AND attempts >= max_at
  * is `killed` instead.
  */
 export function taskRescueOrphans(db: Database, now: number): number {
-  return db.run(
+  const rows = db.all<OutcomeRow>(
     `UPDATE apalis_tasks SET ${RESCUE_SET}
      WHERE status IN ('queued','running')
        AND (lock_by IS NULL
-            OR lock_by NOT IN (SELECT name FROM apalis_workers WHERE stopped_at IS NULL))`,
+            OR lock_by NOT IN (SELECT name FROM apalis_workers WHERE stopped_at IS NULL))
+     RETURNING ${OUTCOME_COLUMNS}`,
     [LOST_ERROR, now],
-  ).changes;
+  );
+  throughputAddRows(db, rows);
+  return rows.length;
 }
 
 /** Rescues the tasks a worker name still holds (its previous incarnation died). */
 export function taskRescueHeldBy(db: Database, worker: string, now: number): number {
-  return db.run(
+  const rows = db.all<OutcomeRow>(
     `UPDATE apalis_tasks SET ${RESCUE_SET}
-     WHERE status IN ('queued','running') AND lock_by = ?`,
+     WHERE status IN ('queued','running') AND lock_by = ?
+     RETURNING ${OUTCOME_COLUMNS}`,
     [LOST_ERROR, now, worker],
-  ).changes;
+  );
+  throughputAddRows(db, rows);
+  return rows.length;
 }
 
 /** When the next waiting task of a queue becomes due, if any is waiting. */
@@ -513,11 +583,14 @@ export function taskRetryAll(db: Database, queue: string, status: TaskStatus, no
 
 /** Kills a task that has not finished; a running handler's later ack is fenced off. */
 export function taskKill(db: Database, id: string, error: string, now: number): boolean {
-  return db.run(
+  const rows = db.all<OutcomeRow>(
     `UPDATE apalis_tasks SET status = 'killed', last_error = ?, done_at = ?, ${FIRES_RUN_TRIGGER}
-     WHERE id = ? AND status IN ('pending','queued','running','failed')`,
+     WHERE id = ? AND status IN ('pending','queued','running','failed')
+     RETURNING ${OUTCOME_COLUMNS}`,
     [error, now, id],
-  ).changes === 1;
+  );
+  throughputAddRows(db, rows);
+  return rows.length === 1;
 }
 
 /** Deletes finished tasks (`done`, `killed`) that finished before `before`. */

@@ -11,6 +11,7 @@ import {
   taskClaim,
   taskNextRunAt,
   taskRelease,
+  taskReleaseAhead,
   taskRescueHeldBy,
   taskRescueOrphans,
   taskStartMany,
@@ -91,6 +92,11 @@ interface Claimed {
 
 const NOTHING_CLAIMED: Claimed = { found: false, full: false };
 
+/** A worker claims ahead what it expects to start within this long (from its recent pace). */
+const AHEAD_WINDOW_MS = 10;
+/** Its pace is sampled over at least this long. */
+const PACE_SAMPLE_MS = 10;
+
 interface PendingAck {
   ack: TaskAck;
   /** Writes that must commit with this ack (a workflow's next steps), if any. */
@@ -113,7 +119,14 @@ export class Worker<T = unknown> {
   #o: WorkerOptions<T>;
   #instanceId = ulid();
   #run: ((args: T, ctx: TaskContext) => unknown) | undefined;
+  /** Tasks claimed `queued` for this worker by a shared storage's fetcher: a start writes them. */
   #buffer: ClaimedRow[] = [];
+  /** Tasks claimed `running` ahead of a free slot: they start from memory as slots free up. */
+  #ahead: ClaimedRow[] = [];
+  /** Tasks finished per millisecond, smoothed: how much to claim ahead. */
+  #pace = 0;
+  #paceSince = performance.now();
+  #settledSincePace = 0;
   #inFlight = new Map<string, InFlight>();
   #acks: PendingAck[] = [];
   #state: "new" | "running" | "stopping" | "exited" = "new";
@@ -270,9 +283,11 @@ export class Worker<T = unknown> {
       // The strategy hears at its next wait whether any poll found work since its last one (so a
       // backoff resets); a full claim means more may be due: poll again at once.
       if (claim.found) foundWork = true;
-      if (claim.full) continue;
       const free = this.#o.concurrency - this.#inFlight.size;
-      if (free > 0 && !stopping && this.#inFlight.size === 0 && !this.#idle) {
+      // While slots are busy, the next flush waits for a handler to finish: quick tasks that
+      // finish in the same turn then commit together.
+      if (claim.full && free > 0 && this.#acks.length === 0) continue;
+      if (free > 0 && !stopping && !claim.found && this.#inFlight.size === 0 && !this.#idle) {
         this.#idle = true;
         this.#emit({ type: "idle" });
       }
@@ -328,27 +343,36 @@ export class Worker<T = unknown> {
   }
 
   /**
-   * One write transaction: record finished attempts, release the buffer when stopping, start
-   * buffered tasks in free slots, and claim due tasks: straight into `running` for the slots
-   * still free, plus up to `bufferSize` in all (the rest `queued`). Returns what the claim did.
+   * One write transaction: record finished attempts, release what was claimed ahead when
+   * stopping, start a shared storage's buffered tasks in free slots, and claim due tasks:
+   * straight into `running` for the slots still free, plus those to start ahead (see
+   * `#aheadWanted`). Returns what the claim did.
    */
   async #flush(stopping: boolean): Promise<Claimed> {
     const { storage, concurrency } = this.#o;
     const { db, clock, config } = storage;
     const acks = this.#acks;
     this.#acks = [];
+    if (!stopping) this.#startAhead();
     const free = stopping ? 0 : concurrency - this.#inFlight.size;
     const fromBuffer = this.#buffer.slice(0, free);
     const direct = free - fromBuffer.length; // slots no buffered task covers
-    const wanted = direct > 0 ? Math.max(config.bufferSize, direct) : 0;
-    const release = stopping && this.#buffer.length > 0;
+    const shared = storage.shared;
+    // A shared storage's buffer is `queued` (its fetcher claims for other workers too), and is
+    // filled only along with free slots.
+    const ahead = stopping
+      ? 0
+      : this.#aheadWanted(config.bufferSize, shared ? this.#buffer.length : this.#ahead.length);
+    const wanted = shared ? (direct > 0 ? direct + ahead : 0) : direct + ahead;
+    const aheadToRelease = stopping ? this.#ahead : [];
+    const release = stopping && (this.#buffer.length > 0 || aheadToRelease.length > 0);
     if (acks.length === 0 && wanted === 0 && !release && fromBuffer.length === 0) {
       return NOTHING_CLAIMED; // nothing to write
     }
-    const shared = storage.shared;
     let outcome: {
       running: ClaimedRow[];
       queued: ClaimedRow[];
+      claimedAhead: ClaimedRow[];
       resumed: Set<string>;
       fenced: Set<string>;
       now: number;
@@ -363,30 +387,47 @@ export class Worker<T = unknown> {
           const plain = acks.filter((pending) => pending.followUp === undefined);
           const fenced = taskAckMany(db, this.name, plain.map((pending) => pending.ack));
           this.#ackWithFollowUps(db, acks.filter((pending) => pending.followUp), now, fenced);
-          if (release) taskRelease(db, this.name);
+          if (release) {
+            taskRelease(db, this.name);
+            taskReleaseAhead(db, this.name, aheadToRelease);
+          }
           const claim = { queue: storage.queue, worker: this.name, now };
           let running: ClaimedRow[] = [];
           let queued: ClaimedRow[] = [];
+          let claimedAhead: ClaimedRow[] = [];
           let deliveries: Map<string, ClaimedRow[]> | undefined;
           if (wanted > 0 && shared) {
             // One claim for every shared queue that wants tasks; this worker starts its own.
             deliveries = shared.claim(db, now, { ...claim, limit: wanted });
             queued = deliveries.get(storage.queue) ?? [];
           } else if (wanted > 0) {
-            running = taskClaim(db, { ...claim, limit: direct, start: true });
-            if (wanted > direct && running.length === direct) {
-              queued = taskClaim(db, { ...claim, limit: wanted - direct });
+            if (direct > 0) running = taskClaim(db, { ...claim, limit: direct, start: true });
+            if (ahead > 0 && running.length === direct) {
+              claimedAhead = taskClaim(db, { ...claim, limit: ahead, ahead: true });
             }
           }
           const toStart = shared ? [...fromBuffer, ...queued.slice(0, direct)] : fromBuffer;
           const resumed = taskStartMany(db, toStart.map((row) => row.id), this.name, now);
           if (shared) queued = queued.slice(direct);
-          const claimed = running.length + queued.length + toStart.length - fromBuffer.length;
-          // A short claim means nothing else is due: learn when something will be.
-          if (wanted > 0) {
-            this.#nextDue = claimed < wanted ? taskNextRunAt(db, storage.queue) : undefined;
+          const claimed = running.length + queued.length + claimedAhead.length + toStart.length -
+            fromBuffer.length;
+          // A short claim means nothing else is due: learn when something will be. (A claim
+          // ahead may also come back short because it skips tasks on their last attempt.)
+          if (direct > 0) {
+            const short = shared ? claimed < wanted : running.length < direct;
+            this.#nextDue = short ? taskNextRunAt(db, storage.queue) : undefined;
           }
-          return { running, queued, resumed, fenced, now, toStart, deliveries, claimed };
+          return {
+            running,
+            queued,
+            claimedAhead,
+            resumed,
+            fenced,
+            now,
+            toStart,
+            deliveries,
+            claimed,
+          };
         }), `record outcomes and claim tasks for worker '${this.name}'`);
     } catch (error) {
       // Nothing was written: keep the outcomes for the next try. On a full disk, first record
@@ -395,9 +436,12 @@ export class Worker<T = unknown> {
       this.#acks = kept.concat(this.#acks);
       throw error;
     }
-    const { running, queued, resumed, fenced, now, toStart, deliveries, claimed } = outcome;
+    const { running, queued, claimedAhead, resumed, fenced, now, toStart, deliveries, claimed } =
+      outcome;
     if (shared && deliveries) shared.deliver(deliveries, storage.queue);
     this.#buffer = stopping ? [] : this.#buffer.slice(fromBuffer.length).concat(queued);
+    if (stopping) this.#ahead = [];
+    else if (claimedAhead.length > 0) this.#ahead.push(...claimedAhead);
     for (const pending of acks) this.#report(pending, fenced.has(pending.ack.id));
     // Follow-ups (a workflow's next steps) may have enqueued tasks: wake this process's fetchers.
     if (acks.some((pending) => pending.followUp)) notifyPushed(db, storage.queue);
@@ -413,6 +457,31 @@ export class Worker<T = unknown> {
     if (started.length > 0) this.#idle = false;
     for (const row of started) this.#execute(row);
     return { found: claimed > 0, full: wanted > 0 && claimed >= wanted };
+  }
+
+  /** Starts tasks claimed ahead in the slots that are free. */
+  #startAhead(): void {
+    while (this.#ahead.length > 0 && this.#inFlight.size < this.#o.concurrency) {
+      this.#execute(this.#ahead.shift()!);
+    }
+  }
+
+  /**
+   * How many tasks to claim ahead of the free slots: enough to hold what this worker finishes in
+   * `AHEAD_WINDOW_MS` at its recent pace, at most `cap`, topped up once half of it has started.
+   * Quick tasks then commit in large batches, while slow ones are not hoarded from other workers.
+   */
+  #aheadWanted(cap: number, held: number): number {
+    const now = performance.now();
+    const elapsed = now - this.#paceSince;
+    if (elapsed >= PACE_SAMPLE_MS) {
+      this.#pace = (this.#pace + this.#settledSincePace / elapsed) / 2;
+      this.#paceSince = now;
+      this.#settledSincePace = 0;
+    }
+    const target = Math.min(cap, Math.floor(this.#pace * AHEAD_WINDOW_MS));
+    const missing = target - held;
+    return missing > 0 && missing >= target / 2 ? missing : 0;
   }
 
   #report(pending: PendingAck, fenced: boolean): void {
@@ -548,6 +617,7 @@ export class Worker<T = unknown> {
     const ack: TaskAck = error === undefined
       ? {
         id: row.id,
+        queue: row.queue,
         attempt,
         status: "done",
         result: bytes,
@@ -566,6 +636,8 @@ export class Worker<T = unknown> {
       result: value,
       error,
     });
+    this.#settledSincePace++;
+    if (this.#state === "running") this.#startAhead();
     this.#poke();
   }
 
@@ -583,6 +655,7 @@ export class Worker<T = unknown> {
     }
     return {
       id: row.id,
+      queue: row.queue,
       attempt,
       status: kill ? "killed" : "failed",
       result: null,
@@ -731,6 +804,7 @@ export class Worker<T = unknown> {
       await retryBusy(db, () =>
         db.transaction(() => {
           taskRelease(db, this.name);
+          taskReleaseAhead(db, this.name, this.#ahead);
           workerStop(db, this.name, this.#instanceId, clock.now());
         }), `unregister worker '${this.name}'`);
     } catch (error) {
@@ -747,6 +821,7 @@ export class Worker<T = unknown> {
     this.#abortAll();
     this.#inFlight.clear();
     this.#acks = [];
+    this.#ahead = [];
     this.#poke();
   }
 

@@ -10,7 +10,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { Config, SqliteStorage, Task } from "../../mod.ts";
+import { SqliteStorage, Task } from "../../mod.ts";
 import type { TempDatabase } from "../_helpers.ts";
 import { assertCleanExit, type Exit, exitOf, reap, spawnWorker } from "./_processes.ts";
 import { assertRunsCoverTasks, RUNS_DDL, scalar, UNFINISHED_SQL } from "./_runs.ts";
@@ -23,6 +23,8 @@ export interface ChaosOptions {
   workers: number;
   /** `--concurrency` of each worker. */
   concurrency: number;
+  /** `--buffer-size` of each worker: the most tasks it claims ahead of its free slots. */
+  bufferSize: number;
   /** What each handler sleeps: keeps handlers in flight when a kill lands. */
   sleepMs: number;
   /** A kill every `[min, max)` ms, uniformly at random. */
@@ -45,9 +47,11 @@ export interface ChaosReport {
   /** Replacements that took the victim's name / a fresh one. */
   sameName: number;
   freshName: number;
-  /** Running + queued under the victim's name right after each kill (peers may rescue first). */
+  /**
+   * Held (`running`: in flight, finished but not acked, or claimed ahead) under the victim's
+   * name right after each kill (peers may rescue first).
+   */
   runningAtKills: number;
-  queuedAtKills: number;
   /** Handler starts beyond each task's successful one (from the start logs). */
   reRuns: number;
   /** The most re-runs one killed process caused. */
@@ -56,10 +60,11 @@ export interface ChaosReport {
   extraAttempts: number;
   /** `runs` rows beyond one per task: handlers that ran to their end twice. */
   duplicateRuns: number;
-  /** kills × concurrency: a worker has at most `concurrency` tasks `running`. */
+  /**
+   * kills × (concurrency + bufferSize): a worker holds at most `concurrency` handlers plus what
+   * it claimed ahead, and only those can have started without their outcome committed.
+   */
   bound: number;
-  /** The claim's buffer size: queued tasks a kill may strand (released, not re-run). */
-  bufferSize: number;
 }
 
 interface Spawned {
@@ -80,12 +85,13 @@ function sleep(ms: number): Promise<void> {
 
 /**
  * The drill's shape, shared by the CI test and the soak (which differ in size): 4 processes of 8
- * handlers that take >= 20 ms each (at most 1,600 tasks/s, so a drain spans many kills), a kill
- * every 1-3 s, heartbeats every 500 ms.
+ * handlers that take >= 20 ms each (at most 1,600 tasks/s, so a drain spans many kills) and
+ * claim up to 8 ahead, a kill every 1-3 s, heartbeats every 500 ms.
  */
 export const CHAOS_DRILL = {
   workers: 4,
   concurrency: 8,
+  bufferSize: 8,
   sleepMs: 20,
   killEveryMs: [1_000, 3_000],
   keepAliveMs: 500,
@@ -98,7 +104,8 @@ export const CHAOS_DRILL = {
  */
 export async function runChaos(tmp: TempDatabase, options: ChaosOptions): Promise<ChaosReport> {
   const { db, dir, path } = tmp;
-  const { total, workers, concurrency } = options;
+  const { total, workers, concurrency, bufferSize } = options;
+  const perKill = concurrency + bufferSize;
   db.exec(RUNS_DDL);
   const storage = new SqliteStorage<{ n: number }>(db, QUEUE);
   for (let from = 0; from < total; from += PUSH_CHUNK) {
@@ -118,6 +125,8 @@ export async function runChaos(tmp: TempDatabase, options: ChaosOptions): Promis
     String(options.keepAliveMs),
     "--orphan-after-ms",
     String(options.orphanAfterMs),
+    "--buffer-size",
+    String(bufferSize),
     "--drain",
   ];
   const spawned: Spawned[] = [];
@@ -143,7 +152,6 @@ export async function runChaos(tmp: TempDatabase, options: ChaosOptions): Promis
   let kills = 0;
   let sameName = 0;
   let runningAtKills = 0;
-  let queuedAtKills = 0;
   try {
     const [min, max] = options.killEveryMs;
     while (true) {
@@ -172,7 +180,6 @@ export async function runChaos(tmp: TempDatabase, options: ChaosOptions): Promis
       victim.killed = true;
       kills++;
       runningAtKills += await heldBy(victim.name, "running");
-      queuedAtKills += await heldBy(victim.name, "queued");
       const same = kills % 2 === 1;
       if (same) sameName++;
       live[slot] = spawn(same ? victim.name : `w${slot + 1}.${kills}`);
@@ -236,8 +243,8 @@ export async function runChaos(tmp: TempDatabase, options: ChaosOptions): Promis
     }
     if (worker.killed) {
       assert.ok(
-        superseded <= concurrency,
-        `killed '${worker.name}' (pid ${worker.pid}) caused ${superseded} re-runs: more than its concurrency ${concurrency}`,
+        superseded <= perKill,
+        `killed '${worker.name}' (pid ${worker.pid}) caused ${superseded} re-runs: more than its concurrency + bufferSize ${perKill}`,
       );
     } else {
       assert.equal(superseded, 0, `'${worker.name}' was never killed, yet its attempts re-ran`);
@@ -247,7 +254,7 @@ export async function runChaos(tmp: TempDatabase, options: ChaosOptions): Promis
   }
   assert.equal(finalStarts, total, "tasks whose successful attempt was logged as started");
 
-  const bound = kills * concurrency;
+  const bound = kills * perKill;
   const extraAttempts = await scalar(
     db,
     "SELECT coalesce(sum(attempts - 1), 0) AS n FROM apalis_tasks WHERE queue = ?",
@@ -291,13 +298,11 @@ export async function runChaos(tmp: TempDatabase, options: ChaosOptions): Promis
     sameName,
     freshName: kills - sameName,
     runningAtKills,
-    queuedAtKills,
     reRuns,
     maxReRunsPerKill,
     extraAttempts,
     duplicateRuns,
     bound,
-    bufferSize: new Config(QUEUE).bufferSize,
   };
 }
 
@@ -307,8 +312,8 @@ export function describeChaos(report: ChaosReport): string {
     (report.durationMs / 1000).toFixed(1)
   } s, ${report.kills} kills ` +
     `(${report.sameName} restarted under the same name, ${report.freshName} under a new one); ` +
-    `at the kills ${report.runningAtKills} running + ${report.queuedAtKills} queued; ` +
+    `at the kills ${report.runningAtKills} held; ` +
     `${report.reRuns} re-runs (max ${report.maxReRunsPerKill} per kill), ` +
     `${report.extraAttempts} extra attempts, ${report.duplicateRuns} duplicate completions; ` +
-    `bound ${report.bound} (kills × concurrency)`;
+    `bound ${report.bound} (kills × (concurrency + bufferSize))`;
 }

@@ -54,13 +54,9 @@ Deno.test("Worker.run() takes its name over and finishes every task when restart
       db,
       "SELECT id FROM apalis_tasks WHERE status = 'running' AND lock_by = 'crashy' ORDER BY id",
     );
-    const queuedAtKill = await scalar(
-      db,
-      "SELECT count(*) AS n FROM apalis_tasks WHERE status = 'queued' AND lock_by = 'crashy'",
-    );
     const runsAtKill = await scalar(db, "SELECT count(*) AS n FROM runs");
-    const inFlight = runningAtKill.length + queuedAtKill;
-    assert.ok(inFlight > 0, "the kill should leave tasks running or queued under 'crashy'");
+    const inFlight = runningAtKill.length;
+    assert.ok(inFlight > 0, "the kill should leave tasks running under 'crashy'");
     assert.ok(runsAtKill < TOTAL, "the kill should come before the queue is drained");
     const [row] = await storage.listWorkers("crash");
     assert.equal(row?.name, "crashy");
@@ -84,17 +80,17 @@ Deno.test("Worker.run() takes its name over and finishes every task when restart
       "SELECT id FROM apalis_tasks WHERE attempts > 1 ORDER BY id",
     );
     await t.step(
-      `kill -9 after ${runsAtKill} runs left ${runningAtKill.length} running + ${queuedAtKill} queued; ${reRuns} re-runs`,
+      `kill -9 after ${runsAtKill} runs left ${runningAtKill.length} running (in flight or claimed ahead); ${reRuns} re-runs`,
       () => {
         assert.ok(
           reRuns <= inFlight,
-          `${reRuns} re-runs, but only ${inFlight} tasks were in flight or buffered at the kill`,
+          `${reRuns} re-runs, but only ${inFlight} tasks were held at the kill`,
         );
         const running = new Set(runningAtKill);
         for (const id of reRunIds) {
           assert.ok(running.has(id), `task ${id} ran twice but was not running at the kill`);
         }
-        // A rescued running task keeps its used attempt; a released queued one does not.
+        // A rescued task keeps the attempt its claim counted, whether or not it had started.
         assert.deepEqual(retriedIds, runningAtKill, "tasks that needed a second attempt");
       },
     );
@@ -135,12 +131,8 @@ Deno.test("Worker heartbeat rescues a killed worker process's tasks when another
       db,
       "SELECT id FROM apalis_tasks WHERE status = 'running' AND lock_by = 'victim' ORDER BY id",
     );
-    const queuedAtKill = await scalar(
-      db,
-      "SELECT count(*) AS n FROM apalis_tasks WHERE status = 'queued' AND lock_by = 'victim'",
-    );
-    const inFlight = runningAtKill.length + queuedAtKill;
-    assert.ok(inFlight > 0, "the kill should leave tasks running or queued under 'victim'");
+    const inFlight = runningAtKill.length;
+    assert.ok(inFlight > 0, "the kill should leave tasks running under 'victim'");
 
     // The survivor's next heartbeats see a dead pid on this host: no 5-minute wait.
     await waitUntil(
@@ -168,7 +160,7 @@ Deno.test("Worker heartbeat rescues a killed worker process's tasks when another
       [JSON.stringify(runningAtKill)],
     );
     await t.step(
-      `kill -9 left ${runningAtKill.length} running + ${queuedAtKill} queued under 'victim'; ${reRunIds.length} re-runs`,
+      `kill -9 left ${runningAtKill.length} running (in flight or claimed ahead) under 'victim'; ${reRunIds.length} re-runs`,
       () => {
         const running = new Set(runningAtKill);
         for (const id of reRunIds) {
@@ -186,24 +178,24 @@ Deno.test("Worker heartbeat rescues a killed worker process's tasks when another
   }
 });
 
-Deno.test("Worker.run() shuts down gracefully on SIGTERM: buffered tasks released, none left running", async () => {
+Deno.test("Worker.run() shuts down gracefully on SIGTERM: tasks claimed ahead released, none left running", async () => {
   await using temp = await tempDatabase();
   const storage = await seed(temp.db, "sigterm");
-  // Concurrency 2 with the default buffer of 10: 2 tasks run while up to 10 wait queued.
+  // Concurrency 2, tasks of 2 ms: the worker claims about 10 ahead of its 2 slots.
   const child = spawnWorker(temp.path, "graceful", [
     "--queue",
     "sigterm",
     "--concurrency",
     "2",
     "--sleep-ms",
-    "20",
+    "2",
   ]);
   try {
     await waitUntil(
       async () =>
         (await scalar(temp.db, "SELECT count(*) AS n FROM runs")) >= 10 &&
-        (await storage.stats("sigterm")).queued > 0,
-      "the worker to run tasks with a full buffer",
+        (await storage.stats("sigterm")).running > 2,
+      "the worker to hold tasks ahead of its slots",
       TIMEOUT_MS,
     );
     child.kill("SIGTERM");
@@ -212,11 +204,19 @@ Deno.test("Worker.run() shuts down gracefully on SIGTERM: buffered tasks release
     await reap([child]);
   }
   const counts = await storage.stats("sigterm");
-  assert.equal(counts.queued, 0, "buffered tasks go back to pending");
+  assert.equal(counts.queued, 0);
   assert.equal(counts.running, 0, "in-flight tasks finish before the exit");
   assert.equal(counts.failed + counts.killed, 0, "no task is failed by a graceful shutdown");
   assert.equal(counts.done + counts.pending, TOTAL);
   assert.ok(counts.pending > 0, "the shutdown came before the queue drained");
+  assert.equal(
+    await scalar(
+      temp.db,
+      "SELECT count(*) AS n FROM apalis_tasks WHERE status = 'pending' AND attempts > 0",
+    ),
+    0,
+    "tasks claimed ahead go back to pending with their attempt given back",
+  );
   const done = await scalar(temp.db, "SELECT count(DISTINCT task_id) AS n FROM runs");
   assert.equal(done, counts.done, "every task that ran finished (done), none was cut short");
   const [worker] = await storage.listWorkers("sigterm");

@@ -9,11 +9,13 @@
  * Usage:
  *   worker_process.ts --db PATH --name NAME [--queue default] [--concurrency 1] [--sleep-ms 0]
  *     [--drain] [--fail-first 0] [--backoff-ms 10] [--keep-alive-ms 30000]
- *     [--orphan-after-ms 300000] [--start-log PATH] [--no-runs] [--memory-at N,N...]
+ *     [--orphan-after-ms 300000] [--buffer-size 100] [--start-log PATH] [--no-runs]
+ *     [--memory-at N,N...]
  *
  * --drain            exit 0 once the queue has no pending, queued, running or failed task left
  * --fail-first N     throw on attempts 1..N of every task (retried after --backoff-ms)
  * --orphan-after-ms  the storage's reenqueueOrphanedAfter (a silent worker's tasks are rescued)
+ * --buffer-size      the storage's bufferSize (the most tasks a worker claims ahead)
  * --start-log PATH   append "<task id> <attempt>\n" to PATH (one write) as each handler starts
  * --no-runs          do not record runs: a no-op handler (besides --sleep-ms and --start-log)
  * --memory-at N,N... after the Nth successful task, run the GC if exposed (deno run
@@ -61,6 +63,7 @@ async function main(): Promise<void> {
       "backoff-ms": { type: "string" },
       "keep-alive-ms": { type: "string" },
       "orphan-after-ms": { type: "string" },
+      "buffer-size": { type: "string" },
       "start-log": { type: "string" },
       "no-runs": { type: "boolean", default: false },
       "memory-at": { type: "string" },
@@ -76,6 +79,7 @@ async function main(): Promise<void> {
   const backoffMs = integer("backoff-ms", values["backoff-ms"], 10);
   const keepAliveMs = integer("keep-alive-ms", values["keep-alive-ms"], 30_000, 1);
   const orphanAfterMs = integer("orphan-after-ms", values["orphan-after-ms"], 300_000, 1);
+  const bufferSize = integer("buffer-size", values["buffer-size"], new Config().bufferSize, 1);
   const recordRuns = !values["no-runs"];
   const memoryAt = (values["memory-at"] ?? "").split(",").filter((n) => n !== "").map((n) =>
     integer("memory-at", n, 0, 1)
@@ -92,7 +96,8 @@ async function main(): Promise<void> {
   await retryBusy(db, () => db.exec(RUNS_DDL));
   const storage = new SqliteStorage<unknown>(
     db,
-    new Config(values.queue).setKeepAlive(keepAliveMs).setReenqueueOrphanedAfter(orphanAfterMs),
+    new Config(values.queue).setKeepAlive(keepAliveMs).setReenqueueOrphanedAfter(orphanAfterMs)
+      .setBufferSize(bufferSize),
   );
 
   const worker = new WorkerBuilder(name)

@@ -10,6 +10,7 @@ import {
   type DatabaseFileProblem,
   DatabaseOpenError,
   openDatabase,
+  SCHEMA_VERSION,
   SqliteStorage,
 } from "../../mod.ts";
 import { makeDatabase, scribble } from "../_bad_files.ts";
@@ -126,7 +127,7 @@ Deno.test("SqliteStorage throws DatabaseFileError naming the path when data page
   const db = openDatabase(path);
   try {
     const queue = new SqliteStorage<string>(db, "q");
-    assert.equal(SqliteStorage.setup(db), 3, "the schema is readable");
+    assert.equal(SqliteStorage.setup(db), SCHEMA_VERSION, "the schema is readable");
     await assert.rejects(
       queue.listTasks({ pageSize: 1000 }),
       assertFileError(path, "corrupt", `Cannot use database '${path}': the file is corrupt`),

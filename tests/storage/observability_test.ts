@@ -9,6 +9,7 @@ import {
   WaitTimeoutError,
   WorkerBuilder,
 } from "../../mod.ts";
+import { taskRescueOrphans } from "../../lib/store/tasks.ts";
 import { FakeClock, runUntilFinished, tempDatabase, waitUntil } from "../_helpers.ts";
 
 /** Runs a worker over `storage` until every id has finished, then stops it. */
@@ -408,6 +409,26 @@ Deno.test("SqliteStorage.throughput() counts done tasks, failed attempts and kil
     await storage.throughput({ queue: "q2" }),
     points.filter((p) => p.queue === "q2"),
   );
+});
+
+Deno.test("SqliteStorage.throughput() counts a task killed by orphan rescue on its last attempt, and not one rescued to pending", async () => {
+  await using temp = await tempDatabase();
+  const clock = new FakeClock(Date.UTC(2026, 0, 1, 12, 0, 30));
+  const storage = new SqliteStorage<number>(temp.db, "q", { clock });
+  const last = await storage.push(1, { maxAttempts: 1 });
+  const spare = await storage.push(2, { maxAttempts: 3 });
+  // Both held by a worker that never registered (it died): one on its last attempt.
+  temp.db.run(
+    `UPDATE apalis_tasks SET status = 'running', attempts = 1, lock_by = 'ghost', lock_at = ?
+     WHERE id IN (?, ?)`,
+    [clock.now(), last, spare],
+  );
+  assert.equal(temp.db.transaction(() => taskRescueOrphans(temp.db, clock.now())), 2);
+  assert.equal((await storage.fetchById(last))?.status, "killed");
+  assert.equal((await storage.fetchById(spare))?.status, "pending");
+  assert.deepEqual(await storage.throughput(), [
+    { queue: "q", minute: Date.UTC(2026, 0, 1, 12, 0, 0), done: 0, failed: 0, killed: 1 },
+  ]);
 });
 
 Deno.test("SqliteStorage.throughput() keeps only the last `minutes`, and vacuum() forgets older minutes", async () => {

@@ -6,7 +6,8 @@ import {
   SqliteStorage,
   Task,
 } from "../../mod.ts";
-import { CLAIM_SQL } from "../../lib/store/tasks.ts";
+import { migrate } from "../../lib/store/schema.ts";
+import { CLAIM_AHEAD_SQL, CLAIM_SQL } from "../../lib/store/tasks.ts";
 import { tempDatabase } from "../_helpers.ts";
 
 function tableNames(db: { all<T>(sql: string): T[] }): string[] {
@@ -52,6 +53,40 @@ Deno.test("SqliteStorage.setup() creates the tables and is idempotent when run t
   }
 });
 
+Deno.test("SqliteStorage.setup() upgrades a version 3 file: tasks and counted outcomes kept, outcomes counted without the trigger", async () => {
+  await using tmp = await tempDatabase({ setup: false });
+  const { db } = tmp;
+  assert.equal(migrate(db, 3), 3);
+  const at = Date.UTC(2026, 0, 1, 12, 0, 0);
+  db.run(
+    `INSERT INTO apalis_tasks (id, queue, status, args, run_at, created_at, lock_by, attempts)
+     VALUES ('old-1', 'q', 'running', X'31', ?1, ?1, 'w', 1), ('old-2', 'q', 'pending', X'32', ?1, ?1, NULL, 0)`,
+    [at],
+  );
+  db.run("UPDATE apalis_tasks SET status = 'done', done_at = ? WHERE id = 'old-1'", [at]);
+  assert.equal(SqliteStorage.setup(db), SCHEMA_VERSION);
+  const names = db.all<{ name: string }>(
+    "SELECT name FROM sqlite_schema WHERE name LIKE 'apalis_%' ORDER BY name",
+  ).map((row) => row.name);
+  assert.ok(!names.includes("apalis_count_outcome"), "the per-row trigger is gone");
+  assert.ok(!names.includes("apalis_tasks_locked"));
+  assert.ok(names.includes("apalis_tasks_held"));
+  const storage = new SqliteStorage<number>(db, "q");
+  assert.deepEqual(await storage.stats("q"), {
+    pending: 1,
+    queued: 0,
+    running: 0,
+    done: 1,
+    failed: 0,
+    killed: 0,
+    total: 2,
+  });
+  await storage.kill("old-2");
+  const minutes = await storage.throughput({ minutes: 60 * 24 * 365 * 10 });
+  assert.deepEqual(minutes[0], { queue: "q", minute: at, done: 1, failed: 0, killed: 0 });
+  assert.equal(minutes.reduce((sum, point) => sum + point.killed, 0), 1, "kill() counted once");
+});
+
 Deno.test("SqliteStorage.setup() throws SchemaVersionError naming both versions when the schema is newer", async () => {
   await using tmp = await tempDatabase();
   const newer = SCHEMA_VERSION + 1;
@@ -81,29 +116,31 @@ Deno.test("SqliteStorage.setup() throws SchemaVersionError naming both versions 
   }
 });
 
-Deno.test("CLAIM_SQL uses the apalis_tasks_claim index when its plan is explained", async () => {
-  await using tmp = await tempDatabase();
-  // Some rows in several queues and states, so the plan is not for an empty table.
-  const storage = new SqliteStorage<number>(tmp.db, "q");
-  await storage.pushAll(
-    Array.from({ length: 50 }, (_, i) => new Task(i, { priority: i % 3 })),
-  );
-  await storage.forQueue<number>("other").push(1);
-  const plan = tmp.db.all<{ detail: string }>(`EXPLAIN QUERY PLAN ${CLAIM_SQL}`, [
-    "worker-1",
-    Date.now(),
-    "q",
-    Date.now(),
-    10,
-  ]).map((row) => row.detail);
-  const text = plan.join("\n");
-  assert.ok(text.includes("apalis_tasks_claim"), `plan does not use the claim index:\n${text}`);
-  for (const detail of plan) {
-    assert.doesNotMatch(
-      detail,
-      /^SCAN apalis_tasks\b(?!.*USING (COVERING )?INDEX)/,
-      `full table scan in plan:\n${text}`,
+for (const [name, sql] of [["CLAIM_SQL", CLAIM_SQL], ["CLAIM_AHEAD_SQL", CLAIM_AHEAD_SQL]]) {
+  Deno.test(`${name} uses the apalis_tasks_claim index when its plan is explained`, async () => {
+    await using tmp = await tempDatabase();
+    // Some rows in several queues and states, so the plan is not for an empty table.
+    const storage = new SqliteStorage<number>(tmp.db, "q");
+    await storage.pushAll(
+      Array.from({ length: 50 }, (_, i) => new Task(i, { priority: i % 3 })),
     );
-  }
-  assert.doesNotMatch(text, /TEMP B-TREE/, `the claim order needs a sort:\n${text}`);
-});
+    await storage.forQueue<number>("other").push(1);
+    const plan = tmp.db.all<{ detail: string }>(`EXPLAIN QUERY PLAN ${sql}`, [
+      "worker-1",
+      Date.now(),
+      "q",
+      Date.now(),
+      10,
+    ]).map((row) => row.detail);
+    const text = plan.join("\n");
+    assert.ok(text.includes("apalis_tasks_claim"), `plan does not use the claim index:\n${text}`);
+    for (const detail of plan) {
+      assert.doesNotMatch(
+        detail,
+        /^SCAN apalis_tasks\b(?!.*USING (COVERING )?INDEX)/,
+        `full table scan in plan:\n${text}`,
+      );
+    }
+    assert.doesNotMatch(text, /TEMP B-TREE/, `the claim order needs a sort:\n${text}`);
+  });
+}

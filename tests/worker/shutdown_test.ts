@@ -8,6 +8,7 @@ import {
   WorkerBuilder,
 } from "../../mod.ts";
 import { tempDatabase } from "../_helpers.ts";
+import { waitUntil } from "../_wait.ts";
 
 function countRunning(db: Database): number {
   return db.get<{ n: number }>("SELECT count(*) AS n FROM apalis_tasks WHERE status = 'running'")!
@@ -21,14 +22,18 @@ function gate(): { promise: Promise<void>; open: () => void } {
   return { promise, open };
 }
 
-Deno.test("Worker.stop() releases buffered tasks to pending and lets the running one finish", async () => {
+Deno.test("Worker.stop() gives back the tasks it claimed ahead, attempt and all, and lets the running one finish", async () => {
   await using tmp = await tempDatabase();
   const config = new Config("shutdown").setBufferSize(10);
   const storage = new SqliteStorage<number>(tmp.db, config);
-  const ids = await storage.pushAll(Array.from({ length: 10 }, (_, i) => Task.builder(i).build()));
+  // Quick tasks first: the worker learns its pace and claims ahead; task BLOCK then blocks.
+  const BLOCK = 3000;
+  const ids = await storage.pushAll(
+    Array.from({ length: BLOCK + 50 }, (_, i) => Task.builder(i).build()),
+  );
   const stopCalled = gate();
-  const started = gate();
-  const handled: string[] = [];
+  const blocked = gate();
+  const handled: number[] = [];
   const worker = new WorkerBuilder("graceful")
     .backend(storage)
     .concurrency(1)
@@ -36,32 +41,43 @@ Deno.test("Worker.stop() releases buffered tasks to pending and lets the running
     .onEvent((_ctx, event) => {
       if (event.type === "stop") stopCalled.open();
     })
-    .build(async (n, ctx) => {
-      handled.push(ctx.taskId);
-      started.open();
-      await stopCalled.promise; // blocks until stop() is called
+    .build(async (n) => {
+      handled.push(n);
+      if (n === BLOCK) {
+        blocked.open();
+        await stopCalled.promise; // blocks until stop() is called
+      }
       return n * 10;
     });
   const running = worker.run();
-  await started.promise;
-  // The claim took the whole buffer: one running, nine waiting in this worker's buffer.
-  const before = await storage.stats("shutdown");
-  assert.equal(before.running, 1);
-  assert.equal(before.queued, 9);
+  await blocked.promise;
+  // One handler running, and the buffer topped up to bufferSize: `running` in the file, with
+  // their attempt counted, but not started.
+  await waitUntil(
+    () => Promise.resolve(countRunning(tmp.db) === 11),
+    "the worker to hold 10 tasks ahead",
+    10_000,
+  );
+  const ahead = tmp.db.all<{ id: string; attempts: number }>(
+    "SELECT id, attempts FROM apalis_tasks WHERE status = 'running' AND id <> ?",
+    [ids[BLOCK]!],
+  );
+  assert.equal(ahead.length, 10);
+  assert.ok(ahead.every((row) => row.attempts === 1), "an attempt is counted at the claim");
   await worker.stop();
   await running;
 
-  assert.equal(handled.length, 1, "no buffered task started after stop()");
-  const firstId = handled[0]!;
-  const first = await storage.fetchById(firstId);
-  assert.equal(first?.status, "done");
-  assert.equal(first?.lastResult, (first!.args as number) * 10);
-  for (const id of ids.filter((id) => id !== firstId)) {
+  assert.equal(handled.length, BLOCK + 1, "no task claimed ahead started after stop()");
+  assert.deepEqual(handled, Array.from({ length: BLOCK + 1 }, (_, i) => i), "claim order");
+  const blockedTask = await storage.fetchById(ids[BLOCK]!);
+  assert.equal(blockedTask?.status, "done");
+  assert.equal(blockedTask?.lastResult, BLOCK * 10);
+  for (const id of ids.slice(BLOCK + 1)) {
     const task = await storage.fetchById(id);
     assert.equal(task?.status, "pending", `task ${id} was released`);
     assert.equal(task?.lockBy, null);
     assert.equal(task?.lockAt, null);
-    assert.equal(task?.attempts, 0);
+    assert.equal(task?.attempts, 0, `task ${id} got its attempt back`);
   }
   const [info] = await storage.listWorkers("shutdown");
   assert.equal(info?.name, "graceful");
