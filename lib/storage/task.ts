@@ -123,34 +123,37 @@ export interface ResolvedPush {
   backoff: string | null;
 }
 
+function invalidPush(queue: string, field: string, rule: string, value: unknown): never {
+  throw new RangeError(
+    `Cannot push task to queue '${queue}' as '${field}' must be ${rule}: current value is ${
+      typeof value === "string" ? JSON.stringify(value) : String(value)
+    }`,
+  );
+}
+
 /** Validates push options, throwing a `TypeError`/`RangeError` that names the field. */
 export function resolvePush(queue: string, options: PushOptions, now: number): ResolvedPush {
-  const fail = (field: string, rule: string, value: unknown): never => {
-    throw new RangeError(
-      `Cannot push task to queue '${queue}' as '${field}' must be ${rule}: current value is ${
-        typeof value === "string" ? JSON.stringify(value) : String(value)
-      }`,
-    );
-  };
   const priority = options.priority ?? 0;
-  if (!Number.isSafeInteger(priority)) fail("priority", "an integer", priority);
+  if (!Number.isSafeInteger(priority)) invalidPush(queue, "priority", "an integer", priority);
   const maxAttempts = options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
   if (!Number.isSafeInteger(maxAttempts) || maxAttempts < 1) {
-    fail("maxAttempts", "an integer >= 1", maxAttempts);
+    invalidPush(queue, "maxAttempts", "an integer >= 1", maxAttempts);
   }
   let runAt = now;
   if (options.runAt !== undefined) {
     runAt = options.runAt instanceof Date ? options.runAt.getTime() : options.runAt;
-    if (!Number.isFinite(runAt)) fail("runAt", "a valid date or epoch milliseconds", options.runAt);
+    if (!Number.isFinite(runAt)) {
+      invalidPush(queue, "runAt", "a valid date or epoch milliseconds", options.runAt);
+    }
     runAt = Math.round(runAt);
   } else if (options.runAfter !== undefined) {
     if (!Number.isFinite(options.runAfter) || options.runAfter < 0) {
-      fail("runAfter", "a number of milliseconds >= 0", options.runAfter);
+      invalidPush(queue, "runAfter", "a number of milliseconds >= 0", options.runAfter);
     }
     runAt = now + Math.round(options.runAfter);
   }
   if (options.id !== undefined && (typeof options.id !== "string" || options.id.length === 0)) {
-    fail("id", "a non-empty string", options.id);
+    invalidPush(queue, "id", "a non-empty string", options.id);
   }
   let meta: string | null = null;
   if (options.meta !== undefined) {

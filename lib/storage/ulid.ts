@@ -4,6 +4,9 @@ let lastTime = -1;
 const lastRandom = new Uint8Array(16); // 16 base-32 digits = 80 bits
 let timeText = "";
 let timeTextOf = -1;
+/** The first 15 random digits as text, while they stay the same (`headValid`). */
+let headText = "";
+let headValid = false;
 
 /**
  * Returns a new ULID: 26 characters, sortable by creation time, monotonic within a millisecond
@@ -22,12 +25,14 @@ export function ulid(now: number = Date.now()): string {
     lastTime = now;
     crypto.getRandomValues(lastRandom);
     for (let i = 0; i < 16; i++) lastRandom[i]! &= 31;
+    headValid = false;
   } else {
     // Same (or an earlier) millisecond: count up so ids stay ordered.
     let i = 15;
     while (i >= 0 && lastRandom[i] === 31) lastRandom[i--] = 0;
     if (i < 0) throw new RangeError("Cannot generate a ULID: the random part overflowed");
     lastRandom[i]!++;
+    if (i < 15) headValid = false;
   }
   if (timeTextOf !== lastTime) {
     // Many ids share a millisecond (pushAll): encode its time part once.
@@ -39,7 +44,11 @@ export function ulid(now: number = Date.now()): string {
     }
     timeTextOf = lastTime;
   }
-  let out = timeText;
-  for (let i = 0; i < 16; i++) out += ALPHABET[lastRandom[i]!];
-  return out;
+  if (!headValid) {
+    // Counting up mostly changes the last digit: the other 15 are encoded once per carry.
+    headText = timeText;
+    for (let i = 0; i < 15; i++) headText += ALPHABET[lastRandom[i]!];
+    headValid = true;
+  }
+  return headText + ALPHABET[lastRandom[15]!];
 }

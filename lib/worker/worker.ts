@@ -139,6 +139,8 @@ export class Worker<T = unknown> {
   #nextDue: number | undefined;
   #abortedAll = false;
   #stragglerTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Stops listening for other processes' commits, while listening. */
+  #unwatch: (() => void) | undefined;
 
   /** @param options the assembled settings (see `WorkerBuilder`) */
   constructor(options: WorkerOptions<T>) {
@@ -211,10 +213,6 @@ export class Worker<T = unknown> {
       throw error;
     }
     const unsubscribe = onPushed(storage.db, storage.queue, () => this.#poke());
-    // Pushes by other processes: woken within milliseconds, at no cost while idle.
-    const unwatch = onExternalCommit(storage.db, () => {
-      if (this.#inFlight.size < this.#o.concurrency) this.#poke();
-    });
     const heartbeat = setInterval(() => void this.#heartbeat(), storage.config.keepAliveMs);
     const onSignal = () => {
       if (this.#state === "stopping") this.#abortAll();
@@ -238,7 +236,7 @@ export class Worker<T = unknown> {
       clearTimeout(this.#stragglerTimer);
       clearInterval(heartbeat);
       unsubscribe();
-      unwatch();
+      this.#watchCommits(false);
       leave?.();
       if (handleSignals) {
         process.off("SIGINT", onSignal);
@@ -284,6 +282,9 @@ export class Worker<T = unknown> {
       // backoff resets); a full claim means more may be due: poll again at once.
       if (claim.found) foundWork = true;
       const free = this.#o.concurrency - this.#inFlight.size;
+      // Other processes' commits matter only to a worker that may run short of tasks.
+      if (claim.full) this.#watchCommits(false);
+      else if (free > 0 && !stopping && this.#watchCommits(true)) continue; // missed commits?
       // While slots are busy, the next flush waits for a handler to finish: quick tasks that
       // finish in the same turn then commit together.
       if (claim.full && free > 0 && this.#acks.length === 0) continue;
@@ -334,6 +335,25 @@ export class Worker<T = unknown> {
     // Let handlers that finish in the same turn queue their acks: they commit together.
     await yieldToEventLoop();
     return ticker !== undefined;
+  }
+
+  /**
+   * Starts or stops listening for other processes' commits (pushes by other processes wake the
+   * worker within milliseconds). A busy worker does not listen: every commit of every process
+   * costs each listener a file event. Returns true when it started listening, as a commit made
+   * just before may have been missed: the caller claims once more.
+   */
+  #watchCommits(on: boolean): boolean {
+    if (!on) {
+      this.#unwatch?.();
+      this.#unwatch = undefined;
+      return false;
+    }
+    if (this.#unwatch) return false;
+    this.#unwatch = onExternalCommit(this.#o.storage.db, () => {
+      if (this.#inFlight.size < this.#o.concurrency) this.#poke();
+    });
+    return true;
   }
 
   /** Wakes the loop (a push, an ack, a stop). */

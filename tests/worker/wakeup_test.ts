@@ -7,6 +7,7 @@ import {
   type PollStrategy,
   type PollTicker,
   SqliteStorage,
+  Task,
   type Worker,
   WorkerBuilder,
 } from "../../mod.ts";
@@ -224,6 +225,24 @@ Deno.test("Worker.run() is woken within 500 ms by a push from a child process wh
     await pushFromChildProcess(tmp.path, "ipc");
     await waitUntil(() => started.length > 0, "the child's task to start", 5000);
     latency = started[0]!.at - started[0]!.args.pushedAt;
+  });
+  await t.step(`push → start took ${latency} ms`, () => {
+    assert.ok(latency >= 0 && latency < 500, `push → start took ${latency} ms`);
+  });
+});
+
+Deno.test("Worker.run() that drained a backlog (and stopped listening while busy) is woken within 500 ms by a child process's push", async (t) => {
+  await using tmp = await tempDatabase();
+  const storage = new SqliteStorage<Stamped>(tmp.db, new Config("busy-ipc").withPollInterval(LAZY));
+  const BACKLOG = 3000;
+  await storage.pushAll(Array.from({ length: BACKLOG }, () => new Task({ pushedAt: 0 })));
+  const { worker, started, becameIdle } = recordingWorker(storage, "busy-ipc-worker");
+  let latency = Number.NaN;
+  await whileRunning(worker, becameIdle, async () => {
+    assert.equal(started.length, BACKLOG, "idle only after the backlog");
+    await pushFromChildProcess(tmp.path, "busy-ipc");
+    await waitUntil(() => started.length > BACKLOG, "the child's task to start", 5000);
+    latency = started[BACKLOG]!.at - started[BACKLOG]!.args.pushedAt;
   });
   await t.step(`push → start took ${latency} ms`, () => {
     assert.ok(latency >= 0 && latency < 500, `push → start took ${latency} ms`);
