@@ -3,7 +3,8 @@
  * of each throughput figure measured in the same run.
  *
  * Runs under Deno (`deno task bench`, i.e. `deno run -A bench/bench.ts`) and Bun
- * (`bun run bench/bench.ts`): it uses only `node:` modules, `performance.now()` and `mod.ts`.
+ * (`bun run bench/bench.ts`): it uses only `node:` modules, `performance.now()`, `mod.ts` and
+ * the store's statements (`lib/store/tasks.ts`).
  *
  * Scenarios, each on a fresh database file in a temp dir (counts are divided by 10 with
  * `--quick`):
@@ -46,6 +47,9 @@
  * transactions of 1,000) for `pushAll`, `ceiling_claim_ack_1` and `ceiling_claim_ack_100` (claim
  * a batch of 1 or 100 in one transaction, ack it in another) for `drain_c1` and `drain_c16`. Each
  * queue figure carries `ratio` = figure / ceiling and, where the project has one, its `target`.
+ * Beside `drain_c16`, `queue_sql_claim_ack_100` runs the queue's own schema and statements with
+ * no worker (ack 100 and claim 100 per transaction, as the worker's flush does): the SQL the data
+ * model needs, between the raw ceiling and the worker.
  *
  * Flags: `--durability normal|full` (default `normal`), `--quick` (counts / 10, a smoke run),
  * `--json` (print JSON instead of a markdown table), `--runs n` (report the median of n runs,
@@ -61,7 +65,12 @@ import process from "node:process";
 import { parseArgs } from "node:util";
 import type { Durability } from "../mod.ts";
 import { median, medians, progress, round2, runtimeName } from "./_shared.ts";
-import { ceilingClaimAck, ceilingInsertBatch, ceilingInsertOne } from "./ceiling.ts";
+import {
+  ceilingClaimAck,
+  ceilingInsertBatch,
+  ceilingInsertOne,
+  queueSqlClaimAck,
+} from "./ceiling.ts";
 import {
   benchDrainProcesses,
   benchLatencyOtherProcess,
@@ -234,6 +243,7 @@ export async function runBench(
   await ceilingClaimAck("normal", counts.drainC1 / 10, 1);
   await benchDrain("normal", counts.drainC16 / 10, 16);
   await ceilingClaimAck("normal", counts.drainC16 / 10, 100);
+  await queueSqlClaimAck("normal", counts.drainC16 / 10, 100);
   progress(`measuring (durability ${durability}, median of ${runs} run${runs > 1 ? "s" : ""})`);
 
   {
@@ -267,19 +277,37 @@ export async function runBench(
     }, true);
   }
   for (const [concurrency, n, batch] of [[1, counts.drainC1, 1], [16, counts.drainC16, 100]]) {
-    const [drain, ceiling] = await medians(runs, [
+    const withSql = concurrency === 16;
+    const [drain, ceiling, sql] = await medians(runs, [
       () => benchDrain(durability, n!, concurrency!),
       () => ceilingClaimAck(durability, n!, batch!),
+      ...(withSql ? [() => queueSqlClaimAck(durability, n!, batch!)] : []),
     ]);
-    addPair({
-      key: `drain_c${concurrency}`,
-      scenario: `drain ${fmt(n!)} no-op tasks, 1 worker, concurrency ${concurrency}`,
-      value: drain!,
-    }, {
+    const base = {
       key: `ceiling_claim_ack_${batch}`,
       scenario: `ceiling: raw claim ${batch} + ack in 2 transactions (${fmt(n!)} rows)`,
       value: ceiling!,
-    }, true);
+    };
+    addPair(
+      {
+        key: `drain_c${concurrency}`,
+        scenario: `drain ${fmt(n!)} no-op tasks, 1 worker, concurrency ${concurrency}`,
+        value: drain!,
+      },
+      base,
+      !withSql,
+    );
+    if (withSql) {
+      addPair(
+        {
+          key: `queue_sql_claim_ack_${batch}`,
+          scenario: `the queue's own SQL, no worker: ack ${batch} + claim ${batch} per transaction`,
+          value: sql!,
+        },
+        base,
+        true,
+      );
+    }
   }
   {
     const n = counts.drainProcs;

@@ -9,8 +9,9 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import { join } from "node:path";
-import { type Database, type Durability, openDatabase } from "../mod.ts";
-import { rate } from "./_shared.ts";
+import { type Database, type Durability, openDatabase, SqliteStorage, Task } from "../mod.ts";
+import { type ClaimedRow, type TaskAck, taskAckMany, taskClaim } from "../lib/store/tasks.ts";
+import { freshDatabase, QUEUE, rate } from "./_shared.ts";
 
 const SCHEMA = `
   CREATE TABLE jobs (
@@ -110,4 +111,48 @@ export function ceilingClaimAck(durability: Durability, n: number, batch: number
     if (left?.n !== 0) throw new Error(`the ceiling drain left ${left?.n} rows not done`);
     return rate(n, elapsed);
   });
+}
+
+/**
+ * Not a ceiling but the floor under the queue's drain: its own schema and statements, with no
+ * worker. Drains `n` pushed tasks in transactions that each ack the previous batch (the
+ * worker's batched, fenced ack, with the outcome count) and claim the next `batch` into
+ * `running`, as the worker's flush does. What separates this from `ceilingClaimAck` is the
+ * work the data model asks of SQLite; what separates the drain from this is the worker.
+ */
+export async function queueSqlClaimAck(
+  durability: Durability,
+  n: number,
+  batch: number,
+): Promise<number> {
+  await using temp = await freshDatabase(durability);
+  const { db } = temp;
+  await new SqliteStorage<number>(db, QUEUE).pushAll(
+    Array.from({ length: n }, (_, i) => new Task(i)),
+  );
+  let claimed: ClaimedRow[] = [];
+  let done = 0;
+  const start = performance.now();
+  while (true) {
+    const now = Date.now();
+    const acks: TaskAck[] = claimed.map((row) => ({
+      id: row.id,
+      queue: row.queue,
+      attempt: row.attempts,
+      status: "done",
+      result: null,
+      error: null,
+      runAt: null,
+      doneAt: now,
+    }));
+    claimed = db.transaction(() => {
+      if (taskAckMany(db, "bench", acks).size > 0) throw new Error("an ack was fenced off");
+      return taskClaim(db, { queue: QUEUE, worker: "bench", now, limit: batch, start: true });
+    });
+    done += acks.length;
+    if (claimed.length === 0) break;
+  }
+  const elapsed = performance.now() - start;
+  if (done !== n) throw new Error(`the queue's SQL drained ${done} of ${n} tasks`);
+  return rate(n, elapsed);
 }

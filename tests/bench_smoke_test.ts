@@ -20,6 +20,7 @@ const COMPARED: Record<string, { ceiling: string; target?: number }> = {
   pushAll: { ceiling: "ceiling_insert_1000", target: 0.7 },
   drain_c1: { ceiling: "ceiling_claim_ack_1" },
   drain_c16: { ceiling: "ceiling_claim_ack_100", target: 0.5 },
+  queue_sql_claim_ack_100: { ceiling: "ceiling_claim_ack_100" },
   drain_procs_4: { ceiling: "drain_procs_1", target: 1 },
 };
 
@@ -44,6 +45,7 @@ Deno.test("bench.ts main() reports a positive number and ratio for every scenari
         "drain_c1",
         "ceiling_claim_ack_1",
         "drain_c16",
+        "queue_sql_claim_ack_100",
         "ceiling_claim_ack_100",
         "drain_procs_1",
         "drain_procs_4",

@@ -8,7 +8,7 @@
 import { tempDatabase } from "../_helpers.ts";
 import { CHAOS_DRILL, describeChaos, runChaos } from "../e2e/_chaos.ts";
 
-Deno.test("Worker.run() loses no task and re-runs at most its concurrency per kill when 4 processes drain 500,000 tasks under kill -9 every 1-3 s", async (t) => {
+Deno.test("Worker.run() loses no task and re-runs at most its concurrency plus its claim-ahead per kill when 4 processes drain 500,000 tasks under kill -9 every 1-3 s", async (t) => {
   await using tmp = await tempDatabase();
   const report = await runChaos(tmp, {
     ...CHAOS_DRILL,
