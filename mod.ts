@@ -33,6 +33,7 @@
 export { DatabaseOpenError, openDatabase } from "./lib/sqlite/open.ts";
 export { DatabaseBusyError, isBusyError, retryBusy } from "./lib/sqlite/busy.ts";
 export { DatabaseFileError, type DatabaseFileProblem } from "./lib/sqlite/file_error.ts";
+export { SchemaMissingError } from "./lib/sqlite/schema_missing.ts";
 export type {
   Database,
   Durability,

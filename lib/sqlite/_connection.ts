@@ -1,4 +1,5 @@
 import { toFileError } from "./file_error.ts";
+import { toSchemaMissing } from "./schema_missing.ts";
 import type { Database, Durability, SqlRow, SqlValue } from "./types.ts";
 
 /** What an adapter provides: a prepared statement runner over one native connection. */
@@ -176,7 +177,7 @@ export class Connection implements Database {
    * statement of it runs outside a transaction.
    */
   #failed(error: unknown): unknown {
-    const translated = toFileError(this.path, error);
+    const translated = toSchemaMissing(this.path, toFileError(this.path, error));
     if (this.#depth > 0 && !this.#aborted && !this.#native.inTransaction) {
       this.#aborted = true;
       this.#abortCause = translated;

@@ -2,3 +2,4 @@ export type { Database, Durability, OpenDatabaseOptions, SqlRow, SqlValue } from
 export { DatabaseOpenError, openDatabase } from "./open.ts";
 export { DatabaseBusyError, isBusyError, retryBusy } from "./busy.ts";
 export { DatabaseFileError, type DatabaseFileProblem } from "./file_error.ts";
+export { SchemaMissingError } from "./schema_missing.ts";

@@ -11,8 +11,11 @@ import {
   DatabaseOpenError,
   openDatabase,
   SCHEMA_VERSION,
+  SchemaMissingError,
   SqliteStorage,
+  WorkerBuilder,
 } from "../../mod.ts";
+import { tempDatabase } from "../_helpers.ts";
 import { makeDatabase, scribble } from "../_bad_files.ts";
 import { ignoredBecause, unprivileged, withoutPrivileges } from "../_unprivileged.ts";
 
@@ -289,4 +292,30 @@ Deno.test({
     assert.equal(await exists(fresh), false);
     assert.equal(await exists(`${path}-wal`), false);
   },
+});
+
+Deno.test("SqliteStorage and Worker throw SchemaMissingError naming the file when it was never set up", async () => {
+  await using tmp = await tempDatabase({ setup: false });
+  const storage = new SqliteStorage<number>(tmp.db, "q");
+  const calls: [string, () => Promise<unknown>][] = [
+    ["push", () => storage.push(1)],
+    ["stats", () => storage.stats()],
+    ["fetchById", () => storage.fetchById("x")],
+    ["listTasks", () => storage.listTasks()],
+    [
+      "worker.run",
+      () => new WorkerBuilder("w").backend(storage).handleSignals(false).build(() => {}).run(),
+    ],
+  ];
+  for (const [name, call] of calls) {
+    await assert.rejects(call, (error: unknown) => {
+      assert.ok(error instanceof SchemaMissingError, `${name}: ${error}`);
+      assert.equal(error.path, tmp.path);
+      assert.match(error.message, /never set up.*SqliteStorage\.setup\(db\)/);
+      assert.match(String((error.cause as Error).message), /no such table: apalis_/);
+      return true;
+    }, name);
+  }
+  SqliteStorage.setup(tmp.db);
+  assert.equal(await storage.stats().then((s) => s.total), 0, "usable once set up");
 });
