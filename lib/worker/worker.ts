@@ -279,14 +279,15 @@ export class Worker<T = unknown> {
       if (this.#fatal !== undefined) return;
       if (stopping && this.#inFlight.size === 0 && this.#acks.length === 0) return;
       // The strategy hears at its next wait whether any poll found work since its last one (so a
-      // backoff resets); a full claim means more may be due: poll again at once.
+      // backoff resets).
       if (claim.found) foundWork = true;
       const free = this.#o.concurrency - this.#inFlight.size;
       // Other processes' commits matter only to a worker that may run short of tasks.
       if (claim.full) this.#watchCommits(false);
       else if (free > 0 && !stopping && this.#watchCommits(true)) continue; // missed commits?
-      // While slots are busy, the next flush waits for a handler to finish: quick tasks that
-      // finish in the same turn then commit together.
+      // A full claim means more may be due: claim again at once while slots are free. While they
+      // are busy, the next flush waits for a handler to finish (quick tasks that finish in the
+      // same turn then commit together).
       if (claim.full && free > 0 && this.#acks.length === 0) continue;
       if (free > 0 && !stopping && !claim.found && this.#inFlight.size === 0 && !this.#idle) {
         this.#idle = true;
