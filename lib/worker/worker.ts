@@ -271,6 +271,20 @@ export class Worker<T = unknown> {
           );
           return;
         }
+        // Past the shutdown timeout, outcomes that still cannot be written (a full disk) are
+        // given up: their tasks stay `running` in the file and orphan rescue runs them again.
+        if (stopping && this.#abortedAll && this.#inFlight.size === 0) {
+          const unwritten = this.#acks.length;
+          this.#fail(
+            new WorkerFatalError(
+              `Worker '${this.name}' stopped without recording ${unwritten} outcome${
+                unwritten === 1 ? "" : "s"
+              }: ${messageOf(error)}; their tasks stay running and run again after orphan rescue`,
+              { cause: error },
+            ),
+          );
+          return;
+        }
         this.#emit({ type: "error", error });
         failures++;
         await sleep(Math.min(5000, 50 * 2 ** failures));

@@ -14,6 +14,7 @@ import {
   Task,
   WorkerBuilder,
   type WorkerEvent,
+  WorkerFatalError,
   Workflow,
 } from "../../mod.ts";
 import { tempDatabase, waitUntil } from "../_helpers.ts";
@@ -269,4 +270,73 @@ Deno.test("Worker keeps a workflow step's outcome while the database is full and
     await running;
   }
   assert.equal(events.some((e) => e.type === "error" && e.task !== undefined), false);
+});
+
+Deno.test("Worker.stop() on a full disk gives up the outcomes it cannot record after shutdownTimeout, and orphan rescue runs those tasks again", async () => {
+  await using tmp = await tempDatabase();
+  const queue = new SqliteStorage<number>(tmp.db, "q");
+  const ids = await queue.pushAll([0, 1].map((n) => Task.builder(n).build()));
+  const workerDb = openDatabase(tmp.path);
+  const events: WorkerEvent[] = [];
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => release = resolve);
+  let started = 0;
+  const worker = new WorkerBuilder<number>("stuck")
+    .backend(new SqliteStorage<number>(workerDb, "q"))
+    .concurrency(2)
+    .shutdownTimeout(50)
+    .handleSignals(false)
+    .onEvent((_, event) => events.push(event))
+    .build(async () => {
+      started++;
+      await gate;
+      return "r".repeat(200_000); // needs new pages: cannot be recorded while full
+    });
+  const running = worker.run();
+  const outcome = running.then(() => undefined, (error: unknown) => error);
+  try {
+    await waitUntil(() => started === 2, "2 handlers running");
+    fill(tmp.db);
+    fill(workerDb);
+    release();
+    await waitUntil(
+      () => events.some((e) => e.type === "error" && isFull(e.error)),
+      "a flush that fails on the full disk",
+    );
+    const stopping = Date.now();
+    await worker.stop();
+    const error = await outcome;
+    assert.ok(Date.now() - stopping < 15_000, "stop() returned in bounded time");
+    assert.ok(error instanceof WorkerFatalError, `run() rejected with ${error}`);
+    assert.match(
+      error.message,
+      /^Worker 'stuck' stopped without recording 2 outcomes: .*full.*; their tasks stay running/,
+    );
+    assert.ok(isFull(error.cause));
+    assert.deepEqual(ids.map((id) => statusOf(tmp.db, id)), ["running", "running"]);
+  } finally {
+    release();
+    makeRoom(workerDb);
+    await worker.stop();
+    workerDb.close();
+  }
+
+  // Space returns; the next instance under the same name takes the tasks back and runs them.
+  makeRoom(tmp.db);
+  const again = new WorkerBuilder<number>("stuck")
+    .backend(queue)
+    .handleSignals(false)
+    .build((n) => `again ${n}`);
+  const rerun = again.run();
+  try {
+    const tasks = await queue.waitFor(ids, { timeoutMs: 30_000 });
+    for (const task of tasks) {
+      assert.equal(task.status, "done");
+      assert.equal(task.attempts, 2, "the given-up attempt counted, then a second one ran");
+      assert.equal(task.lastResult, `again ${task.args}`);
+    }
+  } finally {
+    await again.stop();
+    await rerun;
+  }
 });
