@@ -31,6 +31,7 @@ import { HOST_NAME, PROCESS_ID } from "../storage/_process.ts";
 import { notifyPushed, onPushed } from "../storage/_wakeup.ts";
 import { onExternalCommit } from "../storage/_commits.ts";
 import { TaskContext } from "./context.ts";
+import { Pace } from "./pace.ts";
 import { Transition } from "./transition.ts";
 import {
   AbortError,
@@ -123,10 +124,8 @@ export class Worker<T = unknown> {
   #buffer: ClaimedRow[] = [];
   /** Tasks claimed `running` ahead of a free slot: they start from memory as slots free up. */
   #ahead: ClaimedRow[] = [];
-  /** Tasks finished per millisecond, smoothed: how much to claim ahead. */
-  #pace = 0;
-  #paceSince = performance.now();
-  #settledSincePace = 0;
+  /** How fast handlers finish: how much to claim ahead. */
+  #pace = new Pace(AHEAD_WINDOW_MS, PACE_SAMPLE_MS);
   #inFlight = new Map<string, InFlight>();
   #acks: PendingAck[] = [];
   #state: "new" | "running" | "stopping" | "exited" = "new";
@@ -380,8 +379,8 @@ export class Worker<T = unknown> {
   /**
    * One write transaction: record finished attempts, release what was claimed ahead when
    * stopping, start a shared storage's buffered tasks in free slots, and claim due tasks:
-   * straight into `running` for the slots still free, plus those to start ahead (see
-   * `#aheadWanted`). Returns what the claim did.
+   * straight into `running` for the slots still free, plus those to start ahead (see `Pace`).
+   * Returns what the claim did.
    */
   async #flush(stopping: boolean): Promise<Claimed> {
     const { storage, concurrency } = this.#o;
@@ -395,9 +394,10 @@ export class Worker<T = unknown> {
     const shared = storage.shared;
     // A shared storage's buffer is `queued` (its fetcher claims for other workers too), and is
     // filled only along with free slots.
-    const ahead = stopping
-      ? 0
-      : this.#aheadWanted(config.bufferSize, shared ? this.#buffer.length : this.#ahead.length);
+    const ahead = stopping ? 0 : this.#pace.aheadWanted(
+      config.bufferSize,
+      shared ? this.#buffer.length : this.#ahead.length,
+    );
     const wanted = shared ? (direct > 0 ? direct + ahead : 0) : direct + ahead;
     const aheadToRelease = stopping ? this.#ahead : [];
     const release = stopping && (this.#buffer.length > 0 || aheadToRelease.length > 0);
@@ -499,24 +499,6 @@ export class Worker<T = unknown> {
     while (this.#ahead.length > 0 && this.#inFlight.size < this.#o.concurrency) {
       this.#execute(this.#ahead.shift()!);
     }
-  }
-
-  /**
-   * How many tasks to claim ahead of the free slots: enough to hold what this worker finishes in
-   * `AHEAD_WINDOW_MS` at its recent pace, at most `cap`, topped up once half of it has started.
-   * Quick tasks then commit in large batches, while slow ones are not hoarded from other workers.
-   */
-  #aheadWanted(cap: number, held: number): number {
-    const now = performance.now();
-    const elapsed = now - this.#paceSince;
-    if (elapsed >= PACE_SAMPLE_MS) {
-      this.#pace = (this.#pace + this.#settledSincePace / elapsed) / 2;
-      this.#paceSince = now;
-      this.#settledSincePace = 0;
-    }
-    const target = Math.min(cap, Math.floor(this.#pace * AHEAD_WINDOW_MS));
-    const missing = target - held;
-    return missing > 0 && missing >= target / 2 ? missing : 0;
   }
 
   #report(pending: PendingAck, fenced: boolean): void {
@@ -671,7 +653,7 @@ export class Worker<T = unknown> {
       result: value,
       error,
     });
-    this.#settledSincePace++;
+    this.#pace.settled();
     if (this.#state === "running") this.#startAhead();
     this.#poke();
   }
