@@ -7,6 +7,7 @@ export interface NativeStatement {
   run(params: readonly SqlValue[]): { changes: number };
   get(params: readonly SqlValue[]): SqlRow | undefined;
   all(params: readonly SqlValue[]): SqlRow[];
+  values(params: readonly SqlValue[]): unknown[][];
 }
 
 /** The native connection behind an adapter. */
@@ -92,6 +93,15 @@ export class Connection implements Database {
     const statement = this.#statement(sql);
     try {
       return statement.all(params) as T[];
+    } catch (error) {
+      throw this.#failed(error);
+    }
+  }
+
+  values<T extends unknown[] = unknown[]>(sql: string, params: readonly SqlValue[] = []): T[] {
+    const statement = this.#statement(sql);
+    try {
+      return statement.values(params) as T[];
     } catch (error) {
       throw this.#failed(error);
     }

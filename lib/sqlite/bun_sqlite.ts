@@ -5,6 +5,7 @@ interface BunStatement {
   run(...params: SqlValue[]): { changes: number };
   get(...params: SqlValue[]): unknown;
   all(...params: SqlValue[]): unknown[];
+  values(...params: SqlValue[]): unknown[][];
 }
 
 interface BunDatabase {
@@ -39,6 +40,7 @@ function openWith(Database: BunDatabaseClass, path: string, readOnly: boolean): 
         run: (params) => ({ changes: statement.run(...params).changes }),
         get: (params) => (statement.get(...params) ?? undefined) as SqlRow | undefined,
         all: (params) => statement.all(...params) as SqlRow[],
+        values: (params) => statement.values(...params),
       };
     },
     get inTransaction() {

@@ -5,6 +5,8 @@ interface NodeStatement {
   run(...params: SqlValue[]): { changes: number | bigint };
   get(...params: SqlValue[]): unknown;
   all(...params: SqlValue[]): unknown[];
+  /** Rows as arrays from then on; missing before Node 22.16 / 24. */
+  setReturnArrays?(enabled: boolean): void;
 }
 
 interface NodeDatabase {
@@ -37,10 +39,20 @@ function openWith(
     exec: (sql) => db.exec(sql),
     prepare(sql): NativeStatement {
       const statement = db.prepare(sql);
+      // Rows as arrays need a statement of their own (the mode sticks to a statement); null
+      // where the driver cannot return arrays.
+      let arrays: NodeStatement | null | undefined;
       return {
         run: (params) => ({ changes: Number(statement.run(...params).changes) }),
         get: (params) => statement.get(...params) as SqlRow | undefined,
         all: (params) => statement.all(...params) as SqlRow[],
+        values(params) {
+          if (arrays === undefined) arrays = arrayStatement(db, sql);
+          if (arrays === null) {
+            return (statement.all(...params) as SqlRow[]).map((row) => Object.values(row));
+          }
+          return arrays.all(...params) as unknown[][];
+        },
       };
     },
     get inTransaction() {
@@ -48,4 +60,11 @@ function openWith(
     },
     close: () => db.close(),
   };
+}
+
+function arrayStatement(db: NodeDatabase, sql: string): NodeStatement | null {
+  const statement = db.prepare(sql);
+  if (typeof statement.setReturnArrays !== "function") return null;
+  statement.setReturnArrays(true);
+  return statement;
 }

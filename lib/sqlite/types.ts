@@ -54,6 +54,11 @@ export interface Database {
   /** Runs a statement and returns every row. */
   all<T = SqlRow>(sql: string, params?: readonly SqlValue[]): T[];
   /**
+   * Runs a statement and returns every row as an array of its columns, in order: cheaper than
+   * `all` for many rows of many columns.
+   */
+  values<T extends unknown[] = unknown[]>(sql: string, params?: readonly SqlValue[]): T[];
+  /**
    * Runs `fn` inside `BEGIN IMMEDIATE … COMMIT` (rolled back if it throws). Inside an open
    * transaction it runs `fn` in a savepoint instead, so calls nest.
    */

@@ -65,10 +65,29 @@ export type ClaimedRow = Pick<
 >;
 
 // Fewer columns out of a claim is less to convert per row (results and errors of earlier
-// attempts can be large, and the worker never reads them).
+// attempts can be large, and the worker never reads them). Claims read rows as arrays (cheaper
+// than objects by ~1 us a row): `claimedRow` names them, in this order.
 const CLAIM_COLUMNS =
   "id, queue, status, args, attempts, max_attempts, priority, run_at, lock_at, meta, backoff, " +
   "run_id, step";
+
+function claimedRow(v: unknown[]): ClaimedRow {
+  return {
+    id: v[0] as string,
+    queue: v[1] as string,
+    status: v[2] as TaskStatus,
+    args: v[3] as Uint8Array,
+    attempts: v[4] as number,
+    max_attempts: v[5] as number,
+    priority: v[6] as number,
+    run_at: v[7] as number,
+    lock_at: v[8] as number | null,
+    meta: v[9] as string | null,
+    backoff: v[10] as string | null,
+    run_id: v[11] as string | null,
+    step: v[12] as string | null,
+  };
+}
 
 /** What an insert needs. */
 export interface NewTaskRow {
@@ -252,13 +271,8 @@ export function taskClaim(
   },
 ): ClaimedRow[] {
   const sql = claim.ahead ? CLAIM_AHEAD_SQL : claim.start ? CLAIM_AND_START_SQL : CLAIM_SQL;
-  const rows = db.all<ClaimedRow>(sql, [
-    claim.worker,
-    claim.now,
-    claim.queue,
-    claim.now,
-    claim.limit,
-  ]);
+  const rows = db.values(sql, [claim.worker, claim.now, claim.queue, claim.now, claim.limit])
+    .map(claimedRow);
   // RETURNING follows the order rows were updated in, not the subquery's ORDER BY.
   return rows.sort(compareClaimOrder);
 }
@@ -280,12 +294,12 @@ export function taskClaimShared(
   for (const want of claim.wants) params.push(want.queue, want.worker);
   params.push(claim.now);
   for (const want of claim.wants) params.push(want.queue, claim.now, want.limit);
-  const rows = db.all<ClaimedRow>(
+  const rows = db.values(
     `UPDATE apalis_tasks SET status = 'queued', lock_by = CASE queue ${holder} END, lock_at = ?
      WHERE id IN (${candidates})
      RETURNING ${CLAIM_COLUMNS}`,
     params,
-  );
+  ).map(claimedRow);
   return rows.sort(compareClaimOrder);
 }
 
@@ -328,15 +342,15 @@ export function taskAckMany(db: Database, worker: string, acks: readonly TaskAck
   }
   if (batch.length > 0) {
     const acked = new Set(
-      db.all<{ id: string }>(
+      db.values<[string]>(
         `UPDATE apalis_tasks SET status = 'done', last_result = unhex(j.value ->> 2),
            last_error = NULL, done_at = j.value ->> 3
          FROM json_each(?) AS j
          WHERE apalis_tasks.id = j.value ->> 0 AND apalis_tasks.status = 'running'
            AND apalis_tasks.lock_by = ? AND apalis_tasks.attempts = j.value ->> 1
-         RETURNING apalis_tasks.id AS id`,
+         RETURNING apalis_tasks.id`,
         [JSON.stringify(batch), worker],
-      ).map((row) => row.id),
+      ).map((row) => row[0]),
     );
     const counted: OutcomeRow[] = [];
     for (const ack of acks) {

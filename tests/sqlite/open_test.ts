@@ -61,6 +61,27 @@ Deno.test("openDatabase() opens an in-memory database when the path is :memory:"
   }
 });
 
+Deno.test("Database.values() returns each row as its columns in order, blobs as bytes, and names the file on error", () => {
+  const db = openDatabase(":memory:");
+  try {
+    db.exec("CREATE TABLE t (a INTEGER, b TEXT, c BLOB)");
+    db.run("INSERT INTO t VALUES (1, 'x', X'0102'), (2, NULL, NULL)");
+    const rows = db.values<[number, string | null, Uint8Array | null]>(
+      "SELECT a, b, c FROM t WHERE a >= ? ORDER BY a",
+      [1],
+    );
+    assert.deepEqual(rows, [[1, "x", new Uint8Array([1, 2])], [2, null, null]]);
+    // The same statement still returns objects through all(): the two modes do not mix.
+    assert.deepEqual(
+      db.all("SELECT a, b, c FROM t WHERE a >= ? ORDER BY a", [2]).map((row) => ({ ...row })),
+      [{ a: 2, b: null, c: null }],
+    );
+    assert.throws(() => db.values("SELECT * FROM apalis_tasks"), /never set up/);
+  } finally {
+    db.close();
+  }
+});
+
 Deno.test("openDatabase() throws a TypeError naming the option when durability is invalid", async () => {
   await using tmp = await tempDir();
   const path = `${tmp.dir}/queue.db`;
