@@ -83,6 +83,7 @@ export {
 } from "./lib/storage/errors.ts";
 export type {
   QueueInfo,
+  RunHeader,
   RunRecord,
   RunSummary,
   StatusCounts,

@@ -147,7 +147,7 @@ export async function queueSqlClaimAck(
     }));
     claimed = db.transaction(() => {
       if (taskAckMany(db, "bench", acks).size > 0) throw new Error("an ack was fenced off");
-      return taskClaim(db, { queue: QUEUE, worker: "bench", now, limit: batch, start: true });
+      return taskClaim(db, { queue: QUEUE, worker: "bench", now, limit: batch });
     });
     done += acks.length;
     if (claimed.length === 0) break;

@@ -12,7 +12,7 @@ import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { type Durability, openDatabase, SqliteStorage, Task, WorkerBuilder } from "../mod.ts";
 import { assertCount, epochMs, freshDatabase, progress, QUEUE, rate, sleep } from "./_shared.ts";
-import { type Latency, summarize } from "./scenarios.ts";
+import { type Latency, latencyWorker, summarize } from "./scenarios.ts";
 
 const BENCH_SCRIPT = fileURLToPath(new URL("./bench.ts", import.meta.url));
 
@@ -152,22 +152,7 @@ export async function benchLatencyOtherProcess(
 ): Promise<Latency> {
   await using temp = await freshDatabase(durability);
   const storage = new SqliteStorage<{ pushedAt: number }>(temp.db, QUEUE);
-  const latencies: number[] = [];
-  let resolveIdle!: () => void;
-  const idle = new Promise<void>((resolve) => resolveIdle = resolve);
-  let resolveAll!: () => void;
-  const all = new Promise<void>((resolve) => resolveAll = resolve);
-  const worker = new WorkerBuilder("bench-latency-ipc")
-    .backend(storage)
-    .concurrency(1)
-    .handleSignals(false)
-    .onEvent((_ctx, event) => {
-      if (event.type === "idle") resolveIdle();
-    })
-    .build((args) => {
-      latencies.push(epochMs() - args.pushedAt);
-      if (latencies.length === n) resolveAll();
-    });
+  const { worker, latencies, idle, all } = latencyWorker(storage, "bench-latency-ipc", n, epochMs);
   const running = worker.run();
   const children: Child[] = [];
   try {

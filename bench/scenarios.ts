@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { type Durability, SqliteStorage, Task, WorkerBuilder } from "../mod.ts";
+import { type Durability, SqliteStorage, Task, type Worker, WorkerBuilder } from "../mod.ts";
 import { assertCount, freshDatabase, percentile, QUEUE, rate, round2, sleep } from "./_shared.ts";
 
 /** Latency percentiles, in milliseconds. */
@@ -75,26 +75,52 @@ export async function benchDrain(
 }
 
 /**
- * Enqueue→start latency with an idle worker in the same process: `n` pushes 10 ms apart, each
- * stamped with `performance.now()`, which the handler subtracts; p50 and p99 in ms.
+ * A worker of concurrency 1 that records, for each task, `clock()` minus the task's `pushedAt`.
+ * `idle` resolves when it first waits for work, `all` after `n` samples.
  */
-export async function benchLatency(durability: Durability, n: number): Promise<Latency> {
-  await using temp = await freshDatabase(durability);
-  const storage = new SqliteStorage<{ pushedAt: number }>(temp.db, QUEUE);
+export function latencyWorker(
+  storage: SqliteStorage<{ pushedAt: number }>,
+  name: string,
+  n: number,
+  clock: () => number,
+): {
+  worker: Worker<{ pushedAt: number }>;
+  latencies: number[];
+  idle: Promise<void>;
+  all: Promise<void>;
+} {
   const latencies: number[] = [];
   let resolveIdle!: () => void;
   const idle = new Promise<void>((resolve) => resolveIdle = resolve);
-  const worker = new WorkerBuilder("bench-latency")
+  let resolveAll!: () => void;
+  const all = new Promise<void>((resolve) => resolveAll = resolve);
+  const worker = new WorkerBuilder(name)
     .backend(storage)
     .concurrency(1)
     .handleSignals(false)
     .onEvent((_ctx, event) => {
       if (event.type === "idle") resolveIdle();
     })
-    .build((args, ctx) => {
-      latencies.push(performance.now() - args.pushedAt);
-      if (latencies.length === n) ctx.worker.stop();
+    .build((args) => {
+      latencies.push(clock() - args.pushedAt);
+      if (latencies.length === n) resolveAll();
     });
+  return { worker, latencies, idle, all };
+}
+
+/**
+ * Enqueue→start latency with an idle worker in the same process: `n` pushes 10 ms apart, each
+ * stamped with `performance.now()`, which the handler subtracts; p50 and p99 in ms.
+ */
+export async function benchLatency(durability: Durability, n: number): Promise<Latency> {
+  await using temp = await freshDatabase(durability);
+  const storage = new SqliteStorage<{ pushedAt: number }>(temp.db, QUEUE);
+  const { worker, latencies, idle, all } = latencyWorker(
+    storage,
+    "bench-latency",
+    n,
+    () => performance.now(),
+  );
   const running = worker.run();
   try {
     await Promise.race([idle, running]);
@@ -102,9 +128,9 @@ export async function benchLatency(durability: Durability, n: number): Promise<L
       await storage.push({ pushedAt: performance.now() });
       await sleep(10);
     }
-  } catch (error) {
+    await Promise.race([all, running]);
+  } finally {
     await worker.stop();
-    throw error;
   }
   await running;
   await assertCount(storage, "done", n);

@@ -55,12 +55,20 @@ export async function runUntilFinished<T>(
   worker: Worker<T>,
   storage: SqliteStorage<T>,
   ids: readonly string[],
+  timeoutMs = 10_000,
 ): Promise<void> {
   const running = worker.run();
   try {
-    await storage.waitFor(ids, { timeoutMs: 10_000 });
+    await storage.waitFor(ids, { timeoutMs });
   } finally {
     await worker.stop();
     await running;
   }
+}
+
+/** A promise with its resolver: a handler awaits `promise` until the test calls `open()`. */
+export function gate(): { promise: Promise<void>; open: () => void } {
+  let open!: () => void;
+  const promise = new Promise<void>((resolve) => open = resolve);
+  return { promise, open };
 }

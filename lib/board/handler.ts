@@ -217,10 +217,7 @@ async function routePage(
       }
     }
   }
-  throw new HttpError(
-    req.method === "GET" ? 404 : 405,
-    req.method === "GET" ? `No page at '${path}'` : `${req.method} is not allowed at '${path}'`,
-  );
+  throw noRoute(req, path, "page");
 }
 
 async function routeApi(
@@ -270,10 +267,14 @@ async function routeApi(
       throw error;
     }
   }
-  throw new HttpError(
-    req.method === "GET" ? 404 : 405,
-    req.method === "GET" ? `No endpoint at '${path}'` : `${req.method} is not allowed at '${path}'`,
-  );
+  throw noRoute(req, path, "endpoint");
+}
+
+/** 404 for a GET to a path the board does not serve, 405 for any other method. */
+function noRoute(req: Request, path: string, what: "page" | "endpoint"): HttpError {
+  return req.method === "GET"
+    ? new HttpError(404, `No ${what} at '${path}'`)
+    : new HttpError(405, `${req.method} is not allowed at '${path}'`);
 }
 
 async function login(

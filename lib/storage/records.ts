@@ -188,8 +188,8 @@ export interface StepRecord {
   doneAt: number | null;
 }
 
-/** A workflow run: its state, its final result, and every task it ran. */
-export interface RunRecord<R = unknown> {
+/** What a run record and a run in a listing both say of a workflow run. */
+export interface RunHeader {
   id: string;
   queue: string;
   /** The workflow's name, once a worker has run a step. */
@@ -197,10 +197,26 @@ export interface RunRecord<R = unknown> {
   status: RunStatus;
   createdAt: number;
   doneAt: number | null;
-  /** The last step's output, for a `done` run. */
-  result: R | undefined;
   /** The error of the step that failed the run. */
   error: TaskError | undefined;
+}
+
+function toRunHeader(row: Omit<RunRow, "result" | "graph">): RunHeader {
+  return {
+    id: row.id,
+    queue: row.queue,
+    workflow: row.workflow,
+    status: row.status,
+    createdAt: row.created_at,
+    doneAt: row.done_at,
+    error: row.error === null ? undefined : parseError(row.error),
+  };
+}
+
+/** A workflow run: its state, its final result, and every task it ran. */
+export interface RunRecord<R = unknown> extends RunHeader {
+  /** The last step's output, for a `done` run. */
+  result: R | undefined;
   /** The workflow's shape, once a worker has run one of its steps; `null` before. */
   graph: WorkflowGraph | null;
   /** Its tasks, oldest first. */
@@ -219,14 +235,8 @@ export function toRunRecord<R>(run: RunRow, tasks: readonly TaskRow[], codec: Co
   };
   const graph = parseGraph(run.graph);
   return {
-    id: run.id,
-    queue: run.queue,
-    workflow: run.workflow,
-    status: run.status,
-    createdAt: run.created_at,
-    doneAt: run.done_at,
+    ...toRunHeader(run),
     result: decode(run.result) as R | undefined,
-    error: run.error === null ? undefined : parseError(run.error),
     graph,
     steps: tasks.map((task) => {
       const step = task.step === null ? null : JSON.parse(task.step);
@@ -256,16 +266,7 @@ function parseGraph(text: string | null | undefined): WorkflowGraph | null {
 }
 
 /** A workflow run in a listing: its state and how many of its tasks are in which state. */
-export interface RunSummary {
-  id: string;
-  queue: string;
-  /** The workflow's name, once a worker has run a step. */
-  workflow: string | null;
-  status: RunStatus;
-  createdAt: number;
-  doneAt: number | null;
-  /** The error of the step that failed the run. */
-  error: TaskError | undefined;
+export interface RunSummary extends RunHeader {
   /** Its tasks: all, done, still to finish (pending, queued, running, failed), killed. */
   tasks: { total: number; done: number; active: number; killed: number };
 }
@@ -273,13 +274,7 @@ export interface RunSummary {
 /** Converts a listing row. */
 export function toRunSummary(row: RunListRow): RunSummary {
   return {
-    id: row.id,
-    queue: row.queue,
-    workflow: row.workflow,
-    status: row.status,
-    createdAt: row.created_at,
-    doneAt: row.done_at,
-    error: row.error === null ? undefined : parseError(row.error),
+    ...toRunHeader(row),
     tasks: {
       total: row.tasks,
       done: row.tasks_done,

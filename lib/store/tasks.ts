@@ -131,15 +131,14 @@ const INSERT_ROW = "(?, ?, 'pending', ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, " +
   "(SELECT coalesce(max(run_seq), 0) + 1 FROM apalis_tasks WHERE run_id = ?) END)";
 const INSERT_CHUNK = 64; // 15 values a row: stays far below SQLite's limit of bound values
 
+/** The values of a plain row (`PLAIN_COLUMNS`): the first of every insert's. */
+function plainValues(row: NewTaskRow, into: SqlValue[]): void {
+  into.push(row.id, row.queue, row.args, row.maxAttempts, row.priority, row.runAt, row.createdAt);
+}
+
 function insertValues(row: NewTaskRow, into: SqlValue[]): void {
+  plainValues(row, into);
   into.push(
-    row.id,
-    row.queue,
-    row.args,
-    row.maxAttempts,
-    row.priority,
-    row.runAt,
-    row.createdAt,
     row.meta,
     row.backoff,
     row.runId ?? null,
@@ -171,16 +170,7 @@ function isPlain(row: NewTaskRow): boolean {
 export function taskInsertMany(db: Database, rows: readonly NewTaskRow[]): void {
   const plain = rows.filter(isPlain);
   const other = plain.length === rows.length ? [] : rows.filter((row) => !isPlain(row));
-  insertChunks(db, plain, PLAIN_COLUMNS, PLAIN_ROW, PLAIN_CHUNK, (row, values) =>
-    values.push(
-      row.id,
-      row.queue,
-      row.args,
-      row.maxAttempts,
-      row.priority,
-      row.runAt,
-      row.createdAt,
-    ));
+  insertChunks(db, plain, PLAIN_COLUMNS, PLAIN_ROW, PLAIN_CHUNK, plainValues);
   insertChunks(db, other, INSERT_COLUMNS, INSERT_ROW, INSERT_CHUNK, insertValues);
 }
 
@@ -233,13 +223,11 @@ function claimCandidates(condition = ""): string {
 
 const CLAIM_CANDIDATES = claimCandidates();
 
-/** The claim query, exported so a test can check its plan uses the claim index. */
-export const CLAIM_SQL = `UPDATE apalis_tasks SET status = 'queued', lock_by = ?, lock_at = ?
-  WHERE id IN (${CLAIM_CANDIDATES})
-  RETURNING ${CLAIM_COLUMNS}`;
-
-/** The same claim for tasks that start at once: `running`, with the attempt counted. */
-export const CLAIM_AND_START_SQL = `UPDATE apalis_tasks
+/**
+ * The claim of tasks that start at once: `running`, with the attempt counted. Exported (like
+ * {@linkcode CLAIM_AHEAD_SQL}) so a test can check its plan uses the claim index.
+ */
+export const CLAIM_SQL = `UPDATE apalis_tasks
   SET status = 'running', attempts = attempts + 1, lock_by = ?, lock_at = ?
   WHERE id IN (${CLAIM_CANDIDATES})
   RETURNING ${CLAIM_COLUMNS}`;
@@ -255,22 +243,15 @@ export const CLAIM_AHEAD_SQL = `UPDATE apalis_tasks
   RETURNING ${CLAIM_COLUMNS}`;
 
 /**
- * Claims up to `limit` due tasks of a queue under `worker` in one statement: into `queued` (a
- * buffer), straight into `running` with `start` (no second write when a slot is free), or
- * `running` ahead of a free slot with `ahead` (see {@linkcode CLAIM_AHEAD_SQL}).
+ * Claims up to `limit` due tasks of a queue under `worker` in one statement, into `running` with
+ * the attempt counted: for free slots, or ahead of them with `ahead` (see
+ * {@linkcode CLAIM_AHEAD_SQL}).
  */
 export function taskClaim(
   db: Database,
-  claim: {
-    queue: string;
-    worker: string;
-    now: number;
-    limit: number;
-    start?: boolean;
-    ahead?: boolean;
-  },
+  claim: { queue: string; worker: string; now: number; limit: number; ahead?: boolean },
 ): ClaimedRow[] {
-  const sql = claim.ahead ? CLAIM_AHEAD_SQL : claim.start ? CLAIM_AND_START_SQL : CLAIM_SQL;
+  const sql = claim.ahead ? CLAIM_AHEAD_SQL : CLAIM_SQL;
   const rows = db.values(sql, [claim.worker, claim.now, claim.queue, claim.now, claim.limit])
     .map(claimedRow);
   // RETURNING follows the order rows were updated in, not the subquery's ORDER BY.

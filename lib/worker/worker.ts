@@ -436,7 +436,7 @@ export class Worker<T = unknown> {
             deliveries = shared.claim(db, now, { ...claim, limit: wanted });
             queued = deliveries.get(storage.queue) ?? [];
           } else if (wanted > 0) {
-            if (direct > 0) running = taskClaim(db, { ...claim, limit: direct, start: true });
+            if (direct > 0) running = taskClaim(db, { ...claim, limit: direct });
             if (ahead > 0 && running.length === direct) {
               claimedAhead = taskClaim(db, { ...claim, limit: ahead, ahead: true });
             }

@@ -69,15 +69,10 @@ Deno.test({
       return run.out;
     };
     const stats = async () => JSON.parse(await ok("stats", QUEUE, "--json")).queues[QUEUE];
-    const work = (...args: string[]) =>
-      new Deno.Command(bin, {
-        args: ["work", QUEUE, ...args],
-        cwd,
-        env,
-        clearEnv: true,
-        stdout: "piped",
-        stderr: "piped",
-      }).spawn();
+    const spawnBin = (...args: string[]) =>
+      new Deno.Command(bin, { args, cwd, env, clearEnv: true, stdout: "piped", stderr: "piped" })
+        .spawn();
+    const work = (...args: string[]) => spawnBin("work", QUEUE, ...args);
 
     try {
       await t.step("bun build --compile builds the binary", async () => {
@@ -197,14 +192,7 @@ Deno.test({
       await t.step(
         "board serves its pages and API from the binary, and stops on SIGTERM",
         async () => {
-          const child = new Deno.Command(bin, {
-            args: ["board", "--port", "0", "--token", "bin-token"],
-            cwd,
-            env,
-            clearEnv: true,
-            stdout: "piped",
-            stderr: "piped",
-          }).spawn();
+          const child = spawnBin("board", "--port", "0", "--token", "bin-token");
           const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
           try {
             let printed = "";

@@ -17,7 +17,7 @@ import {
   WorkerFatalError,
   Workflow,
 } from "../../mod.ts";
-import { tempDatabase, waitUntil } from "../_helpers.ts";
+import { gate, tempDatabase, waitUntil } from "../_helpers.ts";
 
 /** SQLite's default cap: as good as none. */
 const NO_LIMIT = 1_073_741_823;
@@ -146,8 +146,7 @@ Deno.test("Worker keeps running while the database is full, records the outcomes
   // The worker has its own connection, capped like the test's: a full disk is full for everyone.
   const workerDb = openDatabase(tmp.path);
   const events: WorkerEvent[] = [];
-  let release!: () => void;
-  const gate = new Promise<void>((resolve) => release = resolve);
+  const released = gate();
   const started = new Set<number>();
   const worker = new WorkerBuilder<number>("filler")
     .backend(new SqliteStorage<number>(workerDb, "q"))
@@ -156,7 +155,7 @@ Deno.test("Worker keeps running while the database is full, records the outcomes
     .onEvent((_, event) => events.push(event))
     .build(async (n) => {
       started.add(n);
-      await gate;
+      await released.promise;
       return resultOf(n); // even ones need many new pages, odd ones fit in the free space
     });
   let exited = false;
@@ -167,7 +166,7 @@ Deno.test("Worker keeps running while the database is full, records the outcomes
     fill(tmp.db);
     fill(workerDb);
     await assert.rejects(new SqliteStorage<string>(tmp.db, "other").push(big), isFull);
-    release();
+    released.open();
 
     // The flush that records the outcomes fails and is retried: the worker keeps going.
     const flushFailures = () =>
@@ -199,7 +198,7 @@ Deno.test("Worker keeps running while the database is full, records the outcomes
     }
     assert.deepEqual(counts(tmp.db), { done: 13 });
   } finally {
-    release();
+    released.open();
     makeRoom(workerDb); // a stopping worker waits until it can record its outcomes
     await worker.stop();
     await running;
@@ -216,14 +215,13 @@ Deno.test("Worker keeps a workflow step's outcome while the database is full and
   const storage = new SqliteStorage<string>(tmp.db, "flow");
   const runId = await storage.pushStart("in");
   const runs: string[] = [];
-  let release!: () => void;
-  const gate = new Promise<void>((resolve) => release = resolve);
+  const released = gate();
   let entered = false;
   const flow = new Workflow<string>("big-step")
     .andThen(async (s: string) => {
       runs.push(s);
       entered = true;
-      await gate;
+      await released.promise;
       return "y".repeat(200_000); // the result and the next step's arguments need new pages
     })
     .andThen((s: string) => s.length);
@@ -237,7 +235,7 @@ Deno.test("Worker keeps a workflow step's outcome while the database is full and
   try {
     await waitUntil(() => entered, "the first step running");
     fill(tmp.db);
-    release();
+    released.open();
     await waitUntil(
       () => events.filter((e) => e.type === "error" && isFull(e.error)).length >= 2,
       "two failed flushes",
@@ -264,7 +262,7 @@ Deno.test("Worker keeps a workflow step's outcome while the database is full and
       ["done", 1, undefined],
     ]);
   } finally {
-    release();
+    released.open();
     makeRoom(tmp.db);
     await worker.stop();
     await running;
@@ -278,8 +276,7 @@ Deno.test("Worker.stop() on a full disk gives up the outcomes it cannot record a
   const ids = await queue.pushAll([0, 1].map((n) => Task.builder(n).build()));
   const workerDb = openDatabase(tmp.path);
   const events: WorkerEvent[] = [];
-  let release!: () => void;
-  const gate = new Promise<void>((resolve) => release = resolve);
+  const released = gate();
   let started = 0;
   const worker = new WorkerBuilder<number>("stuck")
     .backend(new SqliteStorage<number>(workerDb, "q"))
@@ -289,7 +286,7 @@ Deno.test("Worker.stop() on a full disk gives up the outcomes it cannot record a
     .onEvent((_, event) => events.push(event))
     .build(async () => {
       started++;
-      await gate;
+      await released.promise;
       return "r".repeat(200_000); // needs new pages: cannot be recorded while full
     });
   const running = worker.run();
@@ -298,7 +295,7 @@ Deno.test("Worker.stop() on a full disk gives up the outcomes it cannot record a
     await waitUntil(() => started === 2, "2 handlers running");
     fill(tmp.db);
     fill(workerDb);
-    release();
+    released.open();
     await waitUntil(
       () => events.some((e) => e.type === "error" && isFull(e.error)),
       "a flush that fails on the full disk",
@@ -315,7 +312,7 @@ Deno.test("Worker.stop() on a full disk gives up the outcomes it cannot record a
     assert.ok(isFull(error.cause));
     assert.deepEqual(ids.map((id) => statusOf(tmp.db, id)), ["running", "running"]);
   } finally {
-    release();
+    released.open();
     makeRoom(workerDb);
     await worker.stop();
     workerDb.close();

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { type Codec, JsonCodec, SqliteStorage, WorkerBuilder } from "../../mod.ts";
 import { MsgPackCodec } from "../../msgpack.ts";
-import { tempDatabase } from "../_helpers.ts";
+import { runUntilFinished, tempDatabase } from "../_helpers.ts";
 
 /**
  * Pushes each of `payloads` on a fresh queue with `codec`, runs a worker whose handler records
@@ -31,13 +31,7 @@ async function roundTrip<T>(
       received.set(ctx.taskId, args);
       return result(args);
     });
-  const running = worker.run();
-  try {
-    await storage.waitFor(ids, { timeoutMs: 60_000 });
-  } finally {
-    await worker.stop();
-    await running;
-  }
+  await runUntilFinished(worker, storage, ids, 60_000);
   const records = [];
   for (const id of ids) {
     const record = await storage.fetchById(id);

@@ -1,19 +1,11 @@
 import assert from "node:assert/strict";
 import { Config, type Database, SqliteStorage, Task, WorkerBuilder } from "../../mod.ts";
-import { tempDatabase } from "../_helpers.ts";
-import { waitUntil } from "../_wait.ts";
+import { gate, tempDatabase, waitUntil } from "../_helpers.ts";
 
 function held(db: Database): { id: string; attempts: number; max_attempts: number }[] {
   return db.all(
     "SELECT id, attempts, max_attempts FROM apalis_tasks WHERE status = 'running' ORDER BY id",
   );
-}
-
-/** A promise with its resolver. */
-function gate(): { promise: Promise<void>; open: () => void } {
-  let open!: () => void;
-  const promise = new Promise<void>((resolve) => open = resolve);
-  return { promise, open };
 }
 
 Deno.test("Worker claims quick tasks ahead of its free slots, but never a task's last attempt", async () => {

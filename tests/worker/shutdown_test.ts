@@ -7,19 +7,11 @@ import {
   Task,
   WorkerBuilder,
 } from "../../mod.ts";
-import { tempDatabase } from "../_helpers.ts";
-import { waitUntil } from "../_wait.ts";
+import { gate, tempDatabase, waitUntil } from "../_helpers.ts";
 
 function countRunning(db: Database): number {
   return db.get<{ n: number }>("SELECT count(*) AS n FROM apalis_tasks WHERE status = 'running'")!
     .n;
-}
-
-/** A promise with its resolver. */
-function gate(): { promise: Promise<void>; open: () => void } {
-  let open!: () => void;
-  const promise = new Promise<void>((resolve) => open = resolve);
-  return { promise, open };
 }
 
 Deno.test("Worker.stop() gives back the tasks it claimed ahead, attempt and all, and lets the running one finish", async () => {

@@ -13,7 +13,7 @@ import {
   Workflow,
 } from "../../mod.ts";
 import { MsgPackCodec } from "../../msgpack.ts";
-import { tempDatabase, waitUntil } from "../_helpers.ts";
+import { gate, tempDatabase, waitUntil } from "../_helpers.ts";
 
 /** A worker for tests: no signal handlers. */
 function builder<T>(storage: SqliteStorage<T>, name = "flow-worker"): WorkerBuilder<T> {
@@ -497,14 +497,13 @@ Deno.test("SqliteStorage.kill() of a pending step fails its run, and retry() rev
 Deno.test("SqliteStorage.kill() of a running step fails its run and discards the step's successor", async () => {
   await using tmp = await tempDatabase();
   const storage = new SqliteStorage<number>(tmp.db, "kill-running");
-  let release!: () => void;
-  const gate = new Promise<void>((resolve) => release = resolve);
+  const released = gate();
   let started = false;
   let secondCalls = 0;
   const flow = new Workflow<number>("cancelled")
     .andThen(async (n) => {
       started = true;
-      await gate;
+      await released.promise;
       return n + 1;
     })
     .andThen((n) => {
@@ -520,10 +519,10 @@ Deno.test("SqliteStorage.kill() of a running step fails its run and discards the
     assert.equal(step?.status, "running");
     await storage.kill(step.taskId, "cancelled while running");
     assert.equal((await storage.workflowRun(runId))?.status, "failed");
-    release();
+    released.open();
     await waitUntil(() => worker.inFlight === 0, "the killed step's handler to finish");
   } finally {
-    release();
+    released.open();
     await worker.stop();
     await running;
   }
