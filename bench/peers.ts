@@ -1,0 +1,322 @@
+/**
+ * The queue beside its JavaScript peers that keep jobs in SQLite, on the same machine, runtime
+ * and kind of file: `deno run -A bench/peers.ts` or `bun run bench/peers.ts`.
+ *
+ * - **plainjob** 0.0.14 (npm `plainjob`; bun:sqlite under Bun, node:sqlite under Deno through a
+ *   pass-through connection in better-sqlite3's shape, which it supports): WAL and
+ *   `synchronous = NORMAL`, set by the library itself. Its worker runs one job at a time.
+ * - **bunqueue** 2.9.5 (npm `bunqueue`; Bun only, embedded with a `dataPath`): an in-memory
+ *   broker that writes to SQLite behind a buffer (a hard crash loses its last ~10 ms of writes),
+ *   so its figures are not durable ones. Worker at concurrency 16.
+ * - **apalis-sqlite** (this repository) with its defaults: `durability: "normal"`
+ *   (`synchronous = NORMAL`), a push resolves after its commit. Worker at concurrency 16.
+ *
+ * Each library runs the same three scenarios on a fresh file in a temp dir: 10,000 jobs added
+ * one by one (awaited where the API is async), 50,000 added in one call, and a drain of 50,000
+ * preloaded no-op jobs from the worker's start until the last job is recorded done (then the
+ * count of done jobs is checked). The figures are jobs per second, the median of `--runs`
+ * (default 3). The peers are fetched from the npm registry at their pinned versions on first use
+ * (Deno: `npm:` specifiers; Bun: auto-install), so the run needs it once.
+ *
+ * @module
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import { join } from "node:path";
+import process from "node:process";
+import { parseArgs } from "node:util";
+import { benchDrain, benchPush, benchPushAll } from "./scenarios.ts";
+import { median, progress, rate, runtimeName } from "./_shared.ts";
+
+const PUSH = 10_000;
+const BULK = 50_000;
+const DRAIN = 50_000;
+const IS_BUN = "Bun" in globalThis;
+const fmt = (n: number) => n.toLocaleString("en");
+
+/** One library's figures, jobs/s. */
+interface PeerFigures {
+  push: number;
+  bulk: number;
+  drain: number;
+}
+
+/** A library under test: how it runs each scenario once, on a fresh file. */
+interface Peer {
+  name: string;
+  setting: string;
+  push(n: number): Promise<number>;
+  bulk(n: number): Promise<number>;
+  drain(n: number): Promise<number>;
+}
+
+// The parts of the peers' APIs this file uses (they are loaded at run time).
+interface PlainjobStatement {
+  run(...params: unknown[]): { changes: number | bigint; lastInsertRowid: number | bigint };
+  get(...params: unknown[]): unknown;
+  all(...params: unknown[]): unknown[];
+}
+/** better-sqlite3's transaction function: call it, or one of its variants, to run `F` in one. */
+type PlainjobTransaction<F> = F & { deferred: F; immediate: F; exclusive: F };
+interface PlainjobConnection {
+  driver: "bun:sqlite" | "better-sqlite3";
+  filename: string;
+  pragma(statement: string): void;
+  exec(sql: string): void;
+  prepare(sql: string): PlainjobStatement;
+  transaction<F extends (...args: never[]) => unknown>(fn: F): PlainjobTransaction<F>;
+  close(): void;
+}
+interface PlainjobQueue {
+  add(type: string, data: unknown): { id: number };
+  addMany(type: string, data: unknown[]): { ids: number[] };
+  countJobs(options?: { type?: string; status?: number }): number;
+  close(): void;
+}
+interface Plainjob {
+  defineQueue(options: { connection: PlainjobConnection; logger?: unknown }): PlainjobQueue;
+  defineWorker(
+    type: string,
+    processor: (job: unknown) => Promise<void>,
+    options: { queue: PlainjobQueue; logger?: unknown },
+  ): { start(): Promise<void>; stop(): Promise<void> };
+  bun(database: unknown): PlainjobConnection;
+  JobStatus: { Done: number };
+}
+interface BunqueueQueue {
+  add(name: string, data: unknown): Promise<unknown>;
+  addBulk(jobs: { name: string; data: unknown }[]): Promise<unknown[]>;
+  close(): Promise<void>;
+}
+interface Bunqueue {
+  Queue: new (name: string, options: { embedded: true; dataPath: string }) => BunqueueQueue;
+  Worker: new (
+    name: string,
+    processor: (job: unknown) => Promise<unknown>,
+    options: { embedded: true; concurrency: number },
+  ) => { close(): Promise<void> };
+  /** Closes the process's one embedded broker, so the next run can open another file. */
+  shutdownManager(): void;
+}
+
+const quiet = { error() {}, warn() {}, info() {}, debug() {} };
+
+async function withDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
+  const dir = await mkdtemp(join(os.tmpdir(), "apalis_peers_"));
+  try {
+    return await fn(dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** node:sqlite in the shape of better-sqlite3's database, as far as plainjob uses it. */
+async function nodeSqliteConnection(path: string): Promise<PlainjobConnection> {
+  const { DatabaseSync } = await import("node:sqlite");
+  const db = new DatabaseSync(path);
+  return {
+    driver: "better-sqlite3",
+    filename: path,
+    pragma: (statement) => db.exec(`PRAGMA ${statement}`),
+    exec: (sql) => db.exec(sql),
+    // Called as methods (statement.run(…)), with plainjob's named or positional parameters.
+    prepare: (sql) => db.prepare(sql) as unknown as PlainjobStatement,
+    transaction<F extends (...args: never[]) => unknown>(fn: F): PlainjobTransaction<F> {
+      const run = (begin: string) => (...args: never[]) => {
+        db.exec(begin);
+        try {
+          const result = fn(...args);
+          db.exec("COMMIT");
+          return result;
+        } catch (error) {
+          db.exec("ROLLBACK");
+          throw error;
+        }
+      };
+      return Object.assign(run("BEGIN"), {
+        deferred: run("BEGIN DEFERRED"),
+        immediate: run("BEGIN IMMEDIATE"),
+        exclusive: run("BEGIN EXCLUSIVE"),
+      }) as unknown as PlainjobTransaction<F>;
+    },
+    close: () => db.close(),
+  };
+}
+
+async function plainjobPeer(): Promise<Peer> {
+  const plainjob: Plainjob = await import(IS_BUN ? "plainjob@0.0.14" : "npm:plainjob@0.0.14");
+  const open = async (dir: string) => {
+    const path = join(dir, "plainjob.db");
+    let connection: PlainjobConnection;
+    if (IS_BUN) {
+      const { Database } = await import("bun:sqlite" as string);
+      connection = plainjob.bun(new Database(path, { strict: true }));
+    } else {
+      connection = await nodeSqliteConnection(path);
+    }
+    return plainjob.defineQueue({ connection, logger: quiet });
+  };
+  const countDone = (queue: PlainjobQueue, n: number) => {
+    const done = queue.countJobs({ status: plainjob.JobStatus.Done });
+    if (done !== n) throw new Error(`plainjob: ${done} of ${n} jobs done`);
+  };
+  return {
+    name: "plainjob 0.0.14",
+    setting:
+      "WAL, synchronous NORMAL; a synchronous add; the worker claims and acks one job at a time",
+    push: (n) =>
+      withDir(async (dir) => {
+        const queue = await open(dir);
+        const start = performance.now();
+        for (let i = 0; i < n; i++) queue.add("noop", i);
+        const elapsed = performance.now() - start;
+        queue.close();
+        return rate(n, elapsed);
+      }),
+    bulk: (n) =>
+      withDir(async (dir) => {
+        const queue = await open(dir);
+        const data = Array.from({ length: n }, (_, i) => i);
+        const start = performance.now();
+        queue.addMany("noop", data);
+        const elapsed = performance.now() - start;
+        queue.close();
+        return rate(n, elapsed);
+      }),
+    drain: (n) =>
+      withDir(async (dir) => {
+        const queue = await open(dir);
+        queue.addMany("noop", Array.from({ length: n }, (_, i) => i));
+        let handled = 0;
+        let last!: () => void;
+        const lastStarted = new Promise<void>((resolve) => last = resolve);
+        const worker = plainjob.defineWorker("noop", () => {
+          if (++handled === n) last();
+          return Promise.resolve();
+        }, { queue, logger: quiet });
+        const start = performance.now();
+        const running = worker.start();
+        await lastStarted;
+        // The worker marks a job done right after its handler settles: one turn later.
+        await new Promise((resolve) => setTimeout(resolve, 0));
+        const elapsed = performance.now() - start;
+        await worker.stop();
+        await running;
+        countDone(queue, n);
+        queue.close();
+        return rate(n, elapsed);
+      }),
+  };
+}
+
+async function bunqueuePeer(): Promise<Peer> {
+  const bunqueue: Bunqueue = await import("bunqueue@2.9.5/client" as string);
+  // One embedded broker per process, bound to the first file it opened.
+  const withBroker = <T>(fn: (dataPath: string) => Promise<T>) =>
+    withDir(async (dir) => {
+      try {
+        return await fn(join(dir, "bunqueue.db"));
+      } finally {
+        bunqueue.shutdownManager();
+      }
+    });
+  return {
+    name: "bunqueue 2.9.5",
+    setting: "embedded; an add resolves before its SQLite write (buffered, ~10 ms)",
+    push: (n) =>
+      withBroker(async (dataPath) => {
+        const queue = new bunqueue.Queue("bench", { embedded: true, dataPath });
+        const start = performance.now();
+        for (let i = 0; i < n; i++) await queue.add("noop", i);
+        const elapsed = performance.now() - start;
+        await queue.close();
+        return rate(n, elapsed);
+      }),
+    bulk: (n) =>
+      withBroker(async (dataPath) => {
+        const queue = new bunqueue.Queue("bench", { embedded: true, dataPath });
+        const jobs = Array.from({ length: n }, (_, i) => ({ name: "noop", data: i }));
+        const start = performance.now();
+        await queue.addBulk(jobs);
+        const elapsed = performance.now() - start;
+        await queue.close();
+        return rate(n, elapsed);
+      }),
+    drain: (n) =>
+      withBroker(async (dataPath) => {
+        const queue = new bunqueue.Queue("bench", { embedded: true, dataPath });
+        await queue.addBulk(Array.from({ length: n }, (_, i) => ({ name: "noop", data: i })));
+        let handled = 0;
+        let last!: () => void;
+        const lastDone = new Promise<void>((resolve) => last = resolve);
+        const start = performance.now();
+        const worker = new bunqueue.Worker("bench", () => {
+          if (++handled === n) last();
+          return Promise.resolve(null);
+        }, { embedded: true, concurrency: 16 });
+        await lastDone;
+        const elapsed = performance.now() - start;
+        await worker.close();
+        await queue.close();
+        return rate(n, elapsed);
+      }),
+  };
+}
+
+const apalisPeer: Peer = {
+  name: "apalis-sqlite (this repository)",
+  setting: 'durability "normal" (synchronous NORMAL); a push resolves after its commit',
+  push: (n) => benchPush("normal", n),
+  bulk: (n) => benchPushAll("normal", n),
+  drain: (n) => benchDrain("normal", n, 16),
+};
+
+async function measure(peer: Peer, runs: number): Promise<PeerFigures> {
+  // A small warm-up of each scenario: the JIT and the statement caches, not the disk.
+  await peer.push(PUSH / 10);
+  await peer.bulk(BULK / 10);
+  await peer.drain(DRAIN / 10);
+  const figures: Record<keyof PeerFigures, number[]> = { push: [], bulk: [], drain: [] };
+  for (let run = 0; run < runs; run++) {
+    figures.push.push(await peer.push(PUSH));
+    figures.bulk.push(await peer.bulk(BULK));
+    figures.drain.push(await peer.drain(DRAIN));
+    progress(`  ${peer.name}, run ${run + 1}: ${JSON.stringify(figures)}`);
+  }
+  return { push: median(figures.push), bulk: median(figures.bulk), drain: median(figures.drain) };
+}
+
+if (import.meta.main) {
+  const { values } = parseArgs({
+    args: process.argv.slice(2),
+    options: { runs: { type: "string", default: "3" } },
+  });
+  const runs = Number(values.runs);
+  if (!Number.isInteger(runs) || runs < 1) {
+    throw new TypeError(`--runs must be a whole number >= 1: current value is ${values.runs}`);
+  }
+  const peers = [apalisPeer, await plainjobPeer()];
+  if (IS_BUN) peers.push(await bunqueuePeer());
+  const rows: string[] = [];
+  for (const peer of peers) {
+    progress(`measuring ${peer.name} (${runtimeName()})`);
+    const { push, bulk, drain } = await measure(peer, runs);
+    rows.push(
+      `| ${peer.name} | ${fmt(push)} | ${fmt(bulk)} | ${fmt(drain)} | ${peer.setting} |`,
+    );
+  }
+  const lines = [
+    `${runtimeName()}, ${os.cpus().length} cores; jobs/s, median of ${runs} runs`,
+    "",
+    `| library | add one by one (${fmt(PUSH)}) | add ${fmt(BULK)} in one call | drain ${
+      fmt(DRAIN)
+    } no-op jobs | setting |`,
+    "| --- | ---: | ---: | ---: | --- |",
+    ...rows,
+  ];
+  if (!IS_BUN) lines.push("", "bunqueue runs only under Bun: `bun run bench/peers.ts`.");
+  await new Promise<void>((resolve) =>
+    process.stdout.write(`${lines.join("\n")}\n`, () => resolve())
+  );
+  process.exit(0); // a peer's timers (maintenance, flushes) may outlive its close()
+}
