@@ -588,12 +588,37 @@ export function taskKill(db: Database, id: string, error: string, now: number): 
   return rows.length === 1;
 }
 
-/** Deletes finished tasks (`done`, `killed`) that finished before `before`. */
-export function taskVacuum(db: Database, before: number): number {
-  return db.run(
-    "DELETE FROM apalis_tasks WHERE status IN ('done','killed') AND done_at <= ?",
-    [before],
+/** Where a vacuum stopped in the finished-tasks index: the last entry it looked at. */
+export type VacuumCursor = readonly [queue: string, status: string, id: string];
+
+/**
+ * Deletes finished tasks (`done`, `killed`) that finished at or before `before`, among the next
+ * `limit` entries of the finished-tasks index after `after` (from the start when omitted).
+ * Returns how many it deleted and where to go on from, or `next: null` at the end of the index.
+ * Walking the index by key keeps each call's cost to its window, however many recent tasks a
+ * queue keeps.
+ */
+export function taskVacuum(
+  db: Database,
+  before: number,
+  limit: number,
+  after: VacuumCursor = ["", "", ""],
+): { deleted: number; next: VacuumCursor | null } {
+  // The window's last entry, read from the index alone; then one ranged DELETE over the window.
+  const last = db.values<[string, string, string]>(
+    `SELECT queue, status, id FROM apalis_tasks
+     WHERE status IN ('done','failed','killed') AND (queue, status, id) > (?, ?, ?)
+     ORDER BY queue, status, id LIMIT 1 OFFSET ?`,
+    [...after, limit - 1],
+  )[0];
+  const upTo = last ? " AND (queue, status, id) <= (?, ?, ?)" : "";
+  const deleted = db.run(
+    `DELETE FROM apalis_tasks
+     WHERE status IN ('done','failed','killed') AND (queue, status, id) > (?, ?, ?)${upTo}
+       AND status IN ('done','killed') AND done_at <= ?`,
+    [...after, ...(last ?? []), before],
   ).changes;
+  return { deleted, next: last ?? null };
 }
 
 /** Deletes one task, whatever its state. */
