@@ -3,6 +3,7 @@ import type { ListRunsOptions, SqliteStorage } from "../storage/sqlite_storage.t
 import type { RunStatus } from "../store/runs.ts";
 import { TASK_STATUSES, type TaskStatus } from "../store/tasks.ts";
 import { emptyCounts, type QueueInfo, type StatusCounts } from "../storage/records.ts";
+import type { CostlyReads } from "./costly_reads.ts";
 
 /** Outcomes in one minute. */
 export interface MinuteCounts {
@@ -26,6 +27,11 @@ export interface QueueOverview extends QueueInfo {
 /** `GET /api/overview`. */
 export interface Overview {
   generatedAt: number;
+  /**
+   * When the queues' counts and oldest pending tasks were read: earlier than `generatedAt` when
+   * reading them was expensive and a recent read was reused (see `CostlyReads`).
+   */
+  countedAt: number;
   queues: QueueOverview[];
   totals: StatusCounts;
   workers: { alive: number; dead: number };
@@ -36,9 +42,13 @@ export interface Overview {
 const MINUTES = 60;
 
 /** Gathers the overview: counts, throughput, oldest pending age and workers per queue. */
-export async function overview(storage: SqliteStorage, now: number): Promise<Overview> {
-  const [queues, workers, points] = await Promise.all([
-    storage.listQueues(),
+export async function overview(
+  storage: SqliteStorage,
+  now: number,
+  reads: CostlyReads,
+): Promise<Overview> {
+  const [{ value: queues, at: countedAt }, workers, points] = await Promise.all([
+    reads.get("queues", () => storage.listQueues()),
     storage.listWorkers(),
     storage.throughput({ minutes: MINUTES }),
   ]);
@@ -73,6 +83,7 @@ export async function overview(storage: SqliteStorage, now: number): Promise<Ove
   }
   return {
     generatedAt: now,
+    countedAt,
     queues: queues.map((queue) => {
       for (const status of TASK_STATUSES) totals[status] += queue.counts[status];
       totals.total += queue.counts.total;
@@ -102,6 +113,8 @@ export interface QueuePage {
   page: number;
   pageSize: number;
   counts: StatusCounts;
+  /** When `counts` were read (see {@linkcode Overview.countedAt}). */
+  countedAt: number;
   tasks: TaskRecord[];
   /** Whether an older page exists. */
   more: boolean;
@@ -110,17 +123,18 @@ export interface QueuePage {
 /** One page of a queue's tasks, newest first. */
 export async function queuePage(
   storage: SqliteStorage,
-  queue: string,
-  status: TaskStatus | null,
-  page: number,
-  pageSize: number,
+  reads: CostlyReads,
+  page: { queue: string; status: TaskStatus | null; page: number; pageSize: number },
 ): Promise<QueuePage> {
+  const { queue, status, pageSize } = page;
   const [tasks, counts] = await Promise.all([
-    storage.listTasks({ queue, page, pageSize, ...(status ? { status } : {}) }),
-    storage.stats(queue),
+    storage.listTasks({ queue, page: page.page, pageSize, ...(status ? { status } : {}) }),
+    reads.get(`stats:${queue}`, () => storage.stats(queue)),
   ]);
-  const more = page * pageSize < (status ? counts[status] : counts.total);
-  return { queue, status, page, pageSize, counts, tasks, more };
+  // Reused counts may lag the listing: a full page may then have a next one too.
+  const more = page.page * pageSize < (status ? counts.value[status] : counts.value.total) ||
+    (counts.reused && tasks.length === pageSize);
+  return { ...page, counts: counts.value, countedAt: counts.at, tasks, more };
 }
 
 /** `GET /api/workers`. */

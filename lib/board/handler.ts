@@ -4,6 +4,7 @@ import { systemClock } from "../storage/clock.ts";
 import type { Codec } from "../storage/codec.ts";
 import { TaskNotFoundError, TaskStateError } from "../storage/errors.ts";
 import { SqliteStorage } from "../storage/sqlite_storage.ts";
+import { CostlyReads } from "./costly_reads.ts";
 import { RUN_STATUSES, type RunStatus } from "../store/runs.ts";
 import { TASK_STATUSES, type TaskStatus } from "../store/tasks.ts";
 import { BOARD_CSS, BOARD_JS } from "./assets.ts";
@@ -94,6 +95,7 @@ export function createBoardHandler(db: Database, options: BoardOptions = {}): Bo
     ...(options.codec ? { codec: options.codec } : {}),
   });
   const auth = options.token === undefined ? undefined : new BoardAuth(options.token, base);
+  const reads = new CostlyReads(clock);
   const context = (): PageContext => ({
     base,
     now: clock.now(),
@@ -139,9 +141,11 @@ export function createBoardHandler(db: Database, options: BoardOptions = {}): Bo
           401,
         );
       }
+      // A write may change any count: the next read of each is fresh.
+      if (req.method === "POST") reads.clear();
       return api
-        ? await routeApi(req, url, path, storage, ctx)
-        : await routePage(req, url, path, storage, ctx);
+        ? await routeApi(req, url, path, storage, reads, ctx)
+        : await routePage(req, url, path, storage, reads, ctx);
     } catch (error) {
       const status = error instanceof HttpError ? error.status : 500;
       const message = error instanceof Error ? error.message : String(error);
@@ -156,19 +160,21 @@ async function routePage(
   url: URL,
   path: string,
   storage: SqliteStorage,
+  reads: CostlyReads,
   ctx: PageContext,
 ): Promise<Response> {
   const parts = path.split("/").slice(1).map(decodePart);
   if (req.method === "GET" || req.method === "HEAD") {
-    if (path === "/") return page(ctx, req, overviewPage(ctx, await overview(storage, ctx.now)));
+    if (path === "/") {
+      return page(ctx, req, overviewPage(ctx, await overview(storage, ctx.now, reads)));
+    }
     if (parts[0] === "queues" && parts.length === 2 && parts[1]) {
-      const data = await queuePage(
-        storage,
-        parts[1],
-        taskStatus(url),
-        pageNumber(url),
-        PAGE_SIZE,
-      );
+      const data = await queuePage(storage, reads, {
+        queue: parts[1],
+        status: taskStatus(url),
+        page: pageNumber(url),
+        pageSize: PAGE_SIZE,
+      });
       return page(ctx, req, queuePageView(ctx, data));
     }
     if (path === "/tasks") {
@@ -225,14 +231,22 @@ async function routeApi(
   url: URL,
   path: string,
   storage: SqliteStorage,
+  reads: CostlyReads,
   ctx: PageContext,
 ): Promise<Response> {
   const parts = path.split("/").slice(2).map(decodePart);
   if (req.method === "GET") {
-    if (path === "/api/overview") return json(200, await overview(storage, ctx.now));
+    if (path === "/api/overview") return json(200, await overview(storage, ctx.now, reads));
     if (parts[0] === "queues" && parts.length === 3 && parts[1] && parts[2] === "tasks") {
-      const size = pageSize(url);
-      return json(200, await queuePage(storage, parts[1], taskStatus(url), pageNumber(url), size));
+      return json(
+        200,
+        await queuePage(storage, reads, {
+          queue: parts[1],
+          status: taskStatus(url),
+          page: pageNumber(url),
+          pageSize: pageSize(url),
+        }),
+      );
     }
     if (parts[0] === "tasks" && parts.length === 2) {
       const task = await storage.fetchById(parts[1]!);

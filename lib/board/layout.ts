@@ -1,4 +1,5 @@
 import { type Html, html, type HtmlValue } from "./html.ts";
+import { formatAgo } from "../format/duration.ts";
 
 /** What every page needs to know about where and when it is drawn. */
 export interface PageContext {
@@ -110,4 +111,19 @@ export function pager(
   parts.push(html`<span class="muted">page ${page}</span>`);
   if (more) parts.push(link(page + 1, "Older →"));
   return html`<div class="pager">${parts}</div>`;
+}
+
+/**
+ * Says how old a page's counts are when a recent count was reused (counting big queues is slow;
+ * see `CostlyReads`); nothing when they were read for this page.
+ */
+export function countedNote(countedAt: number, now: number): Html | "" {
+  if (now - countedAt < 1000) return "";
+  return html`
+    <p class="muted"
+      data-counted-at="${countedAt}">Counted ${formatAgo(
+        countedAt,
+        now,
+      )}: counting these tasks takes a while, so the board reuses a recent count.</p>
+  `;
 }

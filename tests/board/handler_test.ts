@@ -363,3 +363,32 @@ Deno.test("createBoardHandler() throws a TypeError naming the option when token 
   assert.throws(() => createBoardHandler(temp.db, { basePath: "board" }), /'basePath' must be/);
   assert.throws(() => createBoardHandler(temp.db, { refreshMs: -1 }), /'refreshMs' must be/);
 });
+
+Deno.test("createBoardHandler() reuses counts that were slow to read, says how old they are, and forgets them after a write", async () => {
+  await using temp = await tempDatabase();
+  const email = new SqliteStorage<string>(temp.db, "email");
+  const first = await email.push("a");
+  // Every reading of this clock moves it on by 400 ms: each count seems to take that long.
+  let now = Date.UTC(2026, 0, 1);
+  const board = createBoardHandler(temp.db, { clock: { now: () => (now += 400) } });
+
+  const fresh = await (await get(board, "/api/overview")).json();
+  assert.equal(fresh.queues[0].counts.pending, 1);
+  await email.push("b");
+  const reused = await (await get(board, "/api/overview")).json();
+  assert.equal(reused.queues[0].counts.pending, 1, "a count that took 400 ms is kept for 8 s");
+  assert.equal(reused.countedAt, fresh.countedAt);
+  assert.ok(reused.generatedAt - reused.countedAt >= 1000);
+  assert.match(await html(await get(board, "/")), /data-counted-at="\d+">Counted [^<]* ago/);
+  const queue = await (await get(board, "/api/queues/email/tasks")).json();
+  assert.equal(queue.tasks.length, 2, "the listing itself is always read");
+
+  assert.equal((await post(board, `/api/tasks/${first}/kill`)).status, 200);
+  const after = await (await get(board, "/api/overview")).json();
+  assert.deepEqual(
+    [after.queues[0].counts.pending, after.queues[0].counts.killed],
+    [1, 1],
+    "a write through the board drops the kept counts",
+  );
+  assert.ok(after.countedAt > reused.countedAt);
+});

@@ -4,7 +4,7 @@ import type { Overview } from "../data.ts";
 import { count } from "../format.ts";
 import { formatDuration } from "../../format/duration.ts";
 import { html } from "../html.ts";
-import { href, type Page, type PageContext } from "../layout.ts";
+import { countedNote, href, type Page, type PageContext } from "../layout.ts";
 
 /** Every queue with its counts, the last hour's outcomes, oldest pending age and workers. */
 export function overviewPage(ctx: PageContext, data: Overview): Page {
@@ -43,6 +43,7 @@ export function overviewPage(ctx: PageContext, data: Overview): Page {
   );
   const content = html`
     <h1>Overview</h1>
+    ${countedNote(data.countedAt, data.generatedAt)}
     <div class="stats">
         ${TASK_STATUSES.map((status) =>
           html`<div class="stat" data-stat="${status}"><b>${

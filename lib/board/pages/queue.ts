@@ -3,7 +3,7 @@ import type { QueuePage } from "../data.ts";
 import { badge, count, preview, timeTag } from "../format.ts";
 import { formatAgo } from "../../format/duration.ts";
 import { html } from "../html.ts";
-import { href, type Page, type PageContext, pager } from "../layout.ts";
+import { countedNote, href, type Page, type PageContext, pager } from "../layout.ts";
 
 /** One queue's tasks, filtered by state, newest first, one page at a time. */
 export function queuePageView(ctx: PageContext, data: QueuePage): Page {
@@ -37,6 +37,7 @@ export function queuePageView(ctx: PageContext, data: QueuePage): Page {
   );
   const content = html`
     <h1>Queue <span class="mono">${data.queue}</span></h1>
+    ${countedNote(data.countedAt, ctx.now)}
     <div class="tabs">${tab(null, "all", data.counts.total)}${TASK_STATUSES.map((status) =>
       tab(status, status, data.counts[status])
     )}</div>
