@@ -4,6 +4,7 @@ import { openDatabase } from "../sqlite/open.ts";
 import type { Database, OpenDatabaseOptions } from "../sqlite/types.ts";
 import { migrate } from "../store/schema.ts";
 import {
+  type Batch,
   type NewTaskRow,
   TASK_STATUSES,
   taskCounts,
@@ -108,8 +109,17 @@ export interface ThroughputPoint {
 }
 
 const STREAM_BATCH = 1000;
-// Finished tasks deleted per transaction by vacuum(): about 10 ms of write lock each.
+// Tasks per transaction of vacuum() and retryAll(): about 10 ms of write lock each here.
 const VACUUM_BATCH = 5000;
+const RETRY_BATCH = 2000;
+
+function assertBatchSize(method: string, batchSize: number): void {
+  if (!Number.isSafeInteger(batchSize) || batchSize < 1) {
+    throw new RangeError(
+      `Cannot ${method} as 'batchSize' must be an integer >= 1: current value is ${batchSize}`,
+    );
+  }
+}
 
 /**
  * A queue in a SQLite file: push tasks, inspect and repair them. Workers consume it
@@ -522,17 +532,26 @@ export class SqliteStorage<T = unknown> {
     return toTaskRecord<T>(row, this.codec);
   }
 
-  /** Retries every task of a queue in a state (`killed`, `failed` or `done`); returns how many. */
-  async retryAll(options: { queue: string; status: TaskStatus }): Promise<number> {
-    assertStatus(options.status);
+  /**
+   * Retries every task of a queue in a state (`killed`, `failed` or `done`); returns how many.
+   * Like {@linkcode SqliteStorage.vacuum}, it works in transactions of `batchSize` (2,000, about
+   * 10 ms each) and lets workers in between, who may start on the first batches before the last
+   * is written. A failure part way leaves the batches already retried retried.
+   */
+  async retryAll(
+    options: { queue: string; status: TaskStatus; batchSize?: number },
+  ): Promise<number> {
+    const { queue, status, batchSize = RETRY_BATCH } = options;
+    assertStatus(status);
+    assertBatchSize("retryAll", batchSize);
     const now = this.clock.now();
-    const n = await retryBusy(
-      this.db,
-      () => taskRetryAll(this.db, options.queue, options.status, now),
-      `retry the ${options.status} tasks of queue '${options.queue}'`,
+    return await this.#inBatches(
+      `retry the ${status} tasks of queue '${queue}'`,
+      (after?: string) => taskRetryAll(this.db, { queue, status, now }, batchSize, after),
+      (changed) => {
+        if (changed > 0) notifyPushed(this.db, queue);
+      },
     );
-    if (n > 0) notifyPushed(this.db, options.queue);
-    return n;
   }
 
   /**
@@ -587,23 +606,31 @@ export class SqliteStorage<T = unknown> {
         `Cannot vacuum as 'olderThanMs' must be >= 0: current value is ${olderThanMs}`,
       );
     }
-    if (!Number.isSafeInteger(batchSize) || batchSize < 1) {
-      throw new RangeError(
-        `Cannot vacuum as 'batchSize' must be an integer >= 1: current value is ${batchSize}`,
-      );
-    }
+    assertBatchSize("vacuum", batchSize);
     const before = this.clock.now() - olderThanMs;
     await retryBusy(this.db, () => throughputPrune(this.db, before), "vacuum outcome counts");
-    let deleted = 0;
-    let after: VacuumCursor | undefined;
+    return await this.#inBatches(
+      "vacuum finished tasks",
+      (after?: VacuumCursor) => taskVacuum(this.db, before, batchSize, after),
+    );
+  }
+
+  /**
+   * Runs `step` in one transaction per batch until it reports no next one, letting this process's
+   * timers and I/O (and other processes' writers) in between; returns the sum of what changed.
+   */
+  async #inBatches<Cursor>(
+    action: string,
+    step: (after?: Cursor) => Batch<Cursor>,
+    afterEach?: (changed: number) => void,
+  ): Promise<number> {
+    let changed = 0;
+    let after: Cursor | undefined;
     while (true) {
-      const batch = await retryBusy(
-        this.db,
-        () => this.db.transaction(() => taskVacuum(this.db, before, batchSize, after)),
-        "vacuum finished tasks",
-      );
-      deleted += batch.deleted;
-      if (batch.next === null) return deleted;
+      const batch = await retryBusy(this.db, () => this.db.transaction(() => step(after)), action);
+      changed += batch.changed;
+      afterEach?.(batch.changed);
+      if (batch.next === null) return changed;
       after = batch.next;
       // A macrotask, not a microtask: timers and I/O of this process run between batches.
       await new Promise((resolve) => setTimeout(resolve, 0));

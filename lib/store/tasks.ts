@@ -566,14 +566,36 @@ export function taskRetry(db: Database, id: string, now: number): boolean {
   ).changes === 1;
 }
 
-/** Retries every task of a queue in a status; returns how many. */
-export function taskRetryAll(db: Database, queue: string, status: TaskStatus, now: number): number {
-  return db.run(
+/** What a batched statement did, and where the next batch starts (null: it was the last). */
+export interface Batch<Cursor> {
+  changed: number;
+  next: Cursor | null;
+}
+
+/**
+ * Retries the tasks of a queue in a finished status (`done`, `failed`, `killed`), the next
+ * `limit` of them by id after `after` (from the first when omitted).
+ */
+export function taskRetryAll(
+  db: Database,
+  filter: { queue: string; status: TaskStatus; now: number },
+  limit: number,
+  after = "",
+): Batch<string> {
+  const { queue, status, now } = filter;
+  const where = "status IN ('done','failed','killed') AND queue = ? AND status = ? AND id > ?";
+  // The window's last id, from the finished-tasks index alone; then one ranged UPDATE.
+  const last = db.values<[string]>(
+    `SELECT id FROM apalis_tasks WHERE ${where} ORDER BY id LIMIT 1 OFFSET ?`,
+    [queue, status, after, limit - 1],
+  )[0]?.[0];
+  const changed = db.run(
     `UPDATE apalis_tasks SET status = 'pending', attempts = 0, run_at = ?, done_at = NULL,
        lock_by = NULL, lock_at = NULL, ${FIRES_RUN_TRIGGER}
-     WHERE queue = ? AND status = ? AND status IN ('done','failed','killed')`,
-    [now, queue, status],
+     WHERE ${where}${last === undefined ? "" : " AND id <= ?"}`,
+    [now, queue, status, after, ...(last === undefined ? [] : [last])],
   ).changes;
+  return { changed, next: last ?? null };
 }
 
 /** Kills a task that has not finished; a running handler's later ack is fenced off. */
@@ -603,7 +625,7 @@ export function taskVacuum(
   before: number,
   limit: number,
   after: VacuumCursor = ["", "", ""],
-): { deleted: number; next: VacuumCursor | null } {
+): Batch<VacuumCursor> {
   // The window's last entry, read from the index alone; then one ranged DELETE over the window.
   const last = db.values<[string, string, string]>(
     `SELECT queue, status, id FROM apalis_tasks
@@ -612,13 +634,13 @@ export function taskVacuum(
     [...after, limit - 1],
   )[0];
   const upTo = last ? " AND (queue, status, id) <= (?, ?, ?)" : "";
-  const deleted = db.run(
+  const changed = db.run(
     `DELETE FROM apalis_tasks
      WHERE status IN ('done','failed','killed') AND (queue, status, id) > (?, ?, ?)${upTo}
        AND status IN ('done','killed') AND done_at <= ?`,
     [...after, ...(last ?? []), before],
   ).changes;
-  return { deleted, next: last ?? null };
+  return { changed, next: last ?? null };
 }
 
 /** Deletes one task, whatever its state. */
