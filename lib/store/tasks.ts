@@ -66,10 +66,34 @@ export type ClaimedRow = Pick<
 
 // Fewer columns out of a claim is less to convert per row (results and errors of earlier
 // attempts can be large, and the worker never reads them). Claims read rows as arrays (cheaper
-// than objects by ~1 us a row): `claimedRow` names them, in this order.
+// than objects by ~1 us a row): `claimedRow` names them, in this order. A shared storage's
+// claim, whose rows differ in queue, reads these.
 const CLAIM_COLUMNS =
   "id, queue, status, args, attempts, max_attempts, priority, run_at, lock_at, meta, backoff, " +
   "run_id, step";
+
+// A worker's own claim knows the queue, the new status and lock_at of every row it claims, and
+// reads only what differs per row (5 % more claims and acks per second than all 13 columns).
+const OWN_CLAIM_COLUMNS =
+  "id, args, attempts, max_attempts, priority, run_at, meta, backoff, run_id, step";
+
+function ownClaimedRow(v: unknown[], queue: string, now: number): ClaimedRow {
+  return {
+    id: v[0] as string,
+    queue,
+    status: "running",
+    args: v[1] as Uint8Array,
+    attempts: v[2] as number,
+    max_attempts: v[3] as number,
+    priority: v[4] as number,
+    run_at: v[5] as number,
+    lock_at: now,
+    meta: v[6] as string | null,
+    backoff: v[7] as string | null,
+    run_id: v[8] as string | null,
+    step: v[9] as string | null,
+  };
+}
 
 function claimedRow(v: unknown[]): ClaimedRow {
   return {
@@ -230,7 +254,7 @@ const CLAIM_CANDIDATES = claimCandidates();
 export const CLAIM_SQL = `UPDATE apalis_tasks
   SET status = 'running', attempts = attempts + 1, lock_by = ?, lock_at = ?
   WHERE id IN (${CLAIM_CANDIDATES})
-  RETURNING ${CLAIM_COLUMNS}`;
+  RETURNING ${OWN_CLAIM_COLUMNS}`;
 
 /**
  * The claim of tasks a worker will start from memory as slots free up: `running` with the attempt
@@ -240,7 +264,7 @@ export const CLAIM_SQL = `UPDATE apalis_tasks
 export const CLAIM_AHEAD_SQL = `UPDATE apalis_tasks
   SET status = 'running', attempts = attempts + 1, lock_by = ?, lock_at = ?
   WHERE id IN (${claimCandidates(" AND attempts + 1 < max_attempts")})
-  RETURNING ${CLAIM_COLUMNS}`;
+  RETURNING ${OWN_CLAIM_COLUMNS}`;
 
 /**
  * Claims up to `limit` due tasks of a queue under `worker` in one statement, into `running` with
@@ -253,7 +277,7 @@ export function taskClaim(
 ): ClaimedRow[] {
   const sql = claim.ahead ? CLAIM_AHEAD_SQL : CLAIM_SQL;
   const rows = db.values(sql, [claim.worker, claim.now, claim.queue, claim.now, claim.limit])
-    .map(claimedRow);
+    .map((values) => ownClaimedRow(values, claim.queue, claim.now));
   // RETURNING follows the order rows were updated in, not the subquery's ORDER BY.
   return rows.sort(compareClaimOrder);
 }
