@@ -15,6 +15,7 @@ import {
   taskRescueHeldBy,
   taskRescueOrphans,
   taskStartMany,
+  taskWaitingPriorities,
 } from "../store/tasks.ts";
 import {
   workerGet,
@@ -436,9 +437,11 @@ export class Worker<T = unknown> {
             deliveries = shared.claim(db, now, { ...claim, limit: wanted });
             queued = deliveries.get(storage.queue) ?? [];
           } else if (wanted > 0) {
-            if (direct > 0) running = taskClaim(db, { ...claim, limit: direct });
+            // Read once for both claims (see taskWaitingPriorities).
+            const levels = taskWaitingPriorities(db, storage.queue);
+            if (direct > 0) running = taskClaim(db, { ...claim, limit: direct, levels });
             if (ahead > 0 && running.length === direct) {
-              claimedAhead = taskClaim(db, { ...claim, limit: ahead, ahead: true });
+              claimedAhead = taskClaim(db, { ...claim, limit: ahead, ahead: true, levels });
             }
           }
           const toStart = shared ? [...fromBuffer, ...queued.slice(0, direct)] : fromBuffer;

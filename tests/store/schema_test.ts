@@ -129,11 +129,15 @@ for (const [name, sql] of [["CLAIM_SQL", CLAIM_SQL], ["CLAIM_AHEAD_SQL", CLAIM_A
       "worker-1",
       Date.now(),
       "q",
+      2,
       Date.now(),
       10,
     ]).map((row) => row.detail);
     const text = plan.join("\n");
     assert.ok(text.includes("apalis_tasks_claim"), `plan does not use the claim index:\n${text}`);
+    // A range per priority: the scan stops at the first task not yet due.
+    assert.match(text, /apalis_tasks_claim \(queue=\? AND priority=\? AND run_at<\?\)/);
+    assert.doesNotMatch(text, /TEMP B-TREE/, "the index gives the claim order");
     for (const detail of plan) {
       assert.doesNotMatch(
         detail,

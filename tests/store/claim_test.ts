@@ -1,0 +1,102 @@
+import assert from "node:assert/strict";
+import { SqliteStorage, Task } from "../../mod.ts";
+import {
+  type ClaimedRow,
+  compareClaimOrder,
+  taskClaim,
+  taskClaimShared,
+  taskNextRunAt,
+  taskWaitingPriorities,
+} from "../../lib/store/tasks.ts";
+import { FakeClock, tempDatabase } from "../_helpers.ts";
+
+/** Due and scheduled tasks at `priorities` in `queue`, pushed in a shuffled order. */
+async function mixed(storage: SqliteStorage<number>, priorities: readonly number[]) {
+  const now = storage.clock.now();
+  const tasks: Task<number>[] = [];
+  for (const [i, priority] of priorities.entries()) {
+    for (let k = 0; k < 3; k++) {
+      tasks.push(new Task(i * 10 + k, { priority, runAt: now - 1000 + k * 7 - i })); // due
+      tasks.push(new Task(-(i * 10 + k), { priority, runAt: now + 60_000 + k })); // scheduled
+    }
+  }
+  tasks.sort((a, b) => (a.args * 7919) % 13 - (b.args * 7919) % 13);
+  await storage.pushAll(tasks);
+}
+
+/** The due waiting tasks of `queue` in claim order, read without the claim's statements. */
+function expected(storage: SqliteStorage<number>, queue: string, now: number) {
+  return storage.db.all<Pick<ClaimedRow, "id" | "priority" | "run_at">>(
+    `SELECT id, priority, run_at FROM apalis_tasks
+     WHERE queue = ? AND status = 'pending' AND run_at <= ?`,
+    [queue, now],
+  ).sort(compareClaimOrder).map((row) => row.id);
+}
+
+for (const count of [1, 3, 5, 70]) {
+  Deno.test(`taskClaim() takes the due tasks of ${count} priorities in claim order and none of the scheduled ones`, async () => {
+    await using tmp = await tempDatabase();
+    const clock = new FakeClock();
+    const storage = new SqliteStorage<number>(tmp.db, "q", { clock });
+    const priorities = Array.from({ length: count }, (_, i) => (i * 37) % 101 - 50);
+    await mixed(storage, priorities);
+    const levels = taskWaitingPriorities(tmp.db, "q");
+    if (count > 64) {
+      assert.equal(levels, null, "past 64 priorities the claim names none");
+    } else {
+      assert.deepEqual(levels, [...priorities].sort((a, b) => b - a));
+    }
+    const order = expected(storage, "q", clock.now());
+    assert.equal(order.length, count * 3);
+
+    const now = clock.now();
+    const first = taskClaim(tmp.db, { queue: "q", worker: "w", now, limit: 4 });
+    assert.deepEqual(first.map((row) => row.id), order.slice(0, 4));
+    // Asking for more than are due takes exactly the rest, and no scheduled task.
+    const rest = taskClaim(tmp.db, { queue: "q", worker: "w", now, limit: 1000, ahead: true });
+    assert.deepEqual(rest.map((row) => row.id), order.slice(4));
+    assert.deepEqual(taskClaim(tmp.db, { queue: "q", worker: "w", now, limit: 10 }), []);
+    assert.equal(taskNextRunAt(tmp.db, "q"), now + 60_000);
+  });
+}
+
+Deno.test("taskClaimShared() takes each queue's due tasks in claim order across priorities", async () => {
+  await using tmp = await tempDatabase();
+  const clock = new FakeClock();
+  const alpha = new SqliteStorage<number>(tmp.db, "alpha", { clock });
+  const beta = alpha.forQueue<number>("beta");
+  await mixed(alpha, [2, 0, 9]);
+  await mixed(beta, [5]);
+  const now = clock.now();
+  const alphaOrder = expected(alpha, "alpha", now);
+  const betaOrder = expected(beta, "beta", now);
+  const rows = taskClaimShared(tmp.db, {
+    now,
+    wants: [
+      { queue: "alpha", worker: "a", limit: 5 },
+      { queue: "beta", worker: "b", limit: 100 },
+      { queue: "empty", worker: "c", limit: 10 },
+    ],
+  });
+  assert.deepEqual(
+    rows.filter((row) => row.queue === "alpha").map((row) => row.id),
+    alphaOrder.slice(0, 5),
+  );
+  assert.deepEqual(rows.filter((row) => row.queue === "beta").map((row) => row.id), betaOrder);
+});
+
+Deno.test("taskNextRunAt() finds the earliest run_at when it is in the lowest of several priorities", async () => {
+  await using tmp = await tempDatabase();
+  const clock = new FakeClock();
+  const storage = new SqliteStorage<number>(tmp.db, "q", { clock });
+  const now = clock.now();
+  await storage.pushAll([
+    new Task(1, { priority: 9, runAt: now + 5_000 }),
+    new Task(2, { priority: 3, runAt: now + 4_000 }),
+    new Task(3, { priority: -2, runAt: now + 1_000 }),
+    new Task(4, { priority: -2, runAt: now + 9_000 }),
+  ]);
+  assert.equal(taskNextRunAt(tmp.db, "q"), now + 1_000);
+  assert.equal(taskNextRunAt(tmp.db, "other"), undefined);
+  assert.deepEqual(taskWaitingPriorities(tmp.db, "other"), []);
+});
