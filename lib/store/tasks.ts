@@ -283,11 +283,27 @@ function levelValues(levels: readonly number[] | null): number[] {
   return values;
 }
 
-function claimCandidates(slots: number, condition = ""): string {
+function claimCandidates(slots: number): string {
   const priority = slots === 0 ? "" : ` AND priority IN (${placeholders("?", slots)})`;
   return `SELECT id FROM apalis_tasks
-    WHERE queue = ? AND status IN ('pending','failed')${priority} AND run_at <= ?${condition}
+    WHERE queue = ? AND status IN ('pending','failed')${priority} AND run_at <= ?
     ORDER BY priority DESC, run_at, id
+    LIMIT ?`;
+}
+
+// A claim ahead skips tasks on their last attempt, which are not in the claim index's columns:
+// it looks at the first AHEAD_WINDOW times as many due tasks as it wants, not at all of them (a
+// retry storm of 500,000 last attempts made every flush's claim ahead read them all, 230 ms).
+const AHEAD_WINDOW = 4;
+
+function claimAheadCandidates(slots: number): string {
+  const priority = slots === 0 ? "" : ` AND priority IN (${placeholders("?", slots)})`;
+  return `SELECT id FROM (
+      SELECT id, attempts, max_attempts FROM apalis_tasks
+      WHERE queue = ? AND status IN ('pending','failed')${priority} AND run_at <= ?
+      ORDER BY priority DESC, run_at, id
+      LIMIT ?
+    ) WHERE attempts + 1 < max_attempts
     LIMIT ?`;
 }
 
@@ -298,7 +314,7 @@ function claimSql(slots: number, ahead: boolean): string {
   const key = `${slots}:${ahead}`;
   let sql = claimStatements.get(key);
   if (sql === undefined) {
-    const candidates = claimCandidates(slots, ahead ? " AND attempts + 1 < max_attempts" : "");
+    const candidates = ahead ? claimAheadCandidates(slots) : claimCandidates(slots);
     sql = `UPDATE apalis_tasks
       SET status = 'running', attempts = attempts + 1, lock_by = ?, lock_at = ?
       WHERE id IN (${candidates})
@@ -318,7 +334,8 @@ export const CLAIM_SQL: string = claimSql(1, false);
 /**
  * The claim of tasks a worker will start from memory as slots free up: `running` with the attempt
  * counted, like a direct start, but never a task's last attempt (a crash before it starts must
- * not kill a task that did not run). Parameters as {@linkcode CLAIM_SQL}'s.
+ * not kill a task that did not run), among the first `AHEAD_WINDOW` times `limit` due tasks.
+ * Parameters: worker, now, queue, priority, now, window, limit.
  */
 export const CLAIM_AHEAD_SQL: string = claimSql(1, true);
 
@@ -347,6 +364,7 @@ export function taskClaim(
     claim.queue,
     ...levelValues(levels),
     claim.now,
+    ...(claim.ahead === true ? [claim.limit * AHEAD_WINDOW] : []),
     claim.limit,
   ]).map((values) => ownClaimedRow(values, claim.queue, claim.now));
   // RETURNING follows the order rows were updated in, not the subquery's ORDER BY.

@@ -100,3 +100,30 @@ Deno.test("taskNextRunAt() finds the earliest run_at when it is in the lowest of
   assert.equal(taskNextRunAt(tmp.db, "other"), undefined);
   assert.deepEqual(taskWaitingPriorities(tmp.db, "other"), []);
 });
+
+Deno.test("taskClaim() ahead skips last attempts but looks only at the first 4 × limit due tasks", async () => {
+  await using tmp = await tempDatabase();
+  const clock = new FakeClock();
+  const storage = new SqliteStorage<number>(tmp.db, "q", { clock });
+  const now = clock.now();
+  // Ten tasks due first, each on its last attempt, then five that have attempts to spare.
+  const last = await storage.pushAll(
+    Array.from({ length: 10 }, (_, i) => new Task(i, { runAt: now - 100 + i })),
+  );
+  tmp.db.run(
+    "UPDATE apalis_tasks SET attempts = max_attempts - 1 WHERE id IN (SELECT value FROM json_each(?))",
+    [JSON.stringify(last)],
+  );
+  const spare = await storage.pushAll(
+    Array.from({ length: 5 }, (_, i) => new Task(100 + i, { runAt: now - 50 + i })),
+  );
+  const ahead = (limit: number) =>
+    taskClaim(tmp.db, { queue: "q", worker: "w", now, limit, ahead: true }).map((row) => row.id);
+
+  assert.deepEqual(ahead(2), [], "the first 8 due tasks are all last attempts");
+  assert.deepEqual(ahead(3), spare.slice(0, 2), "within the first 12: two with attempts to spare");
+  assert.deepEqual(ahead(10), spare.slice(2));
+  // A claim for free slots takes last attempts as they come.
+  const direct = taskClaim(tmp.db, { queue: "q", worker: "w", now, limit: 20 });
+  assert.deepEqual(direct.map((row) => row.id), last);
+});
