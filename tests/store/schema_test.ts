@@ -7,7 +7,7 @@ import {
   Task,
 } from "../../mod.ts";
 import { migrate } from "../../lib/store/schema.ts";
-import { CLAIM_AHEAD_SQL, CLAIM_SQL } from "../../lib/store/tasks.ts";
+import { CLAIM_AHEAD_SQL, CLAIM_SQL, RELEASE_SQL } from "../../lib/store/tasks.ts";
 import { tempDatabase } from "../_helpers.ts";
 
 function tableNames(db: { all<T>(sql: string): T[] }): string[] {
@@ -148,3 +148,13 @@ for (const [name, sql] of [["CLAIM_SQL", CLAIM_SQL], ["CLAIM_AHEAD_SQL", CLAIM_A
     assert.doesNotMatch(text, /TEMP B-TREE/, `the claim order needs a sort:\n${text}`);
   });
 }
+
+Deno.test("RELEASE_SQL finds a worker's buffered tasks through the held-tasks index", async () => {
+  await using tmp = await tempDatabase();
+  await new SqliteStorage<number>(tmp.db, "q").pushAll(
+    Array.from({ length: 50 }, (_, i) => new Task(i)),
+  );
+  const plan = tmp.db.all<{ detail: string }>(`EXPLAIN QUERY PLAN ${RELEASE_SQL}`, ["w"])
+    .map((row) => row.detail).join("\n");
+  assert.match(plan, /apalis_tasks_held \(lock_by=\?\)/, `plan:\n${plan}`);
+});
