@@ -634,11 +634,52 @@ const INDEX_CONDITION: Record<TaskStatus, string> = {
   killed: "status IN ('done','failed','killed')",
 };
 
+// A queue's tasks in every state, newest first: no index orders them by id, so SQLite walks the
+// whole table newest first and keeps the queue's rows, which reads every other queue's newer
+// rows too (80 ms for a 100-task queue beside a million others, on every refresh of its board
+// page). A queue this small is listed from its entries in the three partial indexes instead,
+// sorted; a bigger one is common enough in the table for the walk to find a page quickly.
+const SMALL_QUEUE = 20_000;
+
+const QUEUE_IDS = queueIdParts();
+
+// Each part reads one partial index, named: left to itself, SQLite reads the held tasks by
+// walking the whole table in id order. `failed` is in two indexes: it is taken once.
+function queueIdParts(): string {
+  return [
+    ["apalis_tasks_claim", "status IN ('pending','failed')"],
+    ["apalis_tasks_held", "status IN ('queued','running')"],
+    [
+      "apalis_tasks_finished",
+      "status IN ('done','failed','killed') AND status IN ('done','killed')",
+    ],
+  ].map(([index, part]) =>
+    `SELECT id FROM apalis_tasks INDEXED BY ${index} WHERE queue = ?1 AND ${part}`
+  ).join(" UNION ALL ");
+}
+
+/** Whether `queue` holds fewer than {@linkcode SMALL_QUEUE} tasks (reads at most that many). */
+function isSmallQueue(db: Database, queue: string): boolean {
+  const row = db.get<{ n: number }>(
+    `SELECT count(*) AS n FROM (SELECT 1 FROM (${QUEUE_IDS}) LIMIT ?2)`,
+    [queue, SMALL_QUEUE],
+  );
+  return (row?.n ?? 0) < SMALL_QUEUE;
+}
+
 /** Lists tasks newest first, optionally by queue and status. */
 export function taskList(
   db: Database,
   filter: { queue?: string; status?: TaskStatus; limit: number; offset: number },
 ): TaskRow[] {
+  if (filter.queue !== undefined && filter.status === undefined && isSmallQueue(db, filter.queue)) {
+    return db.all<TaskRow>(
+      `SELECT ${COLUMNS} FROM apalis_tasks
+       WHERE id IN (SELECT id FROM (${QUEUE_IDS}) ORDER BY id DESC LIMIT ?2 OFFSET ?3)
+       ORDER BY id DESC`,
+      [filter.queue, filter.limit, filter.offset],
+    );
+  }
   const where: string[] = [];
   const params: SqlValue[] = [];
   if (filter.queue !== undefined) {
