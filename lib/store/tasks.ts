@@ -625,6 +625,18 @@ export function taskGetMany(db: Database, ids: readonly string[]): TaskRow[] {
   );
 }
 
+// The three partial indexes, each with its condition word for word (so SQLite can pick it and
+// need not read the table) and, for reading every task once, the part of it to take: `failed`
+// is in two of them, taken from the claim index.
+const INDEX_PARTS = [
+  { index: "apalis_tasks_claim", part: "status IN ('pending','failed')" },
+  { index: "apalis_tasks_held", part: "status IN ('queued','running')" },
+  {
+    index: "apalis_tasks_finished",
+    part: "status IN ('done','failed','killed') AND status IN ('done','killed')",
+  },
+] as const;
+
 const INDEX_CONDITION: Record<TaskStatus, string> = {
   pending: "status IN ('pending','failed')",
   queued: "status IN ('queued','running')",
@@ -641,22 +653,11 @@ const INDEX_CONDITION: Record<TaskStatus, string> = {
 // sorted; a bigger one is common enough in the table for the walk to find a page quickly.
 const SMALL_QUEUE = 20_000;
 
-const QUEUE_IDS = queueIdParts();
-
-// Each part reads one partial index, named: left to itself, SQLite reads the held tasks by
-// walking the whole table in id order. `failed` is in two indexes: it is taken once.
-function queueIdParts(): string {
-  return [
-    ["apalis_tasks_claim", "status IN ('pending','failed')"],
-    ["apalis_tasks_held", "status IN ('queued','running')"],
-    [
-      "apalis_tasks_finished",
-      "status IN ('done','failed','killed') AND status IN ('done','killed')",
-    ],
-  ].map(([index, part]) =>
-    `SELECT id FROM apalis_tasks INDEXED BY ${index} WHERE queue = ?1 AND ${part}`
-  ).join(" UNION ALL ");
-}
+// A queue's task ids in every state, each part read from its partial index (named: left to
+// itself, SQLite read the held tasks by walking the whole table in id order).
+const QUEUE_IDS = INDEX_PARTS.map(({ index, part }) =>
+  `SELECT id FROM apalis_tasks INDEXED BY ${index} WHERE queue = ?1 AND ${part}`
+).join(" UNION ALL ");
 
 /** Whether `queue` holds fewer than {@linkcode SMALL_QUEUE} tasks (reads at most that many). */
 function isSmallQueue(db: Database, queue: string): boolean {
@@ -699,21 +700,13 @@ export function taskList(
   );
 }
 
-// Each part names its partial index's condition word for word, so SQLite can use that index
-// and never reads the table itself. `failed` is in two indexes: it is counted once.
-const COUNT_PARTS = [
-  "status IN ('pending','failed')",
-  "status IN ('queued','running')",
-  "status IN ('done','failed','killed') AND status IN ('done','killed')",
-];
-
 /** Counts tasks per queue and status, reading only the partial indexes. */
 export function taskCounts(
   db: Database,
   queue?: string,
 ): { queue: string; status: TaskStatus; n: number }[] {
   const filter = queue === undefined ? "" : " AND queue = ?";
-  const sql = COUNT_PARTS.map((part) =>
+  const sql = INDEX_PARTS.map(({ part }) =>
     `SELECT queue, status, count(*) AS n FROM apalis_tasks WHERE ${part}${filter}
      GROUP BY queue, status`
   ).join(" UNION ALL ");
