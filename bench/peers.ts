@@ -110,6 +110,21 @@ async function withDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
   }
 }
 
+/** Jobs per second of `work`, which handles `n` jobs. */
+async function jobsPerSecond(n: number, work: () => unknown): Promise<number> {
+  const start = performance.now();
+  await work();
+  return rate(n, performance.now() - start);
+}
+
+/** A handler that counts calls, and a promise that resolves at the `n`th. */
+function countdown(n: number): { tick(): void; done: Promise<void> } {
+  let calls = 0;
+  let resolve!: () => void;
+  const done = new Promise<void>((r) => resolve = r);
+  return { tick: () => void (++calls === n && resolve()), done };
+}
+
 /** node:sqlite in the shape of better-sqlite3's database, as far as plainjob uses it. */
 async function nodeSqliteConnection(path: string): Promise<PlainjobConnection> {
   const { DatabaseSync } = await import("node:sqlite");
@@ -167,44 +182,41 @@ async function plainjobPeer(): Promise<Peer> {
     push: (n) =>
       withDir(async (dir) => {
         const queue = await open(dir);
-        const start = performance.now();
-        for (let i = 0; i < n; i++) queue.add("noop", i);
-        const elapsed = performance.now() - start;
+        const speed = await jobsPerSecond(n, () => {
+          for (let i = 0; i < n; i++) queue.add("noop", i);
+        });
         queue.close();
-        return rate(n, elapsed);
+        return speed;
       }),
     bulk: (n) =>
       withDir(async (dir) => {
         const queue = await open(dir);
         const data = Array.from({ length: n }, (_, i) => i);
-        const start = performance.now();
-        queue.addMany("noop", data);
-        const elapsed = performance.now() - start;
+        const speed = await jobsPerSecond(n, () => queue.addMany("noop", data));
         queue.close();
-        return rate(n, elapsed);
+        return speed;
       }),
     drain: (n) =>
       withDir(async (dir) => {
         const queue = await open(dir);
         queue.addMany("noop", Array.from({ length: n }, (_, i) => i));
-        let handled = 0;
-        let last!: () => void;
-        const lastStarted = new Promise<void>((resolve) => last = resolve);
+        const handled = countdown(n);
         const worker = plainjob.defineWorker("noop", () => {
-          if (++handled === n) last();
+          handled.tick();
           return Promise.resolve();
         }, { queue, logger: quiet });
-        const start = performance.now();
-        const running = worker.start();
-        await lastStarted;
-        // The worker marks a job done right after its handler settles: one turn later.
-        await new Promise((resolve) => setTimeout(resolve, 0));
-        const elapsed = performance.now() - start;
+        let running!: Promise<void>;
+        const speed = await jobsPerSecond(n, async () => {
+          running = worker.start();
+          await handled.done;
+          // The worker marks a job done right after its handler settles: one turn later.
+          await new Promise((resolve) => setTimeout(resolve, 0));
+        });
         await worker.stop();
         await running;
         countDone(queue, n);
         queue.close();
-        return rate(n, elapsed);
+        return speed;
       }),
   };
 }
@@ -226,39 +238,36 @@ async function bunqueuePeer(): Promise<Peer> {
     push: (n) =>
       withBroker(async (dataPath) => {
         const queue = new bunqueue.Queue("bench", { embedded: true, dataPath });
-        const start = performance.now();
-        for (let i = 0; i < n; i++) await queue.add("noop", i);
-        const elapsed = performance.now() - start;
+        const speed = await jobsPerSecond(n, async () => {
+          for (let i = 0; i < n; i++) await queue.add("noop", i);
+        });
         await queue.close();
-        return rate(n, elapsed);
+        return speed;
       }),
     bulk: (n) =>
       withBroker(async (dataPath) => {
         const queue = new bunqueue.Queue("bench", { embedded: true, dataPath });
         const jobs = Array.from({ length: n }, (_, i) => ({ name: "noop", data: i }));
-        const start = performance.now();
-        await queue.addBulk(jobs);
-        const elapsed = performance.now() - start;
+        const speed = await jobsPerSecond(n, () => queue.addBulk(jobs));
         await queue.close();
-        return rate(n, elapsed);
+        return speed;
       }),
     drain: (n) =>
       withBroker(async (dataPath) => {
         const queue = new bunqueue.Queue("bench", { embedded: true, dataPath });
         await queue.addBulk(Array.from({ length: n }, (_, i) => ({ name: "noop", data: i })));
-        let handled = 0;
-        let last!: () => void;
-        const lastDone = new Promise<void>((resolve) => last = resolve);
-        const start = performance.now();
-        const worker = new bunqueue.Worker("bench", () => {
-          if (++handled === n) last();
-          return Promise.resolve(null);
-        }, { embedded: true, concurrency: 16 });
-        await lastDone;
-        const elapsed = performance.now() - start;
+        const handled = countdown(n);
+        let worker!: { close(): Promise<void> };
+        const speed = await jobsPerSecond(n, async () => {
+          worker = new bunqueue.Worker("bench", () => {
+            handled.tick();
+            return Promise.resolve(null);
+          }, { embedded: true, concurrency: 16 });
+          await handled.done;
+        });
         await worker.close();
         await queue.close();
-        return rate(n, elapsed);
+        return speed;
       }),
   };
 }

@@ -124,17 +124,17 @@ export interface QueuePage {
 export async function queuePage(
   storage: SqliteStorage,
   reads: CostlyReads,
-  page: { queue: string; status: TaskStatus | null; page: number; pageSize: number },
+  asked: { queue: string; status: TaskStatus | null; page: number; pageSize: number },
 ): Promise<QueuePage> {
-  const { queue, status, pageSize } = page;
+  const { queue, status, page, pageSize } = asked;
   const [tasks, counts] = await Promise.all([
-    storage.listTasks({ queue, page: page.page, pageSize, ...(status ? { status } : {}) }),
+    storage.listTasks({ queue, page, pageSize, ...(status ? { status } : {}) }),
     reads.get(`stats:${queue}`, () => storage.stats(queue)),
   ]);
   // Reused counts may lag the listing: a full page may then have a next one too.
-  const more = page.page * pageSize < (status ? counts.value[status] : counts.value.total) ||
+  const more = page * pageSize < (status ? counts.value[status] : counts.value.total) ||
     (counts.reused && tasks.length === pageSize);
-  return { ...page, counts: counts.value, countedAt: counts.at, tasks, more };
+  return { ...asked, counts: counts.value, countedAt: counts.at, tasks, more };
 }
 
 /** `GET /api/workers`. */

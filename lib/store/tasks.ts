@@ -238,6 +238,12 @@ export function compareClaimOrder(
   return b.priority - a.priority || a.run_at - b.run_at || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 }
 
+// The partial indexes' conditions, word for word (schema.ts): a statement that names one lets
+// SQLite use that index instead of reading the table.
+const IS_WAITING = "status IN ('pending','failed')"; // apalis_tasks_claim
+const IS_HELD = "status IN ('queued','running')"; // apalis_tasks_held
+const IS_FINISHED = "status IN ('done','failed','killed')"; // apalis_tasks_finished
+
 // The claim index orders a queue's waiting tasks by priority, then run_at. A claim that names
 // no priority cannot stop at the first task not yet due (a higher priority may follow), so it
 // read every scheduled task of the queue whenever fewer were due than it asked for: 80 ms for a
@@ -246,14 +252,7 @@ export function compareClaimOrder(
 // due tasks in order and stops at its first future one. The priorities come from a skip scan
 // (a couple of index entries per priority); past MAX_LEVELS of them, the claim names none.
 const MAX_LEVELS = 64;
-const WAITING = "queue = ?1 AND status IN ('pending','failed')";
-const LEVELS_CTE = `WITH RECURSIVE levels(priority, n) AS (
-    SELECT max(priority), 1 FROM apalis_tasks WHERE ${WAITING}
-    UNION ALL
-    SELECT (SELECT max(priority) FROM apalis_tasks WHERE ${WAITING} AND priority < levels.priority),
-      n + 1
-    FROM levels WHERE levels.priority IS NOT NULL AND n <= ${MAX_LEVELS}
-  )`;
+const WAITING = `queue = ?1 AND ${IS_WAITING}`;
 
 /**
  * The distinct priorities of a queue's waiting tasks, highest first (`[]` when none waits), or
@@ -261,7 +260,14 @@ const LEVELS_CTE = `WITH RECURSIVE levels(priority, n) AS (
  */
 export function taskWaitingPriorities(db: Database, queue: string): number[] | null {
   const levels = db.values<[number]>(
-    `${LEVELS_CTE} SELECT priority FROM levels WHERE priority IS NOT NULL`,
+    `WITH RECURSIVE levels(priority, n) AS (
+       SELECT max(priority), 1 FROM apalis_tasks WHERE ${WAITING}
+       UNION ALL
+       SELECT (SELECT max(priority) FROM apalis_tasks
+               WHERE ${WAITING} AND priority < levels.priority), n + 1
+       FROM levels WHERE levels.priority IS NOT NULL AND n <= ${MAX_LEVELS}
+     )
+     SELECT priority FROM levels WHERE priority IS NOT NULL`,
     [queue],
   ).map((row) => row[0]);
   return levels.length > MAX_LEVELS ? null : levels;
@@ -283,12 +289,17 @@ function levelValues(levels: readonly number[] | null): number[] {
   return values;
 }
 
-function claimCandidates(slots: number): string {
+/** `columns` of a queue's due waiting tasks in claim order, naming `slots` priorities, LIMIT ?. */
+function dueInClaimOrder(slots: number, columns: string): string {
   const priority = slots === 0 ? "" : ` AND priority IN (${placeholders("?", slots)})`;
-  return `SELECT id FROM apalis_tasks
-    WHERE queue = ? AND status IN ('pending','failed')${priority} AND run_at <= ?
+  return `SELECT ${columns} FROM apalis_tasks
+    WHERE queue = ? AND ${IS_WAITING}${priority} AND run_at <= ?
     ORDER BY priority DESC, run_at, id
     LIMIT ?`;
+}
+
+function claimCandidates(slots: number): string {
+  return dueInClaimOrder(slots, "id");
 }
 
 // A claim ahead skips tasks on their last attempt, which are not in the claim index's columns:
@@ -297,13 +308,8 @@ function claimCandidates(slots: number): string {
 const AHEAD_WINDOW = 4;
 
 function claimAheadCandidates(slots: number): string {
-  const priority = slots === 0 ? "" : ` AND priority IN (${placeholders("?", slots)})`;
-  return `SELECT id FROM (
-      SELECT id, attempts, max_attempts FROM apalis_tasks
-      WHERE queue = ? AND status IN ('pending','failed')${priority} AND run_at <= ?
-      ORDER BY priority DESC, run_at, id
-      LIMIT ?
-    ) WHERE attempts + 1 < max_attempts
+  return `SELECT id FROM (${dueInClaimOrder(slots, "id, attempts, max_attempts")})
+    WHERE attempts + 1 < max_attempts
     LIMIT ?`;
 }
 
@@ -532,7 +538,7 @@ export function taskRelease(db: Database, worker: string, ids?: readonly string[
  */
 export const RELEASE_SQL = `UPDATE apalis_tasks SET status = 'pending', lock_by = NULL,
     lock_at = NULL
-  WHERE status IN ('queued','running') AND status = 'queued' AND lock_by = ?`;
+  WHERE ${IS_HELD} AND status = 'queued' AND lock_by = ?`;
 
 const LOST_ERROR = JSON.stringify({
   name: "WorkerLostError",
@@ -586,23 +592,26 @@ export function taskRescueHeldBy(db: Database, worker: string, now: number): num
 
 /**
  * When the next waiting task of a queue becomes due, if any is waiting: the earliest of each
- * priority's first task (see `LEVELS_CTE`), or a scan past {@linkcode MAX_LEVELS} priorities.
+ * priority's first task (`levels`: the queue's waiting priorities, when the caller has just read
+ * them), or a scan past {@linkcode MAX_LEVELS} priorities.
  */
-export function taskNextRunAt(db: Database, queue: string): number | undefined {
-  const row = db.get<{ run_at: number | null; levels: number | null }>(
-    `${LEVELS_CTE}
-     SELECT min((SELECT run_at FROM apalis_tasks WHERE ${WAITING} AND priority = levels.priority
-                 ORDER BY run_at LIMIT 1)) AS run_at,
-       max(n) AS levels
-     FROM levels WHERE priority IS NOT NULL`,
-    [queue],
-  );
-  if (row && row.levels !== null && row.levels > MAX_LEVELS) {
-    return db.get<{ run_at: number | null }>(
+export function taskNextRunAt(
+  db: Database,
+  queue: string,
+  levels: readonly number[] | null = taskWaitingPriorities(db, queue),
+): number | undefined {
+  if (levels !== null && levels.length === 0) return undefined;
+  const row = levels === null
+    ? db.get<{ run_at: number | null }>(
       `SELECT min(run_at) AS run_at FROM apalis_tasks WHERE ${WAITING}`,
       [queue],
-    )?.run_at ?? undefined;
-  }
+    )
+    : db.get<{ run_at: number | null }>(
+      `SELECT min((SELECT run_at FROM apalis_tasks WHERE ${WAITING} AND priority = j.value
+                   ORDER BY run_at LIMIT 1)) AS run_at
+       FROM json_each(?2) AS j`,
+      [queue, JSON.stringify(levels)],
+    );
   return row?.run_at ?? undefined;
 }
 
@@ -625,25 +634,21 @@ export function taskGetMany(db: Database, ids: readonly string[]): TaskRow[] {
   );
 }
 
-// The three partial indexes, each with its condition word for word (so SQLite can pick it and
-// need not read the table) and, for reading every task once, the part of it to take: `failed`
-// is in two of them, taken from the claim index.
+// The three partial indexes and, for reading every task once, the part of each to take:
+// `failed` is in two of them, taken from the claim index.
 const INDEX_PARTS = [
-  { index: "apalis_tasks_claim", part: "status IN ('pending','failed')" },
-  { index: "apalis_tasks_held", part: "status IN ('queued','running')" },
-  {
-    index: "apalis_tasks_finished",
-    part: "status IN ('done','failed','killed') AND status IN ('done','killed')",
-  },
+  { index: "apalis_tasks_claim", part: IS_WAITING },
+  { index: "apalis_tasks_held", part: IS_HELD },
+  { index: "apalis_tasks_finished", part: `${IS_FINISHED} AND status IN ('done','killed')` },
 ] as const;
 
 const INDEX_CONDITION: Record<TaskStatus, string> = {
-  pending: "status IN ('pending','failed')",
-  queued: "status IN ('queued','running')",
-  running: "status IN ('queued','running')",
-  done: "status IN ('done','failed','killed')",
-  failed: "status IN ('done','failed','killed')",
-  killed: "status IN ('done','failed','killed')",
+  pending: IS_WAITING,
+  queued: IS_HELD,
+  running: IS_HELD,
+  done: IS_FINISHED,
+  failed: IS_FINISHED,
+  killed: IS_FINISHED,
 };
 
 // A queue's tasks in every state, newest first: no index orders them by id, so SQLite walks the
@@ -752,7 +757,7 @@ export function taskRetryAll(
   after = "",
 ): Batch<string> {
   const { queue, status, now } = filter;
-  const where = "status IN ('done','failed','killed') AND queue = ? AND status = ? AND id > ?";
+  const where = `${IS_FINISHED} AND queue = ? AND status = ? AND id > ?`;
   // The window's last id, from the finished-tasks index alone; then one ranged UPDATE.
   const last = db.values<[string]>(
     `SELECT id FROM apalis_tasks WHERE ${where} ORDER BY id LIMIT 1 OFFSET ?`,
@@ -798,14 +803,14 @@ export function taskVacuum(
   // The window's last entry, read from the index alone; then one ranged DELETE over the window.
   const last = db.values<[string, string, string]>(
     `SELECT queue, status, id FROM apalis_tasks
-     WHERE status IN ('done','failed','killed') AND (queue, status, id) > (?, ?, ?)
+     WHERE ${IS_FINISHED} AND (queue, status, id) > (?, ?, ?)
      ORDER BY queue, status, id LIMIT 1 OFFSET ?`,
     [...after, limit - 1],
   )[0];
   const upTo = last ? " AND (queue, status, id) <= (?, ?, ?)" : "";
   const changed = db.run(
     `DELETE FROM apalis_tasks
-     WHERE status IN ('done','failed','killed') AND (queue, status, id) > (?, ?, ?)${upTo}
+     WHERE ${IS_FINISHED} AND (queue, status, id) > (?, ?, ?)${upTo}
        AND status IN ('done','killed') AND done_at <= ?`,
     [...after, ...(last ?? []), before],
   ).changes;

@@ -432,13 +432,15 @@ export class Worker<T = unknown> {
           let queued: ClaimedRow[] = [];
           let claimedAhead: ClaimedRow[] = [];
           let deliveries: Map<string, ClaimedRow[]> | undefined;
+          // The queue's waiting priorities, read once for both claims and the next-due lookup
+          // (see taskWaitingPriorities; a claim can only remove a priority, which that skips).
+          let levels: number[] | null | undefined;
           if (wanted > 0 && shared) {
             // One claim for every shared queue that wants tasks; this worker starts its own.
             deliveries = shared.claim(db, now, { ...claim, limit: wanted });
             queued = deliveries.get(storage.queue) ?? [];
           } else if (wanted > 0) {
-            // Read once for both claims (see taskWaitingPriorities).
-            const levels = taskWaitingPriorities(db, storage.queue);
+            levels = taskWaitingPriorities(db, storage.queue);
             if (direct > 0) running = taskClaim(db, { ...claim, limit: direct, levels });
             if (ahead > 0 && running.length === direct) {
               claimedAhead = taskClaim(db, { ...claim, limit: ahead, ahead: true, levels });
@@ -453,7 +455,7 @@ export class Worker<T = unknown> {
           // ahead may also come back short because it skips tasks on their last attempt.)
           if (direct > 0) {
             const short = shared ? claimed < wanted : running.length < direct;
-            this.#nextDue = short ? taskNextRunAt(db, storage.queue) : undefined;
+            this.#nextDue = short ? taskNextRunAt(db, storage.queue, levels) : undefined;
           }
           return {
             running,
