@@ -84,7 +84,8 @@ export function ceilingInsertBatch(
  * Drains `n` preloaded rows: claims `batch` due rows in one statement and transaction
  * (`UPDATE … WHERE id IN (SELECT … LIMIT batch) RETURNING id`), then acks them in another
  * (`WHERE id IN (SELECT value FROM json_each(?))`), as a durable queue must (the claim commits
- * before the work, the outcome after it).
+ * before the work, the outcome after it). The LIMIT is written into the statement: SQLite plans
+ * with a bound LIMIT, so binding it again would prepare the statement anew at every claim.
  */
 export function ceilingClaimAck(durability: Durability, n: number, batch: number): Promise<number> {
   const data = rows(n);
@@ -95,14 +96,14 @@ export function ceilingClaimAck(durability: Durability, n: number, batch: number
     });
     const claim = `UPDATE jobs SET status = 'running', lock_by = 'w', attempts = attempts + 1
       WHERE id IN (SELECT id FROM jobs WHERE queue = 'bench' AND status = 'pending' AND run_at <= ?
-                   ORDER BY priority DESC, run_at, id LIMIT ?)
+                   ORDER BY priority DESC, run_at, id LIMIT ${batch})
       RETURNING id`;
     const ack = `UPDATE jobs SET status = 'done', done_at = ?, result = NULL
       WHERE id IN (SELECT value FROM json_each(?)) AND status = 'running' AND lock_by = 'w'`;
     let done = 0;
     const start = performance.now();
     while (done < n) {
-      const claimed = db.all<{ id: string }>(claim, [now, batch]).map((row) => row.id);
+      const claimed = db.all<{ id: string }>(claim, [now]).map((row) => row.id);
       if (claimed.length === 0) throw new Error(`the ceiling drain stalled at ${done} of ${n}`);
       done += db.run(ack, [now, JSON.stringify(claimed)]).changes;
     }

@@ -242,7 +242,12 @@ export function compareClaimOrder(
 // SQLite use that index instead of reading the table.
 const IS_WAITING = "status IN ('pending','failed')"; // apalis_tasks_claim
 const IS_HELD = "status IN ('queued','running')"; // apalis_tasks_held
-const IS_FINISHED = "status IN ('done','failed','killed')"; // apalis_tasks_finished
+/**
+ * The finished-tasks index's condition (`apalis_tasks_finished`): done, failed and killed, the
+ * statuses that sort from 'done' to 'killed'. Exported so a test can check that SQLite matches
+ * it to the index.
+ */
+export const IS_FINISHED = "status BETWEEN 'done' AND 'killed'";
 
 // The claim index orders a queue's waiting tasks by priority, then run_at. A claim that names
 // no priority cannot stop at the first task not yet due (a higher priority may follow), so it
@@ -289,17 +294,22 @@ function levelValues(levels: readonly number[] | null): number[] {
   return values;
 }
 
+// A LIMIT that is a bare parameter is one SQLite plans with: binding it again expires the
+// statement, so every claim was prepared anew (32 µs of the 68 a one-task claim took). A LIMIT
+// computed from the parameter is only read when the statement runs.
+const LIMIT_PARAMETER = "LIMIT ? + 0";
+
 /** `columns` of a queue's due waiting tasks in claim order, naming `slots` priorities, LIMIT ?. */
 function dueInClaimOrder(slots: number, columns: string): string {
   const priority = slots === 0 ? "" : ` AND priority IN (${placeholders("?", slots)})`;
   return `SELECT ${columns} FROM apalis_tasks
     WHERE queue = ? AND ${IS_WAITING}${priority} AND run_at <= ?
     ORDER BY priority DESC, run_at, id
-    LIMIT ?`;
+    ${LIMIT_PARAMETER}`;
 }
 
 function claimCandidates(slots: number): string {
-  return dueInClaimOrder(slots, "id");
+  return dueInClaimOrder(slots, "rowid");
 }
 
 // A claim ahead skips tasks on their last attempt, which are not in the claim index's columns:
@@ -308,9 +318,9 @@ function claimCandidates(slots: number): string {
 const AHEAD_WINDOW = 4;
 
 function claimAheadCandidates(slots: number): string {
-  return `SELECT id FROM (${dueInClaimOrder(slots, "id, attempts, max_attempts")})
+  return `SELECT rowid FROM (${dueInClaimOrder(slots, "rowid, attempts, max_attempts")})
     WHERE attempts + 1 < max_attempts
-    LIMIT ?`;
+    ${LIMIT_PARAMETER}`;
 }
 
 const claimStatements = new Map<string, string>();
@@ -323,7 +333,7 @@ function claimSql(slots: number, ahead: boolean): string {
     const candidates = ahead ? claimAheadCandidates(slots) : claimCandidates(slots);
     sql = `UPDATE apalis_tasks
       SET status = 'running', attempts = attempts + 1, lock_by = ?, lock_at = ?
-      WHERE id IN (${candidates})
+      WHERE rowid IN (${candidates})
       RETURNING ${OWN_CLAIM_COLUMNS}`;
     claimStatements.set(key, sql);
   }
@@ -391,7 +401,7 @@ export function taskClaimShared(
   if (wants.length === 0) return [];
   const holder = wants.map(() => "WHEN ? THEN ?").join(" ");
   const candidates = wants.map((want) =>
-    `SELECT id FROM (${claimCandidates(levelSlots(want.levels))})`
+    `SELECT rowid FROM (${claimCandidates(levelSlots(want.levels))})`
   ).join(" UNION ALL ");
   const params: SqlValue[] = [];
   for (const want of wants) params.push(want.queue, want.worker);
@@ -401,7 +411,7 @@ export function taskClaimShared(
   }
   const rows = db.values(
     `UPDATE apalis_tasks SET status = 'queued', lock_by = CASE queue ${holder} END, lock_at = ?
-     WHERE id IN (${candidates})
+     WHERE rowid IN (${candidates})
      RETURNING ${CLAIM_COLUMNS}`,
     params,
   ).map(claimedRow);
@@ -434,40 +444,54 @@ const BATCH_RESULT_LIMIT = 2048;
  */
 export function taskAckMany(db: Database, worker: string, acks: readonly TaskAck[]): Set<string> {
   const fenced = new Set<string>();
-  const batch: [string, number, string | null, number][] = [];
+  // Batched acks, by attempt: the attempt is then one parameter, not a value read per row.
+  const byAttempt = new Map<number, TaskAck[]>();
   for (const ack of acks) {
     if (
       ack.status === "done" && !ack.inRun &&
       (ack.result === null || ack.result.length <= BATCH_RESULT_LIMIT)
     ) {
-      batch.push([ack.id, ack.attempt, ack.result === null ? null : toHex(ack.result), ack.doneAt]);
+      const group = byAttempt.get(ack.attempt);
+      if (group === undefined) byAttempt.set(ack.attempt, [ack]);
+      else group.push(ack);
     } else if (!taskAck(db, worker, ack)) {
       fenced.add(ack.id);
     }
   }
-  if (batch.length > 0) {
-    const acked = new Set(
-      db.values<[string]>(
-        `UPDATE apalis_tasks SET status = 'done', last_result = unhex(j.value ->> 2),
-           last_error = NULL, done_at = j.value ->> 3
-         FROM json_each(?) AS j
-         WHERE apalis_tasks.id = j.value ->> 0 AND apalis_tasks.status = 'running'
-           AND apalis_tasks.lock_by = ? AND apalis_tasks.attempts = j.value ->> 1
-         RETURNING apalis_tasks.id`,
-        [JSON.stringify(batch), worker],
-      ).map((row) => row[0]),
+  for (const [attempt, group] of byAttempt) {
+    const rows = JSON.stringify(
+      group.map((ack) => [ack.id, ack.doneAt, ack.result === null ? null : toHex(ack.result)]),
     );
+    const changed = db.run(ACK_DONE_SQL, [rows, worker, attempt]).changes;
     const counted: OutcomeRow[] = [];
-    for (const ack of acks) {
-      if (acked.has(ack.id)) {
+    // Fewer rows changed than acked: some attempts were fenced off (rescued or killed meanwhile).
+    // The rows this statement wrote are the ones now done under this worker and attempt.
+    const acked = changed === group.length ? null : new Set(
+      db.values<[string]>(ACKED_SQL, [rows, worker, attempt]).map((row) => row[0]),
+    );
+    for (const ack of group) {
+      if (acked === null || acked.has(ack.id)) {
         counted.push({ queue: ack.queue, status: "done", done_at: ack.doneAt });
+      } else {
+        fenced.add(ack.id);
       }
     }
-    for (const [id] of batch) if (!acked.has(id)) fenced.add(id);
     throughputAddRows(db, counted);
   }
   return fenced;
 }
+
+// Parameters: [[id, doneAt, result as hex or null], …] as JSON, the worker, the attempt. No
+// RETURNING: the count of changed rows tells whether every ack held (7 % more acks per second).
+const ACK_DONE_SQL = `UPDATE apalis_tasks SET status = 'done', last_result = unhex(j.value ->> 2),
+    last_error = NULL, done_at = j.value ->> 1
+  FROM json_each(?1) AS j
+  WHERE apalis_tasks.id = j.value ->> 0 AND apalis_tasks.status = 'running'
+    AND apalis_tasks.lock_by = ?2 AND apalis_tasks.attempts = ?3`;
+
+const ACKED_SQL = `SELECT t.id FROM json_each(?1) AS j
+  JOIN apalis_tasks AS t ON t.id = j.value ->> 0
+  WHERE t.status = 'done' AND t.lock_by = ?2 AND t.attempts = ?3 AND t.done_at = j.value ->> 1`;
 
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
 

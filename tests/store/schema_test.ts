@@ -7,7 +7,7 @@ import {
   Task,
 } from "../../mod.ts";
 import { migrate } from "../../lib/store/schema.ts";
-import { CLAIM_AHEAD_SQL, CLAIM_SQL, RELEASE_SQL } from "../../lib/store/tasks.ts";
+import { CLAIM_AHEAD_SQL, CLAIM_SQL, IS_FINISHED, RELEASE_SQL } from "../../lib/store/tasks.ts";
 import { tempDatabase } from "../_helpers.ts";
 
 function tableNames(db: { all<T>(sql: string): T[] }): string[] {
@@ -85,6 +85,108 @@ Deno.test("SqliteStorage.setup() upgrades a version 3 file: tasks and counted ou
   const minutes = await storage.throughput({ minutes: 60 * 24 * 365 * 10 });
   assert.deepEqual(minutes[0], { queue: "q", minute: at, done: 1, failed: 0, killed: 0 });
   assert.equal(minutes.reduce((sum, point) => sum + point.killed, 0), 1, "kill() counted once");
+});
+
+Deno.test("SqliteStorage.setup() upgrades a version 4 file to a rowid table, keeping every column of every task, the indexes and the workflow trigger", async () => {
+  await using tmp = await tempDatabase({ setup: false });
+  const { db } = tmp;
+  assert.equal(migrate(db, 4), 4);
+  const at = Date.UTC(2026, 0, 1, 12, 0, 0);
+  const statuses = ["pending", "queued", "running", "done", "failed", "killed"];
+  for (const [i, status] of statuses.entries()) {
+    db.run(
+      `INSERT INTO apalis_tasks (id, queue, status, args, attempts, max_attempts, priority, run_at,
+         created_at, lock_by, lock_at, done_at, last_result, last_error, meta, backoff, run_id,
+         step, run_seq)
+       VALUES (?, 'q', ?, ?, ?, 7, ?, ?, ?, ?, ?, ?, ?, ?, '{"m":1}', '{"kind":"fixed"}', ?, ?, ?)`,
+      [
+        `task-${i}`,
+        status,
+        new Uint8Array([i, 255]),
+        i,
+        i - 2,
+        at + i,
+        at - i,
+        i % 3 === 0 ? null : `w${i}`,
+        at + 10 * i,
+        status === "done" || status === "killed" ? at + 100 * i : null,
+        status === "done" ? new Uint8Array([9, i]) : null,
+        status === "failed" ? '{"message":"boom"}' : null,
+        i < 3 ? "run-1" : null,
+        i < 3 ? `{"index":${i}}` : null,
+        i < 3 ? i + 1 : null,
+      ],
+    );
+  }
+  const all = "SELECT * FROM apalis_tasks ORDER BY id";
+  const before = db.all(all);
+
+  assert.equal(SqliteStorage.setup(db), SCHEMA_VERSION);
+  assert.deepEqual(db.all(all), before, "every column of every task is kept");
+  const table = db.get<{ sql: string }>(
+    "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = 'apalis_tasks'",
+  )!.sql;
+  assert.doesNotMatch(table, /WITHOUT ROWID/);
+  assert.ok(db.get("SELECT rowid FROM apalis_tasks LIMIT 1"), "a rowid table");
+  const objects = db.all<{ type: string; name: string }>(
+    `SELECT type, name FROM sqlite_schema WHERE tbl_name = 'apalis_tasks' AND name NOT LIKE 'sqlite_%'
+     ORDER BY name`,
+  ).map((row) => `${row.type} ${row.name}`);
+  assert.deepEqual(objects, [
+    "trigger apalis_run_step",
+    "table apalis_tasks",
+    "index apalis_tasks_claim",
+    "index apalis_tasks_finished",
+    "index apalis_tasks_held",
+    "index apalis_tasks_run",
+  ]);
+  assert.equal(
+    db.all("SELECT name FROM sqlite_schema WHERE name LIKE 'apalis_tasks_v%'").length,
+    0,
+  );
+  assert.deepEqual(await new SqliteStorage<number>(db, "q").stats("q"), {
+    pending: 1,
+    queued: 1,
+    running: 1,
+    done: 1,
+    failed: 1,
+    killed: 1,
+    total: 6,
+  });
+  // The ids stay unique and the statuses checked.
+  assert.throws(() =>
+    db.run(
+      "INSERT INTO apalis_tasks (id, queue, args, run_at, created_at) VALUES ('task-0', 'q', X'00', 0, 0)",
+    ), /UNIQUE/);
+  assert.throws(() =>
+    db.run(
+      "INSERT INTO apalis_tasks (id, queue, status, args, run_at, created_at) VALUES ('x', 'q', 'lost', X'00', 0, 0)",
+    ), /CHECK/);
+  assert.throws(
+    () =>
+      db.run(
+        "INSERT INTO apalis_tasks (queue, args, run_at, created_at) VALUES ('q', X'00', 0, 0)",
+      ),
+    /NOT NULL/,
+  );
+});
+
+Deno.test("IS_FINISHED lets SQLite read finished tasks from the apalis_tasks_finished index", async () => {
+  await using tmp = await tempDatabase();
+  await new SqliteStorage<number>(tmp.db, "q").pushAll(
+    Array.from({ length: 50 }, (_, i) => new Task(i)),
+  );
+  for (
+    const sql of [
+      `SELECT count(*) FROM apalis_tasks WHERE ${IS_FINISHED} AND queue = ? AND status = ?`,
+      `SELECT * FROM apalis_tasks WHERE ${IS_FINISHED} AND queue = ? AND status = ? ORDER BY id DESC`,
+    ]
+  ) {
+    const plan = tmp.db.all<{ detail: string }>(`EXPLAIN QUERY PLAN ${sql}`, ["q", "done"])
+      .map((row) => row.detail).join("\n");
+    assert.match(plan, /apalis_tasks_finished \(queue=\? AND status=\?\)/, `plan:\n${plan}`);
+    assert.doesNotMatch(plan, /TEMP B-TREE/, `plan:\n${plan}`);
+  }
 });
 
 Deno.test("SqliteStorage.setup() throws SchemaVersionError naming both versions when the schema is newer", async () => {

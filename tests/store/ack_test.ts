@@ -1,0 +1,104 @@
+import assert from "node:assert/strict";
+import { SqliteStorage, Task } from "../../mod.ts";
+import { type TaskAck, taskAckMany, taskClaim, taskKill } from "../../lib/store/tasks.ts";
+import { tempDatabase } from "../_helpers.ts";
+
+function done(id: string, attempt: number, doneAt: number, result: Uint8Array | null): TaskAck {
+  return { id, queue: "q", attempt, status: "done", result, error: null, runAt: null, doneAt };
+}
+
+Deno.test("taskAckMany() records a batch of outcomes and names exactly the attempts fenced off meanwhile", async () => {
+  await using tmp = await tempDatabase();
+  const { db } = tmp;
+  const storage = new SqliteStorage<number>(db, "q");
+  const ids = await storage.pushAll(Array.from({ length: 6 }, (_, i) => new Task(i)));
+  const [plain, killed, staleAttempt, otherWorker, secondAttempt, withResult] = ids as [
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+  ];
+  const now = Date.now();
+  assert.equal(taskClaim(db, { queue: "q", worker: "w", now, limit: 6 }).length, 6);
+  // Meanwhile: one task is killed, two are rescued and claimed again by this worker (a second
+  // attempt), one is rescued and claimed by another worker.
+  assert.ok(taskKill(db, killed, "killed by hand", now));
+  const rescue = (id: string) =>
+    db.run("UPDATE apalis_tasks SET status = 'pending', lock_by = NULL WHERE id = ?", [id]);
+  rescue(staleAttempt);
+  rescue(secondAttempt);
+  assert.equal(taskClaim(db, { queue: "q", worker: "w", now, limit: 2 }).length, 2);
+  rescue(otherWorker);
+  assert.equal(taskClaim(db, { queue: "q", worker: "v", now, limit: 1 }).length, 1);
+
+  const result = new Uint8Array([0, 1, 2, 254, 255]);
+  const acks = [
+    done(plain, 1, now + 1, null),
+    done(killed, 1, now + 2, null),
+    done(staleAttempt, 1, now + 3, null),
+    done(otherWorker, 1, now + 4, null),
+    done(secondAttempt, 2, now + 5, null),
+    done(withResult, 1, now + 6, result),
+  ];
+  const fenced = db.transaction(() => taskAckMany(db, "w", acks));
+
+  assert.deepEqual([...fenced].sort(), [killed, staleAttempt, otherWorker].sort());
+  const rows = new Map(
+    db.all<
+      {
+        id: string;
+        status: string;
+        attempts: number;
+        lock_by: string | null;
+        done_at: number | null;
+        last_result: Uint8Array | null;
+      }
+    >("SELECT id, status, attempts, lock_by, done_at, last_result FROM apalis_tasks")
+      .map((row) => [row.id, row]),
+  );
+  const state = (id: string) => {
+    const row = rows.get(id)!;
+    return [row.status, row.attempts, row.lock_by, row.done_at];
+  };
+  assert.deepEqual(state(plain), ["done", 1, "w", now + 1]);
+  assert.deepEqual(state(secondAttempt), ["done", 2, "w", now + 5]);
+  assert.deepEqual(state(withResult), ["done", 1, "w", now + 6]);
+  assert.deepEqual([...rows.get(withResult)!.last_result!], [...result]);
+  assert.equal(rows.get(plain)!.last_result, null);
+  assert.equal(state(killed)[0], "killed");
+  assert.deepEqual(state(staleAttempt), ["running", 2, "w", null]);
+  assert.deepEqual(state(otherWorker), ["running", 2, "v", null]);
+  // Only the outcomes that were recorded are counted.
+  const counted = (await storage.throughput({ minutes: 10 })).reduce(
+    (sum, point) => sum + point.done,
+    0,
+  );
+  assert.equal(counted, 3);
+});
+
+Deno.test("taskAckMany() records every outcome of a batch that nothing fenced off", async () => {
+  await using tmp = await tempDatabase();
+  const { db } = tmp;
+  const storage = new SqliteStorage<number>(db, "q");
+  await storage.pushAll(Array.from({ length: 150 }, (_, i) => new Task(i)));
+  const now = Date.now();
+  const claimed = taskClaim(db, { queue: "q", worker: "w", now, limit: 150 });
+  const fenced = db.transaction(() =>
+    taskAckMany(db, "w", claimed.map((row, i) => done(row.id, row.attempts, now + i, null)))
+  );
+  assert.equal(fenced.size, 0);
+  assert.deepEqual(await storage.stats("q"), {
+    pending: 0,
+    queued: 0,
+    running: 0,
+    done: 150,
+    failed: 0,
+    killed: 0,
+    total: 150,
+  });
+  const doneAt = db.values<[string, number]>("SELECT id, done_at FROM apalis_tasks");
+  const expected = new Map(claimed.map((row, i) => [row.id, now + i]));
+  for (const [id, at] of doneAt) assert.equal(at, expected.get(id), `done_at of ${id}`);
+});
