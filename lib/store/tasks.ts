@@ -458,12 +458,12 @@ export function taskAckMany(db: Database, worker: string, acks: readonly TaskAck
       fenced.add(ack.id);
     }
   }
+  const counted: OutcomeRow[] = [];
   for (const [attempt, group] of byAttempt) {
     const rows = JSON.stringify(
       group.map((ack) => [ack.id, ack.doneAt, ack.result === null ? null : toHex(ack.result)]),
     );
     const changed = db.run(ACK_DONE_SQL, [rows, worker, attempt]).changes;
-    const counted: OutcomeRow[] = [];
     // Fewer rows changed than acked: some attempts were fenced off (rescued or killed meanwhile).
     // The rows this statement wrote are the ones now done under this worker and attempt.
     const acked = changed === group.length ? null : new Set(
@@ -476,8 +476,8 @@ export function taskAckMany(db: Database, worker: string, acks: readonly TaskAck
         fenced.add(ack.id);
       }
     }
-    throughputAddRows(db, counted);
   }
+  throughputAddRows(db, counted); // one count per minute and queue, however many attempts
   return fenced;
 }
 
