@@ -73,25 +73,29 @@ const CLAIM_COLUMNS =
   "run_id, step";
 
 // A worker's own claim knows the queue, the new status and lock_at of every row it claims, and
-// reads only what differs per row (5 % more claims and acks per second than all 13 columns).
+// reads only what differs per row (5 % more claims and acks per second than all 13 columns):
+// the rowid to mark the row claimed, then the attempt it starts.
 const OWN_CLAIM_COLUMNS =
+  "rowid, id, args, attempts + 1, max_attempts, priority, run_at, meta, backoff, run_id, step";
+// What the claim ahead reads of the tasks it looks at (then filters on attempts).
+const TASK_RUN_COLUMNS =
   "id, args, attempts, max_attempts, priority, run_at, meta, backoff, run_id, step";
 
 function ownClaimedRow(v: unknown[], queue: string, now: number): ClaimedRow {
   return {
-    id: v[0] as string,
+    id: v[1] as string,
     queue,
     status: "running",
-    args: v[1] as Uint8Array,
-    attempts: v[2] as number,
-    max_attempts: v[3] as number,
-    priority: v[4] as number,
-    run_at: v[5] as number,
+    args: v[2] as Uint8Array,
+    attempts: v[3] as number,
+    max_attempts: v[4] as number,
+    priority: v[5] as number,
+    run_at: v[6] as number,
     lock_at: now,
-    meta: v[6] as string | null,
-    backoff: v[7] as string | null,
-    run_id: v[8] as string | null,
-    step: v[9] as string | null,
+    meta: v[7] as string | null,
+    backoff: v[8] as string | null,
+    run_id: v[9] as string | null,
+    step: v[10] as string | null,
   };
 }
 
@@ -317,43 +321,52 @@ function claimCandidates(slots: number): string {
 // retry storm of 500,000 last attempts made every flush's claim ahead read them all, 230 ms).
 const AHEAD_WINDOW = 4;
 
-function claimAheadCandidates(slots: number): string {
-  return `SELECT rowid FROM (${dueInClaimOrder(slots, "rowid, attempts, max_attempts")})
-    WHERE attempts + 1 < max_attempts
-    ${LIMIT_PARAMETER}`;
+function claimAheadCandidates(slots: number, columns: string): string {
+  return `SELECT ${columns} FROM (${
+    dueInClaimOrder(slots, `rowid AS rowid, ${TASK_RUN_COLUMNS}`)
+  }) WHERE attempts + 1 < max_attempts ${LIMIT_PARAMETER}`;
 }
 
 const claimStatements = new Map<string, string>();
 
-/** The claim into `running` naming `slots` priorities, ahead of free slots or not (cached). */
+/**
+ * The read half of a worker's claim, naming `slots` priorities, ahead of free slots or not
+ * (cached): the due tasks it takes, in claim order, with what the worker needs to run them.
+ */
 function claimSql(slots: number, ahead: boolean): string {
   const key = `${slots}:${ahead}`;
   let sql = claimStatements.get(key);
   if (sql === undefined) {
-    const candidates = ahead ? claimAheadCandidates(slots) : claimCandidates(slots);
-    sql = `UPDATE apalis_tasks
-      SET status = 'running', attempts = attempts + 1, lock_by = ?, lock_at = ?
-      WHERE rowid IN (${candidates})
-      RETURNING ${OWN_CLAIM_COLUMNS}`;
+    sql = ahead
+      ? claimAheadCandidates(slots, OWN_CLAIM_COLUMNS)
+      : dueInClaimOrder(slots, OWN_CLAIM_COLUMNS);
     claimStatements.set(key, sql);
   }
   return sql;
 }
 
 /**
- * The claim of tasks that start at once, for a queue whose waiting tasks have one priority:
- * `running`, with the attempt counted. Exported (like {@linkcode CLAIM_AHEAD_SQL}) so a test can
- * check its plan. Parameters: worker, now, queue, priority, now, limit.
+ * The read half of the claim of tasks that start at once, for a queue whose waiting tasks have
+ * one priority. Exported (like {@linkcode CLAIM_AHEAD_SQL}) so a test can check its plan.
+ * Parameters: queue, priority, now, limit.
  */
 export const CLAIM_SQL: string = claimSql(1, false);
 
 /**
- * The claim of tasks a worker will start from memory as slots free up: `running` with the attempt
- * counted, like a direct start, but never a task's last attempt (a crash before it starts must
- * not kill a task that did not run), among the first `AHEAD_WINDOW` times `limit` due tasks.
- * Parameters: worker, now, queue, priority, now, window, limit.
+ * The read half of the claim of tasks a worker will start from memory as slots free up:
+ * `running` with the attempt counted, like a direct start, but never a task's last attempt (a
+ * crash before it starts must not kill a task that did not run), among the first
+ * `AHEAD_WINDOW` times `limit` due tasks. Parameters: queue, priority, now, window, limit.
  */
 export const CLAIM_AHEAD_SQL: string = claimSql(1, true);
+
+// The write half of a claim: the rows just read, by rowid, in the same write transaction (no
+// other connection can claim them in between). Reading first and writing without RETURNING is
+// 6 % faster for a drain than UPDATE … RETURNING, which keeps every returned row in a temporary
+// table before handing it out.
+const CLAIM_MARK_SQL = `UPDATE apalis_tasks
+  SET status = 'running', attempts = attempts + 1, lock_by = ?1, lock_at = ?2
+  WHERE rowid IN (SELECT value FROM json_each(?3))`;
 
 /**
  * Claims up to `limit` due tasks of a queue under `worker`, into `running` with the attempt
@@ -375,16 +388,21 @@ export function taskClaim(
   if (levels !== null && levels.length === 0) return [];
   const sql = claimSql(levelSlots(levels), claim.ahead === true);
   const rows = db.values(sql, [
-    claim.worker,
-    claim.now,
     claim.queue,
     ...levelValues(levels),
     claim.now,
     ...(claim.ahead === true ? [claim.limit * AHEAD_WINDOW] : []),
     claim.limit,
-  ]).map((values) => ownClaimedRow(values, claim.queue, claim.now));
-  // RETURNING follows the order rows were updated in, not the subquery's ORDER BY.
-  return rows.sort(compareClaimOrder);
+  ]);
+  if (rows.length === 0) return [];
+  const rowids = JSON.stringify(rows.map((values) => values[0]));
+  const marked = db.run(CLAIM_MARK_SQL, [claim.worker, claim.now, rowids]).changes;
+  if (marked !== rows.length) {
+    throw new Error(
+      `Cannot claim tasks of queue '${claim.queue}': ${rows.length} were read but ${marked} marked`,
+    );
+  }
+  return rows.map((values) => ownClaimedRow(values, claim.queue, claim.now));
 }
 
 /**
@@ -460,14 +478,16 @@ export function taskAckMany(db: Database, worker: string, acks: readonly TaskAck
   }
   const counted: OutcomeRow[] = [];
   for (const [attempt, group] of byAttempt) {
-    const rows = JSON.stringify(
-      group.map((ack) => [ack.id, ack.doneAt, ack.result === null ? null : toHex(ack.result)]),
-    );
-    const changed = db.run(ACK_DONE_SQL, [rows, worker, attempt]).changes;
+    const ids = JSON.stringify(group.map((ack) => ack.id));
+    const doneAts = JSON.stringify(group.map((ack) => ack.doneAt));
+    const results = group.some((ack) => ack.result !== null)
+      ? JSON.stringify(group.map((ack) => ack.result === null ? null : toHex(ack.result)))
+      : null;
+    const changed = db.run(ACK_DONE_SQL, [ids, worker, attempt, doneAts, results]).changes;
     // Fewer rows changed than acked: some attempts were fenced off (rescued or killed meanwhile).
     // The rows this statement wrote are the ones now done under this worker and attempt.
     const acked = changed === group.length ? null : new Set(
-      db.values<[string]>(ACKED_SQL, [rows, worker, attempt]).map((row) => row[0]),
+      db.values<[string]>(ACKED_SQL, [ids, worker, attempt, doneAts]).map((row) => row[0]),
     );
     for (const ack of group) {
       if (acked === null || acked.has(ack.id)) {
@@ -481,17 +501,21 @@ export function taskAckMany(db: Database, worker: string, acks: readonly TaskAck
   return fenced;
 }
 
-// Parameters: [[id, doneAt, result as hex or null], …] as JSON, the worker, the attempt. No
-// RETURNING: the count of changed rows tells whether every ack held (7 % more acks per second).
-const ACK_DONE_SQL = `UPDATE apalis_tasks SET status = 'done', last_result = unhex(j.value ->> 2),
-    last_error = NULL, done_at = j.value ->> 1
+// Parameters: the ids (a JSON array of strings), the worker, the attempt, each ack's done_at (a
+// JSON array in the ids' order) and each result as hex (likewise, or NULL when all are null).
+// Each row reads its own values by position (`?4 ->> j.key`: SQLite parses each array once per
+// statement); one array of [id, doneAt, result] triples, parsed again for every field of every
+// row, made the queue's claim and ack SQL 14 % slower. No RETURNING: the count of changed rows
+// tells whether every ack held (7 % more acks per second).
+const ACK_DONE_SQL = `UPDATE apalis_tasks SET status = 'done', last_result = unhex(?5 ->> j.key),
+    last_error = NULL, done_at = ?4 ->> j.key
   FROM json_each(?1) AS j
-  WHERE apalis_tasks.id = j.value ->> 0 AND apalis_tasks.status = 'running'
+  WHERE apalis_tasks.id = j.value AND apalis_tasks.status = 'running'
     AND apalis_tasks.lock_by = ?2 AND apalis_tasks.attempts = ?3`;
 
 const ACKED_SQL = `SELECT t.id FROM json_each(?1) AS j
-  JOIN apalis_tasks AS t ON t.id = j.value ->> 0
-  WHERE t.status = 'done' AND t.lock_by = ?2 AND t.attempts = ?3 AND t.done_at = j.value ->> 1`;
+  JOIN apalis_tasks AS t ON t.id = j.value
+  WHERE t.status = 'done' AND t.lock_by = ?2 AND t.attempts = ?3 AND t.done_at = ?4 ->> j.key`;
 
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
 

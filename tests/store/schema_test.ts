@@ -218,7 +218,12 @@ Deno.test("SqliteStorage.setup() throws SchemaVersionError naming both versions 
   }
 });
 
-for (const [name, sql] of [["CLAIM_SQL", CLAIM_SQL], ["CLAIM_AHEAD_SQL", CLAIM_AHEAD_SQL]]) {
+for (
+  const [name, sql, window] of [
+    ["CLAIM_SQL", CLAIM_SQL, []],
+    ["CLAIM_AHEAD_SQL", CLAIM_AHEAD_SQL, [40]],
+  ] as const
+) {
   Deno.test(`${name} uses the apalis_tasks_claim index when its plan is explained`, async () => {
     await using tmp = await tempDatabase();
     // Some rows in several queues and states, so the plan is not for an empty table.
@@ -228,11 +233,10 @@ for (const [name, sql] of [["CLAIM_SQL", CLAIM_SQL], ["CLAIM_AHEAD_SQL", CLAIM_A
     );
     await storage.forQueue<number>("other").push(1);
     const plan = tmp.db.all<{ detail: string }>(`EXPLAIN QUERY PLAN ${sql}`, [
-      "worker-1",
-      Date.now(),
       "q",
       2,
       Date.now(),
+      ...window,
       10,
     ]).map((row) => row.detail);
     const text = plan.join("\n");
