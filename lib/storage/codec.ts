@@ -20,6 +20,13 @@ export interface Codec {
   encode(value: unknown): Uint8Array;
   /** Decodes bytes written by {@linkcode Codec.encode}; throws on bytes it cannot read. */
   decode(bytes: Uint8Array): unknown;
+  /**
+   * For a codec whose bytes are always UTF-8 text (JSON): decodes that text, as
+   * {@linkcode Codec.decode} would decode its bytes. Workers then read payloads from the database
+   * as strings, which both runtimes hand over faster than bytes (a drain of tiny tasks: 12 %).
+   * Payloads that are not exactly valid UTF-8 still go to {@linkcode Codec.decode} as bytes.
+   */
+  decodeText?(text: string): unknown;
 }
 
 const encoder = new TextEncoder();
@@ -45,5 +52,8 @@ export const JsonCodec: Codec = {
   },
   decode(bytes: Uint8Array): unknown {
     return JSON.parse(decoder.decode(bytes));
+  },
+  decodeText(text: string): unknown {
+    return JSON.parse(text);
   },
 };

@@ -5,9 +5,11 @@ import { fileProblemOf } from "../sqlite/file_error.ts";
 import type { Database } from "../sqlite/types.ts";
 import {
   type ClaimedRow,
+  isExactText,
   type TaskAck,
   taskAck,
   taskAckMany,
+  taskArgs,
   taskClaim,
   taskNextRunAt,
   taskRelease,
@@ -441,9 +443,18 @@ export class Worker<T = unknown> {
             queued = deliveries.get(storage.queue) ?? [];
           } else if (wanted > 0) {
             levels = taskWaitingPriorities(db, storage.queue);
-            if (direct > 0) running = taskClaim(db, { ...claim, limit: direct, levels });
+            const textArgs = storage.codec.decodeText !== undefined;
+            if (direct > 0) {
+              running = taskClaim(db, { ...claim, limit: direct, levels, textArgs });
+            }
             if (ahead > 0 && running.length === direct) {
-              claimedAhead = taskClaim(db, { ...claim, limit: ahead, ahead: true, levels });
+              claimedAhead = taskClaim(db, {
+                ...claim,
+                limit: ahead,
+                ahead: true,
+                levels,
+                textArgs,
+              });
             }
           }
           const toStart = shared ? [...fromBuffer, ...queued.slice(0, direct)] : fromBuffer;
@@ -553,7 +564,7 @@ export class Worker<T = unknown> {
     this.#inFlight.set(row.id, entry);
     let args: T;
     try {
-      args = storage.codec.decode(row.args) as T;
+      args = decodeArgs(storage, row) as T;
     } catch (error) {
       const decodeError = new AbortError(
         `Cannot decode the task's arguments with the ${storage.codec.name} codec: ${
@@ -894,4 +905,19 @@ function sleep(ms: number): Promise<void> {
 
 function yieldToEventLoop(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
+}
+
+/**
+ * A claimed task's payload, decoded: from text when the claim read text that spells the stored
+ * bytes exactly, else from the stored bytes (read again when the claim read text).
+ */
+function decodeArgs<T>(storage: SqliteStorage<T>, row: ClaimedRow): unknown {
+  const { codec, db } = storage;
+  if (typeof row.args !== "string") return codec.decode(row.args);
+  if (codec.decodeText && isExactText(row.args, row.args_bytes ?? -1)) {
+    return codec.decodeText(row.args);
+  }
+  const bytes = taskArgs(db, row.id);
+  if (bytes === undefined) throw new Error("the task no longer exists");
+  return codec.decode(bytes);
 }

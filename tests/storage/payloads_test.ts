@@ -176,6 +176,7 @@ const UNICODE = [
   "\ufeffBOM first, \u2028 line and \u2029 paragraph separators",
   "\uffff\ufffe noncharacters",
   "", // the empty string
+  "\ufffd replacement character, stored as such", // a worker reads it again as bytes
 ];
 
 /** Lone surrogates: not valid Unicode text, but valid JavaScript strings. */

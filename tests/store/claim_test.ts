@@ -3,6 +3,7 @@ import { SqliteStorage, Task } from "../../mod.ts";
 import {
   type ClaimedRow,
   compareClaimOrder,
+  isExactText,
   taskClaim,
   taskClaimShared,
   taskNextRunAt,
@@ -126,4 +127,41 @@ Deno.test("taskClaim() ahead skips last attempts but looks only at the first 4 �
   // A claim for free slots takes last attempts as they come.
   const direct = taskClaim(tmp.db, { queue: "q", worker: "w", now, limit: 20 });
   assert.deepEqual(direct.map((row) => row.id), last);
+});
+
+Deno.test("isExactText() accepts text that spells the stored bytes and nothing a driver mended", () => {
+  const encoder = new TextEncoder();
+  const exact = (text: string) => isExactText(text, encoder.encode(text).length);
+  for (const text of ["", 'ascii {"n":1}', "é composed", "e\u0301", "𝄞 astral", "😀👩‍👩‍👧‍👦", "שלום"]) {
+    assert.ok(exact(text), JSON.stringify(text));
+  }
+  // A genuine U+FFFD cannot be told from a mended sequence: the caller reads the bytes.
+  assert.equal(exact("\ufffd"), false);
+  // Bad bytes come back as U+FFFD, whatever the sizes.
+  assert.equal(isExactText("\ufffd", 1), false); // X'FF'
+  assert.equal(isExactText("a\ufffd", 4), false); // 'a' and a cut 4-byte sequence
+  // Deno ends text at a NUL byte: X'3100' reads as "1".
+  assert.equal(isExactText("1", 2), false);
+  assert.equal(isExactText("é", 3), false); // X'C3A900'
+});
+
+Deno.test("taskClaim() with textArgs reads payloads as text with their stored size", async () => {
+  await using tmp = await tempDatabase();
+  const storage = new SqliteStorage<unknown>(tmp.db, "q");
+  await storage.push({ word: "café" });
+  await storage.push("ascii");
+  const now = storage.clock.now();
+  const direct = taskClaim(tmp.db, { queue: "q", worker: "w", now, limit: 1, textArgs: true });
+  const ahead = taskClaim(tmp.db, {
+    queue: "q",
+    worker: "w",
+    now,
+    limit: 5,
+    ahead: true,
+    textArgs: true,
+  });
+  assert.deepEqual(
+    [...direct, ...ahead].map((row) => [row.args, row.args_bytes]),
+    [['{"word":"café"}', 16], ['"ascii"', 7]],
+  );
 });

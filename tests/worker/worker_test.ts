@@ -95,7 +95,10 @@ Deno.test("Worker.run() kills a task whose payload cannot be decoded and keeps r
   const good1 = await storage.push({ n: 1 });
   const bad = await storage.push({ n: 2 }, { maxAttempts: 5 });
   const good2 = await storage.push({ n: 3 });
+  // Bytes that are not UTF-8; and bytes a worker reading text would see cut at the NUL, as "1".
+  const badNul = await storage.push({ n: 5 });
   tmp.db.run("UPDATE apalis_tasks SET args = X'FFFF' WHERE id = ?", [bad]);
+  tmp.db.run("UPDATE apalis_tasks SET args = X'3100' WHERE id = ?", [badNul]);
   const seen: number[] = [];
   const worker = new WorkerBuilder("decoder")
     .backend(storage)
@@ -105,7 +108,9 @@ Deno.test("Worker.run() kills a task whose payload cannot be decoded and keeps r
       return args.n * 2;
     });
   const running = worker.run();
-  const [t1, tBad, t2] = await storage.waitFor([good1, bad, good2], { timeoutMs: 10_000 });
+  const [t1, tBad, t2, tNul] = await storage.waitFor([good1, bad, good2, badNul], {
+    timeoutMs: 10_000,
+  });
   // The worker is still running: a task pushed now is done too.
   const later = await storage.push({ n: 4 });
   const [tLater] = await storage.waitFor(later, { timeoutMs: 10_000 });
@@ -116,6 +121,8 @@ Deno.test("Worker.run() kills a task whose payload cannot be decoded and keeps r
   assert.equal(tBad?.attempts, 1);
   assert.equal(tBad?.lastError?.name, "DecodeError");
   assert.match(tBad?.lastError?.message ?? "", /decode/i);
+  assert.equal(tNul?.status, "killed");
+  assert.equal(tNul?.lastError?.name, "DecodeError");
   assert.deepEqual(seen.sort(), [1, 3, 4], "the handler never saw the bad payload");
   assert.deepEqual([t1?.status, t2?.status, tLater?.status], ["done", "done", "done"]);
   assert.equal(tLater?.lastResult, 8);
