@@ -22,9 +22,11 @@
  *    workers are up, rather than before spawning them, keeps process start-up (up to seconds
  *    for four processes on a small machine) out of the lead time, which then needs to cover the
  *    push alone; the workers hear of the commit, learn when the first task falls due and sleep
- *    until T, so they all start at T (cold: the children run no warm-up, for k = 1 and 4
- *    alike). If the push leaves less than 300 ms before T (the longest a worker may take to hear of another
- *    process's commit) the run is repeated with twice the lead time. Time runs from T to the
+ *    until T, so they all start at T (warm: each child first drains 20,000 no-op tasks on a file
+ *    of its own, for k = 1 and 4 alike, so that each process's code is compiled before T, as in a
+ *    long-running worker process). If the push leaves less than 300 ms before T (the longest a
+ *    worker may take to hear of another process's commit) the run is repeated with twice the
+ *    lead time. Time runs from T to the
  *    last ack: each child reports, every 20 ms, how many tasks it acked and the wall-clock time
  *    of its last `success` event (which follows the ack's commit), so that this process can wait
  *    without querying the file (a `stats()` call costs ~5–20 ms at 50,000 tasks, which polling
@@ -231,7 +233,7 @@ export async function runBench(
   };
 
   // Warm the JIT and the statement paths on throwaway files (always "normal": the point is the
-  // code, not the disk); not reported. The child processes start cold, for k = 1 and 4 alike.
+  // code, not the disk); not reported. The child processes warm themselves up (runDrainer).
   progress(`warm-up (${runtimeName()})`);
   await benchPush("normal", counts.push / 5);
   await ceilingInsertOne("normal", counts.push / 5);
