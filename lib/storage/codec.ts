@@ -27,6 +27,12 @@ export interface Codec {
    * Payloads that are not exactly valid UTF-8 still go to {@linkcode Codec.decode} as bytes.
    */
   decodeText?(text: string): unknown;
+  /**
+   * For a codec whose bytes are always UTF-8 text (JSON): the text {@linkcode Codec.encode}
+   * would return the bytes of. Workers then hand results to SQLite as text, which stores its
+   * UTF-8 bytes, without encoding them in JavaScript first.
+   */
+  encodeText?(value: unknown): string;
 }
 
 const encoder = new TextEncoder();
@@ -47,8 +53,7 @@ const decoder = new TextDecoder("utf-8", { fatal: true });
 export const JsonCodec: Codec = {
   name: "json",
   encode(value: unknown): Uint8Array {
-    const text = JSON.stringify(value);
-    return encoder.encode(text === undefined ? "null" : text);
+    return encoder.encode(jsonText(value));
   },
   decode(bytes: Uint8Array): unknown {
     return JSON.parse(decoder.decode(bytes));
@@ -56,4 +61,11 @@ export const JsonCodec: Codec = {
   decodeText(text: string): unknown {
     return JSON.parse(text);
   },
+  encodeText: jsonText,
 };
+
+/** JSON text of `value`; `null` for what JSON cannot represent at all (`undefined`). */
+function jsonText(value: unknown): string {
+  const text = JSON.stringify(value);
+  return text === undefined ? "null" : text;
+}

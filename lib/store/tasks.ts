@@ -1,5 +1,5 @@
 import type { Database, SqlValue } from "../sqlite/types.ts";
-import { throughputAddRows } from "./throughput.ts";
+import { OutcomeCounts, throughputAddRows } from "./throughput.ts";
 
 /**
  * Where a task stands. One closed union, stored verbatim:
@@ -151,7 +151,8 @@ export interface TaskAck {
   /** The attempt number the worker ran: fences acks of an attempt that was since rescued. */
   attempt: number;
   status: "done" | "failed" | "killed";
-  result: Uint8Array | null;
+  /** The encoded result: bytes, or text to store as its UTF-8 bytes (a text codec's). */
+  result: Uint8Array | string | null;
   error: string | null;
   /** For `failed`: when the retry is due. */
   runAt: number | null;
@@ -515,14 +516,22 @@ export function taskAckMany(db: Database, worker: string, acks: readonly TaskAck
       fenced.add(ack.id);
     }
   }
-  const counted: OutcomeRow[] = [];
+  const counts = new OutcomeCounts(); // one count per minute and queue, however many attempts
   for (const [attempt, group] of byAttempt) {
     const ids = JSON.stringify(group.map((ack) => ack.id));
     const doneAts = JSON.stringify(group.map((ack) => ack.doneAt));
-    const results = group.some((ack) => ack.result !== null)
-      ? JSON.stringify(group.map((ack) => ack.result === null ? null : toHex(ack.result)))
-      : null;
-    const changed = db.run(ACK_DONE_SQL, [ids, worker, attempt, doneAts, results]).changes;
+    // Results as text where all are text (or none): SQLite stores the text's UTF-8 bytes.
+    const asText = group.every((ack) => typeof ack.result !== "object" || ack.result === null);
+    const results = group.every((ack) => ack.result === null) ? null : JSON.stringify(
+      group.map(({ result }) => asText || result === null ? result : toHex(result)),
+    );
+    const changed = db.run(asText ? ACK_DONE_SQL : ACK_DONE_HEX_SQL, [
+      ids,
+      worker,
+      attempt,
+      doneAts,
+      results,
+    ]).changes;
     // Fewer rows changed than acked: some attempts were fenced off (rescued or killed meanwhile).
     // The rows this statement wrote are the ones now done under this worker and attempt.
     const acked = changed === group.length ? null : new Set(
@@ -530,27 +539,32 @@ export function taskAckMany(db: Database, worker: string, acks: readonly TaskAck
     );
     for (const ack of group) {
       if (acked === null || acked.has(ack.id)) {
-        counted.push({ queue: ack.queue, status: "done", done_at: ack.doneAt });
+        counts.add(ack.queue, "done", ack.doneAt);
       } else {
         fenced.add(ack.id);
       }
     }
   }
-  throughputAddRows(db, counted); // one count per minute and queue, however many attempts
+  counts.write(db);
   return fenced;
 }
 
 // Parameters: the ids (a JSON array of strings), the worker, the attempt, each ack's done_at (a
-// JSON array in the ids' order) and each result as hex (likewise, or NULL when all are null).
+// JSON array in the ids' order) and each result, as text or in hex (likewise, or NULL when all
+// are null).
 // Each row reads its own values by position (`?4 ->> j.key`: SQLite parses each array once per
 // statement); one array of [id, doneAt, result] triples, parsed again for every field of every
 // row, made the queue's claim and ack SQL 14 % slower. No RETURNING: the count of changed rows
 // tells whether every ack held (7 % more acks per second).
-const ACK_DONE_SQL = `UPDATE apalis_tasks SET status = 'done', last_result = unhex(?5 ->> j.key),
+function ackDoneSql(result: string): string {
+  return `UPDATE apalis_tasks SET status = 'done', last_result = ${result},
     last_error = NULL, done_at = ?4 ->> j.key
   FROM json_each(?1) AS j
   WHERE apalis_tasks.id = j.value AND apalis_tasks.status = 'running'
     AND apalis_tasks.lock_by = ?2 AND apalis_tasks.attempts = ?3`;
+}
+const ACK_DONE_SQL = ackDoneSql("CAST(?5 ->> j.key AS BLOB)"); // results as text
+const ACK_DONE_HEX_SQL = ackDoneSql("unhex(?5 ->> j.key)"); // results as bytes, in hex
 
 const ACKED_SQL = `SELECT t.id FROM json_each(?1) AS j
   JOIN apalis_tasks AS t ON t.id = j.value
@@ -558,7 +572,11 @@ const ACKED_SQL = `SELECT t.id FROM json_each(?1) AS j
 
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
 
-function toHex(bytes: Uint8Array): string {
+const utf8 = new TextEncoder();
+
+/** Bytes (or text, as its UTF-8 bytes) in hex. */
+function toHex(value: Uint8Array | string): string {
+  const bytes = typeof value === "string" ? utf8.encode(value) : value;
   let out = "";
   for (let i = 0; i < bytes.length; i++) out += HEX[bytes[i]!];
   return out;
@@ -567,7 +585,7 @@ function toHex(bytes: Uint8Array): string {
 /** Records the outcome of an attempt; false when the attempt was fenced off (rescued, killed). */
 export function taskAck(db: Database, worker: string, ack: TaskAck): boolean {
   const rows = db.all<OutcomeRow>(
-    `UPDATE apalis_tasks SET status = ?, last_result = ?, last_error = ?,
+    `UPDATE apalis_tasks SET status = ?, last_result = CAST(? AS BLOB), last_error = ?,
        run_at = coalesce(?, run_at), done_at = ?, ${FIRES_RUN_TRIGGER}
      WHERE id = ? AND status = 'running' AND lock_by = ? AND attempts = ?
      RETURNING ${OUTCOME_COLUMNS}`,

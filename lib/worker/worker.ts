@@ -632,10 +632,13 @@ export class Worker<T = unknown> {
       followUp = value.apply;
       value = value.result;
     }
-    let bytes: Uint8Array | null = null;
+    let encoded: Uint8Array | string | null = null;
     if (outcome.ok) {
+      const { codec } = storage;
       try {
-        bytes = value === undefined ? null : storage.codec.encode(value);
+        if (value !== undefined) {
+          encoded = codec.encodeText ? codec.encodeText(value) : codec.encode(value);
+        }
       } catch (cause) {
         error = new TypeError(
           `Cannot store the task's result with the ${storage.codec.name} codec: ${
@@ -653,7 +656,7 @@ export class Worker<T = unknown> {
         queue: row.queue,
         attempt,
         status: "done",
-        result: bytes,
+        result: encoded,
         error: null,
         runAt: null,
         doneAt: now,

@@ -1,9 +1,14 @@
 import assert from "node:assert/strict";
 import { SqliteStorage, Task } from "../../mod.ts";
-import { type TaskAck, taskAckMany, taskClaim, taskKill } from "../../lib/store/tasks.ts";
+import { type TaskAck, taskAck, taskAckMany, taskClaim, taskKill } from "../../lib/store/tasks.ts";
 import { tempDatabase } from "../_helpers.ts";
 
-function done(id: string, attempt: number, doneAt: number, result: Uint8Array | null): TaskAck {
+function done(
+  id: string,
+  attempt: number,
+  doneAt: number,
+  result: Uint8Array | string | null,
+): TaskAck {
   return { id, queue: "q", attempt, status: "done", result, error: null, runAt: null, doneAt };
 }
 
@@ -101,4 +106,38 @@ Deno.test("taskAckMany() records every outcome of a batch that nothing fenced of
   const doneAt = db.values<[string, number]>("SELECT id, done_at FROM apalis_tasks");
   const expected = new Map(claimed.map((row, i) => [row.id, now + i]));
   for (const [id, at] of doneAt) assert.equal(at, expected.get(id), `done_at of ${id}`);
+});
+
+Deno.test("taskAckMany() and taskAck() store results given as text as their UTF-8 bytes, batched or not", async () => {
+  await using tmp = await tempDatabase();
+  const { db } = tmp;
+  const storage = new SqliteStorage<number>(db, "q");
+  await storage.pushAll(Array.from({ length: 6 }, (_, i) => new Task(i)));
+  const now = Date.now();
+  const [a, b, c, d, e, f] = taskClaim(db, { queue: "q", worker: "w", now, limit: 6 }).map((
+    row,
+  ) => row.id) as [string, string, string, string, string, string];
+  const text = '{"s":"café 😀 \\u0000 \\ud800"}'; // JSON text: escapes stay escapes
+  const long = `"${"é".repeat(3000)}"`; // past the batch's size limit: recorded on its own
+  const bytes = new Uint8Array([0xff, 0x00, 0x7b]);
+  db.transaction(() => {
+    // All text: one statement that binds the results as text.
+    assert.equal(taskAckMany(db, "w", [done(a, 1, now, text), done(b, 1, now, null)]).size, 0);
+    // Text beside bytes: the text goes in hex too.
+    assert.equal(taskAckMany(db, "w", [done(c, 1, now, text), done(d, 1, now, bytes)]).size, 0);
+    assert.equal(taskAckMany(db, "w", [done(e, 1, now, long)]).size, 0);
+    assert.ok(taskAck(db, "w", { ...done(f, 1, now, text), status: "killed" }));
+  });
+  const stored = new Map(
+    db.values<[string, string, Uint8Array | null]>(
+      "SELECT id, typeof(last_result), last_result FROM apalis_tasks",
+    ).map(([id, type, value]) => [id, [type, value === null ? null : [...value]]]),
+  );
+  const utf8 = (value: string) => [...new TextEncoder().encode(value)];
+  assert.deepEqual(stored.get(a), ["blob", utf8(text)]);
+  assert.deepEqual(stored.get(b), ["null", null]);
+  assert.deepEqual(stored.get(c), ["blob", utf8(text)]);
+  assert.deepEqual(stored.get(d), ["blob", [...bytes]]);
+  assert.deepEqual(stored.get(e), ["blob", utf8(long)]);
+  assert.deepEqual(stored.get(f), ["blob", utf8(text)]);
 });
