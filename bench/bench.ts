@@ -26,15 +26,15 @@
  *    of its own, for k = 1 and 4 alike, so that each process's code is compiled before T, as in a
  *    long-running worker process). If the push leaves less than 300 ms before T (the longest a
  *    worker may take to hear of another process's commit) the run is repeated with twice the
- *    lead time. Time runs from T to the
- *    last ack: each child reports, every 20 ms, how many tasks it acked and the wall-clock time
- *    of its last `success` event (which follows the ack's commit), so that this process can wait
- *    without querying the file (a `stats()` call costs ~5–20 ms at 50,000 tasks, which polling
- *    every few ms would take from the workers on a small machine). Then each child gets SIGTERM
- *    and must exit 0 (a graceful stop, `handleSignals(true)`), the acks they counted must add up
- *    to the task count and `stats()` must show every task done and no other. `drain_procs_4`
- *    carries its ratio to `drain_procs_1` (target ≥ 1: more processes must not collapse). The
- *    progress output shows each worker's share of the tasks and its process's CPU time;
+ *    lead time. Time runs from T to the last ack: each child reports, every 20 ms, how many
+ *    tasks it acked and the wall-clock time of its last `success` event (which follows the
+ *    ack's commit), so that this process can wait without querying the file (a `stats()` call
+ *    costs ~5–20 ms at 50,000 tasks, which polling every few ms would take from the workers on
+ *    a small machine). Then each child gets SIGTERM and must exit 0 (a graceful stop,
+ *    `handleSignals(true)`), the acks they counted must add up to the task count and `stats()`
+ *    must show every task done and no other. `drain_procs_4` carries its ratio to
+ *    `drain_procs_1` (target ≥ 1: more processes must not collapse). The progress output shows
+ *    each worker's share of the tasks and its process's CPU time;
  * 5. `latency_p50`, `latency_p99`: enqueue→start latency with an idle worker (200 pushes 10 ms
  *    apart, each stamped with `performance.now()`, which the handler subtracts);
  * 6. `latency_process_p50`, `latency_process_p99`: the same latency when another process pushes

@@ -521,7 +521,7 @@ export function taskAckMany(db: Database, worker: string, acks: readonly TaskAck
     const ids = JSON.stringify(group.map((ack) => ack.id));
     const doneAts = JSON.stringify(group.map((ack) => ack.doneAt));
     // Results as text where all are text (or none): SQLite stores the text's UTF-8 bytes.
-    const asText = group.every((ack) => typeof ack.result !== "object" || ack.result === null);
+    const asText = !group.some((ack) => ack.result instanceof Uint8Array);
     const results = group.every((ack) => ack.result === null) ? null : JSON.stringify(
       group.map(({ result }) => asText || result === null ? result : toHex(result)),
     );
