@@ -141,3 +141,39 @@ Deno.test("taskAckMany() and taskAck() store results given as text as their UTF-
   assert.deepEqual(stored.get(e), ["blob", utf8(long)]);
   assert.deepEqual(stored.get(f), ["blob", utf8(text)]);
 });
+
+Deno.test("taskAckMany() records acks that share their finish times time by time, fenced ones named", async () => {
+  await using tmp = await tempDatabase();
+  const { db } = tmp;
+  const storage = new SqliteStorage<number>(db, "q");
+  await storage.pushAll(Array.from({ length: 8 }, (_, i) => new Task(i)));
+  const now = Date.now();
+  const ids = taskClaim(db, { queue: "q", worker: "w", now, limit: 8 }).map((row) => row.id);
+  const [killed, otherWorker, stale] = ids as [string, string, string];
+  assert.ok(taskKill(db, killed, "killed by hand", now));
+  const rescue = (id: string) =>
+    db.run("UPDATE apalis_tasks SET status = 'pending', lock_by = NULL WHERE id = ?", [id]);
+  rescue(otherWorker);
+  assert.equal(taskClaim(db, { queue: "q", worker: "v", now, limit: 1 }).length, 1);
+  rescue(stale);
+  assert.equal(taskClaim(db, { queue: "q", worker: "w", now, limit: 1 }).length, 1);
+  // Three finish times among the eight (the fenced ones at each), all first attempts.
+  const finishedAt = (i: number) => now + 10 + (i % 3);
+  const fenced = db.transaction(() =>
+    taskAckMany(db, "w", ids.map((id, i) => done(id, 1, finishedAt(i), null)))
+  );
+  assert.deepEqual([...fenced].sort(), [killed, otherWorker, stale].sort());
+  const rows = new Map(
+    db.values<[string, string, number, string, number | null]>(
+      "SELECT id, status, attempts, lock_by, done_at FROM apalis_tasks",
+    ).map(([id, ...rest]) => [id, rest]),
+  );
+  ids.forEach((id, i) => {
+    if (fenced.has(id)) return;
+    assert.deepEqual(rows.get(id), ["done", 1, "w", finishedAt(i)], `task ${i}`);
+  });
+  assert.deepEqual(rows.get(otherWorker), ["running", 2, "v", null]);
+  assert.deepEqual(rows.get(stale), ["running", 2, "w", null]);
+  const counted = (await storage.throughput({ minutes: 10 })).reduce((n, p) => n + p.done, 0);
+  assert.equal(counted, 5);
+});
