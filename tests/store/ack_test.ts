@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { SqliteStorage, Task } from "../../mod.ts";
 import { type TaskAck, taskAck, taskAckMany, taskClaim, taskKill } from "../../lib/store/tasks.ts";
+import type { Database } from "../../lib/sqlite/types.ts";
 import { tempDatabase } from "../_helpers.ts";
 
 function done(
@@ -12,11 +13,30 @@ function done(
   return { id, queue: "q", attempt, status: "done", result, error: null, runAt: null, doneAt };
 }
 
+/**
+ * Pushes `n` tasks to queue "q" and claims them all under worker "w": their ids, in order, and
+ * the time of the claim (taken after the push, so that every task is due).
+ */
+async function claimAll(db: Database, n: number): Promise<{ ids: string[]; now: number }> {
+  const ids = await new SqliteStorage<number>(db, "q").pushAll(
+    Array.from({ length: n }, (_, i) => new Task(i)),
+  );
+  const now = Date.now();
+  assert.equal(taskClaim(db, { queue: "q", worker: "w", now, limit: n }).length, n);
+  return { ids, now };
+}
+
+/** Gives a claimed task back (as orphan rescue does) and claims it again under `worker`. */
+function reclaim(db: Database, id: string, worker: string, now: number): void {
+  db.run("UPDATE apalis_tasks SET status = 'pending', lock_by = NULL WHERE id = ?", [id]);
+  assert.equal(taskClaim(db, { queue: "q", worker, now, limit: 1 })[0]?.id, id);
+}
+
 Deno.test("taskAckMany() records a batch of outcomes and names exactly the attempts fenced off meanwhile", async () => {
   await using tmp = await tempDatabase();
   const { db } = tmp;
   const storage = new SqliteStorage<number>(db, "q");
-  const ids = await storage.pushAll(Array.from({ length: 6 }, (_, i) => new Task(i)));
+  const { ids, now } = await claimAll(db, 6);
   const [plain, killed, staleAttempt, otherWorker, secondAttempt, withResult] = ids as [
     string,
     string,
@@ -25,18 +45,12 @@ Deno.test("taskAckMany() records a batch of outcomes and names exactly the attem
     string,
     string,
   ];
-  const now = Date.now();
-  assert.equal(taskClaim(db, { queue: "q", worker: "w", now, limit: 6 }).length, 6);
   // Meanwhile: one task is killed, two are rescued and claimed again by this worker (a second
   // attempt), one is rescued and claimed by another worker.
   assert.ok(taskKill(db, killed, "killed by hand", now));
-  const rescue = (id: string) =>
-    db.run("UPDATE apalis_tasks SET status = 'pending', lock_by = NULL WHERE id = ?", [id]);
-  rescue(staleAttempt);
-  rescue(secondAttempt);
-  assert.equal(taskClaim(db, { queue: "q", worker: "w", now, limit: 2 }).length, 2);
-  rescue(otherWorker);
-  assert.equal(taskClaim(db, { queue: "q", worker: "v", now, limit: 1 }).length, 1);
+  reclaim(db, staleAttempt, "w", now);
+  reclaim(db, secondAttempt, "w", now);
+  reclaim(db, otherWorker, "v", now);
 
   const result = new Uint8Array([0, 1, 2, 254, 255]);
   const acks = [
@@ -111,12 +125,15 @@ Deno.test("taskAckMany() records every outcome of a batch that nothing fenced of
 Deno.test("taskAckMany() and taskAck() store results given as text as their UTF-8 bytes, batched or not", async () => {
   await using tmp = await tempDatabase();
   const { db } = tmp;
-  const storage = new SqliteStorage<number>(db, "q");
-  await storage.pushAll(Array.from({ length: 6 }, (_, i) => new Task(i)));
-  const now = Date.now();
-  const [a, b, c, d, e, f] = taskClaim(db, { queue: "q", worker: "w", now, limit: 6 }).map((
-    row,
-  ) => row.id) as [string, string, string, string, string, string];
+  const { ids, now } = await claimAll(db, 6);
+  const [a, b, c, d, e, f] = ids as [
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+  ];
   const text = '{"s":"café 😀 \\u0000 \\ud800"}'; // JSON text: escapes stay escapes
   const long = `"${"é".repeat(3000)}"`; // past the batch's size limit: recorded on its own
   const bytes = new Uint8Array([0xff, 0x00, 0x7b]);
@@ -146,17 +163,11 @@ Deno.test("taskAckMany() records acks that share their finish times time by time
   await using tmp = await tempDatabase();
   const { db } = tmp;
   const storage = new SqliteStorage<number>(db, "q");
-  await storage.pushAll(Array.from({ length: 8 }, (_, i) => new Task(i)));
-  const now = Date.now();
-  const ids = taskClaim(db, { queue: "q", worker: "w", now, limit: 8 }).map((row) => row.id);
+  const { ids, now } = await claimAll(db, 8);
   const [killed, otherWorker, stale] = ids as [string, string, string];
   assert.ok(taskKill(db, killed, "killed by hand", now));
-  const rescue = (id: string) =>
-    db.run("UPDATE apalis_tasks SET status = 'pending', lock_by = NULL WHERE id = ?", [id]);
-  rescue(otherWorker);
-  assert.equal(taskClaim(db, { queue: "q", worker: "v", now, limit: 1 }).length, 1);
-  rescue(stale);
-  assert.equal(taskClaim(db, { queue: "q", worker: "w", now, limit: 1 }).length, 1);
+  reclaim(db, otherWorker, "v", now);
+  reclaim(db, stale, "w", now);
   // Three finish times among the eight (the fenced ones at each), all first attempts.
   const finishedAt = (i: number) => now + 10 + (i % 3);
   const fenced = db.transaction(() =>
