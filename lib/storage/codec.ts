@@ -69,3 +69,25 @@ function jsonText(value: unknown): string {
   const text = JSON.stringify(value);
   return text === undefined ? "null" : text;
 }
+
+/**
+ * Whether `text`, read from a payload of `bytes` bytes as text, spells those bytes exactly: SQLite
+ * and the drivers mend what is not valid UTF-8 (U+FFFD for each bad sequence) and Deno's ends the
+ * text at a NUL byte, so a payload that is not exactly UTF-8 text shows in the text's UTF-8 size
+ * or a U+FFFD (which then may also be genuine: the caller reads the bytes to find out).
+ */
+export function isExactText(text: string, bytes: number): boolean {
+  if (text.includes("\uFFFD")) return false;
+  if (text.length === bytes) return true; // one byte per character: ASCII, the common case
+  let size = 0;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x80) size += 1;
+    else if (code < 0x800) size += 2;
+    else if (code >= 0xd800 && code < 0xdc00) {
+      size += 4; // a surrogate pair: one 4-byte character
+      i++;
+    } else size += 3;
+  }
+  return size === bytes;
+}

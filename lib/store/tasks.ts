@@ -50,7 +50,7 @@ export interface TaskRow {
  * What a claim returns: what a worker needs to run a task, and nothing it does not. A claim with
  * `textArgs` reads the payload as text: `args` is then a string, and `args_bytes` the size of the
  * payload as stored, which tells text that spells the stored bytes exactly from text the driver
- * mended (see {@linkcode isExactText}).
+ * mended (see `isExactText` in lib/storage/codec.ts).
  */
 export type ClaimedRow =
   & Pick<
@@ -416,33 +416,6 @@ export function taskClaim(
     );
   }
   return rows.map((values) => ownClaimedRow(values, claim.queue, claim.now));
-}
-
-/**
- * Whether `text`, read from a payload of `bytes` bytes as text, spells those bytes exactly: SQLite
- * and the drivers mend what is not valid UTF-8 (U+FFFD for each bad sequence) and Deno's ends the
- * text at a NUL byte, so a payload that is not exactly UTF-8 text shows in the text's UTF-8 size
- * or a U+FFFD (which then may also be genuine: the caller reads the bytes to find out).
- */
-export function isExactText(text: string, bytes: number): boolean {
-  if (text.includes("\uFFFD")) return false;
-  if (text.length === bytes) return true; // one byte per character: ASCII, the common case
-  let size = 0;
-  for (let i = 0; i < text.length; i++) {
-    const code = text.charCodeAt(i);
-    if (code < 0x80) size += 1;
-    else if (code < 0x800) size += 2;
-    else if (code >= 0xd800 && code < 0xdc00) {
-      size += 4; // a surrogate pair: one 4-byte character
-      i++;
-    } else size += 3;
-  }
-  return size === bytes;
-}
-
-/** A task's payload as stored, or `undefined` when the task is gone. */
-export function taskArgs(db: Database, id: string): Uint8Array | undefined {
-  return db.values<[Uint8Array]>("SELECT args FROM apalis_tasks WHERE id = ?", [id])[0]?.[0];
 }
 
 /**

@@ -5,12 +5,11 @@ import { fileProblemOf } from "../sqlite/file_error.ts";
 import type { Database } from "../sqlite/types.ts";
 import {
   type ClaimedRow,
-  isExactText,
   type TaskAck,
   taskAck,
   taskAckMany,
-  taskArgs,
   taskClaim,
+  taskGet,
   taskNextRunAt,
   taskRelease,
   taskReleaseAhead,
@@ -33,6 +32,7 @@ import { ulid } from "../storage/ulid.ts";
 import { HOST_NAME, PROCESS_ID } from "../storage/_process.ts";
 import { notifyPushed, onPushed } from "../storage/_wakeup.ts";
 import { onExternalCommit } from "../storage/_commits.ts";
+import { isExactText } from "../storage/codec.ts";
 import { TaskContext } from "./context.ts";
 import { Pace } from "./pace.ts";
 import { Transition } from "./transition.ts";
@@ -920,7 +920,7 @@ function decodeArgs<T>(storage: SqliteStorage<T>, row: ClaimedRow): unknown {
   if (codec.decodeText && isExactText(row.args, row.args_bytes ?? -1)) {
     return codec.decodeText(row.args);
   }
-  const bytes = taskArgs(db, row.id);
-  if (bytes === undefined) throw new Error("the task no longer exists");
-  return codec.decode(bytes);
+  const stored = taskGet(db, row.id);
+  if (stored === undefined) throw new Error("the task no longer exists");
+  return codec.decode(stored.args);
 }

@@ -3,12 +3,12 @@ import { SqliteStorage, Task } from "../../mod.ts";
 import {
   type ClaimedRow,
   compareClaimOrder,
-  isExactText,
   taskClaim,
   taskClaimShared,
   taskNextRunAt,
   taskWaitingPriorities,
 } from "../../lib/store/tasks.ts";
+import { isExactText } from "../../lib/storage/codec.ts";
 import { FakeClock, tempDatabase } from "../_helpers.ts";
 
 /** Due and scheduled tasks at `priorities` in `queue`, pushed in a shuffled order. */
