@@ -35,9 +35,12 @@
  *    must show every task done and no other. `drain_procs_4` carries its ratio to
  *    `drain_procs_1` (target ≥ 1: more processes must not collapse). The progress output shows
  *    each worker's share of the tasks and its process's CPU time;
- * 5. `latency_p50`, `latency_p99`: enqueue→start latency with an idle worker (200 pushes 10 ms
+ * 5. `drain_procs_work_1`, `drain_procs_work_4`: the same with 20,000 tasks that each do CPU
+ *    work of their own (an FNV-1a hash over 64 KB, ~90 µs here), as real handlers do: where more
+ *    processes pay off (no target; the ratio shows how far the queue lets them scale);
+ * 6. `latency_p50`, `latency_p99`: enqueue→start latency with an idle worker (200 pushes 10 ms
  *    apart, each stamped with `performance.now()`, which the handler subtracts);
- * 6. `latency_process_p50`, `latency_process_p99`: the same latency when another process pushes
+ * 7. `latency_process_p50`, `latency_process_p99`: the same latency when another process pushes
  *    (this file with `--pusher <db> --count n`; it stamps each task with the wall clock and the
  *    parent's worker subtracts it at start; the clock is `performance.timeOrigin +
  *    performance.now()`, i.e. `Date.now()` with sub-ms resolution, which both runtimes derive
@@ -148,6 +151,7 @@ function parse(): BenchOptions {
       drainer: { type: "string" },
       name: { type: "string" },
       concurrency: { type: "string" },
+      work: { type: "string" },
     },
     strict: true,
     allowPositionals: false,
@@ -174,6 +178,7 @@ function parse(): BenchOptions {
       name: values.name,
       concurrency: positiveInteger("concurrency", values.concurrency),
       durability,
+      workKb: values.work === undefined ? 0 : positiveInteger("work", values.work),
     };
   }
   return options;
@@ -186,6 +191,7 @@ interface Counts {
   drainC1: number;
   drainC16: number;
   drainProcs: number;
+  drainProcsWork: number;
   latency: number;
 }
 
@@ -199,6 +205,9 @@ const TARGETS: Readonly<Record<string, number>> = {
 
 const fmt = (n: number) => n.toLocaleString("en");
 
+/** The work of each task in the multi-process drain of tasks that work (see hashingHandler). */
+const WORK_KB = 64;
+
 /** Runs every scenario and returns the report. */
 export async function runBench(
   options: Pick<BenchOptions, "durability" | "quick" | "runs">,
@@ -211,6 +220,7 @@ export async function runBench(
     drainC1: 20_000 / scale,
     drainC16: 50_000 / scale,
     drainProcs: 50_000 / scale,
+    drainProcsWork: 20_000 / scale,
     latency: 200 / scale,
   };
   const results: BenchResult[] = [];
@@ -311,23 +321,27 @@ export async function runBench(
       );
     }
   }
-  {
-    const n = counts.drainProcs;
+  for (const workKb of [0, WORK_KB]) {
+    const n = workKb === 0 ? counts.drainProcs : counts.drainProcsWork;
     const [one, four] = await medians(runs, [
-      () => benchDrainProcesses(durability, n, 1, 16),
-      () => benchDrainProcesses(durability, n, 4, 16),
+      () => benchDrainProcesses(durability, n, 1, 16, workKb),
+      () => benchDrainProcesses(durability, n, 4, 16, workKb),
     ]);
+    const key = workKb === 0 ? "drain_procs" : "drain_procs_work";
+    const tasks = workKb === 0
+      ? `${fmt(n)} no-op tasks`
+      : `${fmt(n)} tasks that each hash ${workKb} KB`;
     const single: BenchResult = {
-      key: "drain_procs_1",
-      scenario: `drain ${fmt(n)} no-op tasks, 1 worker process × concurrency 16`,
+      key: `${key}_1`,
+      scenario: `drain ${tasks}, 1 worker process × concurrency 16`,
       value: one!,
       unit: "tasks/s",
     };
     add(single);
     addPair(
       {
-        key: "drain_procs_4",
-        scenario: `drain ${fmt(n)} no-op tasks, 4 worker processes × concurrency 16 (vs 1 process)`,
+        key: `${key}_4`,
+        scenario: `drain ${tasks}, 4 worker processes × concurrency 16 (vs 1 process)`,
         value: four!,
       },
       single,
@@ -402,7 +416,7 @@ export function toMarkdown(report: BenchReport): string {
   lines.push(
     "",
     "vs ceiling: the figure divided by its raw SQLite ceiling (the `ceiling:` row below it; for " +
-      "the 4-process drain, the 1-process drain), target in parentheses.",
+      "the 4-process drains, the 1-process drain of the same tasks), target in parentheses.",
   );
   return lines.join("\n");
 }

@@ -199,12 +199,32 @@ interface DrainerLine {
   cpuMs?: number;
 }
 
-/** Options of a drainer process (hidden flags `--drainer <db> --name … --concurrency …`). */
+/**
+ * Options of a drainer process (hidden flags `--drainer <db> --name … --concurrency …`, and
+ * `--work <kb>` for tasks that do work).
+ */
 export interface DrainerOptions {
   path: string;
   name: string;
   concurrency: number;
   durability: Durability;
+  /** The CPU work each task does: hashing this many KB of memory (0: none, a no-op task). */
+  workKb: number;
+}
+
+/**
+ * A task handler that does CPU work of its own, as a real handler would: an FNV-1a hash over
+ * `kb` KB of memory (64 KB: ~90 µs on the 2-core machine, in Deno and Bun alike). The hashes go
+ * into a variable the handler keeps, so that the work cannot be optimised away.
+ */
+export function hashingHandler(kb: number): (n: number) => void {
+  const buffer = new Uint8Array(kb * 1024).map((_, i) => (i * 31) & 0xff);
+  let sink = 0;
+  return (n) => {
+    let hash = 0x811c9dc5 ^ n;
+    for (let i = 0; i < buffer.length; i++) hash = Math.imul(hash ^ buffer[i]!, 0x01000193);
+    sink ^= hash;
+  };
 }
 
 /**
@@ -214,7 +234,7 @@ export interface DrainerOptions {
  * Resolves to the exit code: 0, or 1 if the worker reported errors.
  */
 export async function runDrainer(options: DrainerOptions): Promise<number> {
-  const { path, name, concurrency, durability } = options;
+  const { path, name, concurrency, durability, workKb } = options;
   // Warm the code up first, on a file of its own, as the parent process warms itself up: a cold
   // process drains slowly while the runtime compiles the worker's code (one process, 50,000
   // tasks: ~80,000/s cold, ~94,000/s warm), and a worker process normally runs for far longer
@@ -248,7 +268,7 @@ export async function runDrainer(options: DrainerOptions): Promise<number> {
           progress(`${name}: ${error instanceof Error ? error.message : String(error)}`);
         }
       })
-      .build(() => {});
+      .build(workKb > 0 ? hashingHandler(workKb) : () => {});
     await worker.run();
   } finally {
     clearInterval(timer);
@@ -273,20 +293,22 @@ const NOTICE_MS = 300; // a worker hears of another process's commit within 250 
 class MarginTooShortError extends Error {}
 
 /**
- * `n` no-op tasks drained by `k` worker processes (concurrency `concurrency` each); tasks/s from
- * the moment the tasks fall due to the last ack. Retries with a longer lead time when the push
- * took too long to leave the workers time to hear of it.
+ * `n` tasks drained by `k` worker processes (concurrency `concurrency` each), no-op tasks or,
+ * with `workKb`, tasks that each hash that many KB ({@linkcode hashingHandler}); tasks/s from the
+ * moment the tasks fall due to the last ack. Retries with a longer lead time when the push took
+ * too long to leave the workers time to hear of it.
  */
 export async function benchDrainProcesses(
   durability: Durability,
   n: number,
   k: number,
   concurrency: number,
+  workKb = 0,
 ): Promise<number> {
   let margin = initialMarginMs(n);
   for (let attempt = 1;; attempt++) {
     try {
-      return await drainProcessesOnce(durability, n, k, concurrency, margin);
+      return await drainProcessesOnce(durability, n, k, concurrency, workKb, margin);
     } catch (error) {
       if (!(error instanceof MarginTooShortError) || attempt === 3) throw error;
       progress(`    ${error.message}; again with ${2 * margin} ms`);
@@ -300,6 +322,7 @@ async function drainProcessesOnce(
   n: number,
   k: number,
   concurrency: number,
+  workKb: number,
   marginMs: number,
 ): Promise<number> {
   await using temp = await freshDatabase(durability);
@@ -322,6 +345,7 @@ async function drainProcessesOnce(
         String(concurrency),
         "--durability",
         durability,
+        ...(workKb > 0 ? ["--work", String(workKb)] : []),
       ];
       children.push(startChild(`draining ${name}`, flags, (text) => {
         let line: DrainerLine;

@@ -22,6 +22,7 @@ const COMPARED: Record<string, { ceiling: string; target?: number }> = {
   drain_c16: { ceiling: "ceiling_claim_ack_100", target: 0.5 },
   queue_sql_claim_ack_100: { ceiling: "ceiling_claim_ack_100" },
   drain_procs_4: { ceiling: "drain_procs_1", target: 1 },
+  drain_procs_work_4: { ceiling: "drain_procs_work_1" },
 };
 
 Deno.test("bench.ts main() reports a positive number and ratio for every scenario and leaves no process behind when run with --quick --json", async () => {
@@ -49,6 +50,8 @@ Deno.test("bench.ts main() reports a positive number and ratio for every scenari
         "ceiling_claim_ack_100",
         "drain_procs_1",
         "drain_procs_4",
+        "drain_procs_work_1",
+        "drain_procs_work_4",
         "latency_p50",
         "latency_p99",
         "latency_process_p50",
