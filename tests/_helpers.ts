@@ -1,5 +1,5 @@
 import { type Database, openDatabase, type OpenDatabaseOptions, SqliteStorage } from "../mod.ts";
-import type { Clock, Worker } from "../mod.ts";
+import { type Clock, type Worker, WorkerBuilder } from "../mod.ts";
 
 export { waitUntil } from "./_wait.ts";
 
@@ -64,6 +64,31 @@ export async function runUntilFinished<T>(
     await worker.stop();
     await running;
   }
+}
+
+/**
+ * A worker of concurrency 1 over number tasks that runs them at once, except task `blockAt`,
+ * which waits for `release.open()`; `blocked` opens when that task starts. Meanwhile the worker
+ * claims ahead at the pace of the quick tasks before it.
+ */
+export function workerBlockedAt(
+  storage: SqliteStorage<number>,
+  name: string,
+  blockAt: number,
+): { worker: Worker<number>; blocked: Promise<void>; release: () => void } {
+  const release = gate();
+  const blocked = gate();
+  const worker = new WorkerBuilder(name)
+    .backend(storage)
+    .concurrency(1)
+    .handleSignals(false)
+    .build(async (n) => {
+      if (n === blockAt) {
+        blocked.open();
+        await release.promise;
+      }
+    });
+  return { worker, blocked: blocked.promise, release: release.open };
 }
 
 /** A promise with its resolver: a handler awaits `promise` until the test calls `open()`. */

@@ -24,13 +24,13 @@ export class SharedQueueError extends Error {
 }
 
 /**
- * The one fetcher of a {@linkcode SharedSqliteStorage}: whichever of its workers fetches claims
- * for every registered queue whose worker has free slots, in one statement, and routes each task
- * to its queue's worker.
+ * The one fetcher of a {@linkcode SharedSqliteStorage}: whichever of its workers writes claims,
+ * besides its own tasks, for every other registered queue whose worker has free slots, in one
+ * statement, and routes each task to its queue's worker.
  */
 export class SharedFetcher {
   #members = new Map<string, SharedMember>();
-  /** How many claim statements ran (each one for every queue that wanted tasks). */
+  /** How many claim statements ran for other workers (each one for every queue that wanted). */
   claims = 0;
   /** How many of them returned tasks for more than one queue. */
   sharedClaims = 0;
@@ -50,20 +50,18 @@ export class SharedFetcher {
   }
 
   /**
-   * Claims, inside the caller's transaction, `limit` tasks for the caller and as many as every
-   * other member wants. Returns the tasks by queue; the caller delivers the others' after commit.
+   * Claims, inside the caller's transaction, as many tasks as every other member wants (their
+   * free slots), into `queued` under each one's worker, in one statement. Returns the tasks by
+   * queue (none when no other member wants any); the caller delivers them after commit.
    */
-  claim(
-    db: Database,
-    now: number,
-    self: { queue: string; worker: string; limit: number },
-  ): Map<string, ClaimedRow[]> {
-    const wants = [self];
+  claimForOthers(db: Database, now: number, self: string): Map<string, ClaimedRow[]> | undefined {
+    const wants = [];
     for (const member of this.#members.values()) {
-      if (member.queue === self.queue) continue;
+      if (member.queue === self) continue;
       const limit = member.wants();
       if (limit > 0) wants.push({ queue: member.queue, worker: member.worker, limit });
     }
+    if (wants.length === 0) return undefined;
     this.claims++;
     const byQueue = new Map<string, ClaimedRow[]>();
     for (const row of taskClaimShared(db, { now, wants })) {

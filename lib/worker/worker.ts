@@ -123,7 +123,9 @@ export class Worker<T = unknown> {
   #o: WorkerOptions<T>;
   #instanceId = ulid();
   #run: ((args: T, ctx: TaskContext) => unknown) | undefined;
-  /** Tasks claimed `queued` for this worker by a shared storage's fetcher: a start writes them. */
+  /**
+   * Tasks another worker of a shared storage claimed `queued` for this one: a start writes them.
+   */
   #buffer: ClaimedRow[] = [];
   /** Tasks claimed `running` ahead of a free slot: they start from memory as slots free up. */
   #ahead: ClaimedRow[] = [];
@@ -195,13 +197,14 @@ export class Worker<T = unknown> {
   async #main(): Promise<void> {
     const { storage, handleSignals } = this.#o;
     this.#run = compose(this.#o.middleware, this.#o.handler);
-    // A worker of a shared storage joins its one fetcher: its claims serve every shared queue.
+    // A worker of a shared storage joins its one fetcher: its writes also claim for the others.
     const leave = storage.shared?.join({
       queue: storage.queue,
       worker: this.name,
       wants: () => {
         if (this.#state !== "running") return 0;
-        return Math.max(0, this.#o.concurrency - this.#inFlight.size - this.#buffer.length);
+        const held = this.#inFlight.size + this.#buffer.length + this.#ahead.length;
+        return Math.max(0, this.#o.concurrency - held);
       },
       deliver: (rows) => {
         this.#buffer.push(...rows);
@@ -381,9 +384,10 @@ export class Worker<T = unknown> {
 
   /**
    * One write transaction: record finished attempts, release what was claimed ahead when
-   * stopping, start a shared storage's buffered tasks in free slots, and claim due tasks:
-   * straight into `running` for the slots still free, plus those to start ahead (see `Pace`).
-   * Returns what the claim did.
+   * stopping, start tasks another worker of a shared storage claimed for this one (`queued`) in
+   * free slots, and claim due tasks: straight into `running` for the slots still free, plus
+   * those to start ahead (see `Pace`). A worker of a shared storage then claims, in the same
+   * transaction, for the free slots of the other queues' workers. Returns what the claim did.
    */
   async #flush(stopping: boolean): Promise<Claimed> {
     const { storage, concurrency } = this.#o;
@@ -394,29 +398,21 @@ export class Worker<T = unknown> {
     const free = stopping ? 0 : concurrency - this.#inFlight.size;
     const fromBuffer = this.#buffer.slice(0, free);
     const direct = free - fromBuffer.length; // slots no buffered task covers
-    const shared = storage.shared;
-    // A shared storage's buffer is `queued` (its fetcher claims for other workers too), and is
-    // filled only along with free slots.
-    const ahead = stopping ? 0 : this.#pace.aheadWanted(
-      config.bufferSize,
-      shared ? this.#buffer.length : this.#ahead.length,
-    );
-    const wanted = shared ? (direct > 0 ? direct + ahead : 0) : direct + ahead;
+    const ahead = stopping ? 0 : this.#pace.aheadWanted(config.bufferSize, this.#ahead.length);
+    const wanted = direct + ahead;
     const aheadToRelease = stopping ? this.#ahead : [];
     const release = stopping && (this.#buffer.length > 0 || aheadToRelease.length > 0);
+    const shared = stopping ? undefined : storage.shared;
     if (acks.length === 0 && wanted === 0 && !release && fromBuffer.length === 0) {
       return NOTHING_CLAIMED; // nothing to write
     }
     let outcome: {
       running: ClaimedRow[];
-      queued: ClaimedRow[];
       claimedAhead: ClaimedRow[];
       resumed: Set<string>;
       fenced: Set<string>;
       now: number;
-      toStart: ClaimedRow[];
       deliveries: Map<string, ClaimedRow[]> | undefined;
-      claimed: number;
     };
     try {
       outcome = await retryBusy(db, () =>
@@ -429,20 +425,14 @@ export class Worker<T = unknown> {
             taskRelease(db, this.name);
             taskReleaseAhead(db, this.name, aheadToRelease);
           }
-          const claim = { queue: storage.queue, worker: this.name, now };
+          const resumed = taskStartMany(db, fromBuffer.map((row) => row.id), this.name, now);
           let running: ClaimedRow[] = [];
-          let queued: ClaimedRow[] = [];
           let claimedAhead: ClaimedRow[] = [];
-          let deliveries: Map<string, ClaimedRow[]> | undefined;
-          // The queue's waiting priorities, read once for both claims and the next-due lookup
-          // (see taskWaitingPriorities; a claim can only remove a priority, which that skips).
-          let levels: number[] | null | undefined;
-          if (wanted > 0 && shared) {
-            // One claim for every shared queue that wants tasks; this worker starts its own.
-            deliveries = shared.claim(db, now, { ...claim, limit: wanted });
-            queued = deliveries.get(storage.queue) ?? [];
-          } else if (wanted > 0) {
-            levels = taskWaitingPriorities(db, storage.queue);
+          if (wanted > 0) {
+            const claim = { queue: storage.queue, worker: this.name, now };
+            // The queue's waiting priorities, read once for both claims and the next-due lookup
+            // (see taskWaitingPriorities; a claim can only remove a priority, which that skips).
+            const levels = taskWaitingPriorities(db, storage.queue);
             const textArgs = storage.codec.decodeText !== undefined;
             if (direct > 0) {
               running = taskClaim(db, { ...claim, limit: direct, levels, textArgs });
@@ -456,29 +446,15 @@ export class Worker<T = unknown> {
                 textArgs,
               });
             }
+            // A short claim means nothing else is due: learn when something will be. (A claim
+            // ahead may also come back short because it skips tasks on their last attempt.)
+            if (direct > 0) {
+              const short = running.length < direct;
+              this.#nextDue = short ? taskNextRunAt(db, storage.queue, levels) : undefined;
+            }
           }
-          const toStart = shared ? [...fromBuffer, ...queued.slice(0, direct)] : fromBuffer;
-          const resumed = taskStartMany(db, toStart.map((row) => row.id), this.name, now);
-          if (shared) queued = queued.slice(direct);
-          const claimed = running.length + queued.length + claimedAhead.length + toStart.length -
-            fromBuffer.length;
-          // A short claim means nothing else is due: learn when something will be. (A claim
-          // ahead may also come back short because it skips tasks on their last attempt.)
-          if (direct > 0) {
-            const short = shared ? claimed < wanted : running.length < direct;
-            this.#nextDue = short ? taskNextRunAt(db, storage.queue, levels) : undefined;
-          }
-          return {
-            running,
-            queued,
-            claimedAhead,
-            resumed,
-            fenced,
-            now,
-            toStart,
-            deliveries,
-            claimed,
-          };
+          const deliveries = shared?.claimForOthers(db, now, storage.queue);
+          return { running, claimedAhead, resumed, fenced, now, deliveries };
         }), `record outcomes and claim tasks for worker '${this.name}'`);
     } catch (error) {
       // Nothing was written: keep the outcomes for the next try. On a full disk, first record
@@ -487,17 +463,16 @@ export class Worker<T = unknown> {
       this.#acks = kept.concat(this.#acks);
       throw error;
     }
-    const { running, queued, claimedAhead, resumed, fenced, now, toStart, deliveries, claimed } =
-      outcome;
+    const { running, claimedAhead, resumed, fenced, now, deliveries } = outcome;
     if (shared && deliveries) shared.deliver(deliveries, storage.queue);
-    this.#buffer = stopping ? [] : this.#buffer.slice(fromBuffer.length).concat(queued);
+    this.#buffer = stopping ? [] : this.#buffer.slice(fromBuffer.length);
     if (stopping) this.#ahead = [];
     else if (claimedAhead.length > 0) this.#ahead.push(...claimedAhead);
     for (const pending of acks) this.#report(pending, fenced.has(pending.ack.id));
     // Follow-ups (a workflow's next steps) may have enqueued tasks: wake this process's fetchers.
     if (acks.some((pending) => pending.followUp)) notifyPushed(db, storage.queue);
     const started: ClaimedRow[] = [];
-    for (const row of toStart) {
+    for (const row of fromBuffer) {
       if (!resumed.has(row.id)) continue; // killed or rescued while buffered
       row.attempts++;
       row.status = "running";
@@ -507,6 +482,7 @@ export class Worker<T = unknown> {
     started.push(...running);
     if (started.length > 0) this.#idle = false;
     for (const row of started) this.#execute(row);
+    const claimed = running.length + claimedAhead.length;
     return { found: claimed > 0, full: wanted > 0 && claimed >= wanted };
   }
 

@@ -1,12 +1,14 @@
 import assert from "node:assert/strict";
 import {
+  Config,
   SharedQueueError,
   SharedSqliteStorage,
   SqliteStorage,
+  Task,
   type TaskContext,
   WorkerBuilder,
 } from "../../mod.ts";
-import { tempDatabase, waitUntil } from "../_helpers.ts";
+import { tempDatabase, waitUntil, workerBlockedAt } from "../_helpers.ts";
 
 Deno.test("SharedSqliteStorage routes three job types to their own workers through one fetcher", async () => {
   await using temp = await tempDatabase();
@@ -59,6 +61,40 @@ Deno.test("SharedSqliteStorage routes three job types to their own workers throu
     { queue: "maps", lock_by: "w-maps" },
     { queue: "strs", lock_by: "w-strs" },
   ]);
+});
+
+Deno.test("Worker of a shared storage claims its own queue's tasks straight into running, ahead of its free slots, and gives those back when it stops", async () => {
+  await using temp = await tempDatabase();
+  const store = new SharedSqliteStorage(temp.db);
+  const quick = store.makeShared<number>(new Config("quick").setBufferSize(20));
+  store.makeShared<number>("other"); // a second queue, with no worker
+  const BLOCK = 3000;
+  const ids = await quick.pushAll(Array.from({ length: BLOCK + 100 }, (_, i) => new Task(i)));
+  const { worker, blocked, release } = workerBlockedAt(quick, "quick-worker", BLOCK);
+  const running = worker.run();
+  const held = () =>
+    temp.db.all<{ id: string; attempts: number }>(
+      "SELECT id, attempts FROM apalis_tasks WHERE status = 'running' AND lock_by = 'quick-worker'",
+    );
+  await blocked;
+  // The blocked task, and 20 claimed ahead at the pace of the 3,000 before it: never `queued`.
+  await waitUntil(() => held().length === 21, "the worker to hold 20 tasks ahead");
+  assert.equal((await quick.stats()).queued, 0);
+  assert.ok(held().every((row) => row.attempts === 1), "the attempt counts at the claim");
+  const stopped = worker.stop();
+  release();
+  await stopped;
+  await running;
+  const counts = await quick.stats();
+  assert.deepEqual(
+    { done: counts.done, pending: counts.pending, running: counts.running },
+    { done: BLOCK + 1, pending: 99, running: 0 },
+  );
+  const waiting = temp.db.all<{ attempts: number }>(
+    "SELECT attempts FROM apalis_tasks WHERE status = 'pending'",
+  );
+  assert.ok(waiting.every((row) => row.attempts === 0), "attempts given back on a graceful stop");
+  assert.equal(ids.length, BLOCK + 100);
 });
 
 Deno.test("SharedSqliteStorage.makeShared() refuses a queue registered twice", () => {

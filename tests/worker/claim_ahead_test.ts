@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { Config, type Database, SqliteStorage, Task, WorkerBuilder } from "../../mod.ts";
-import { gate, tempDatabase, waitUntil } from "../_helpers.ts";
+import { tempDatabase, waitUntil, workerBlockedAt } from "../_helpers.ts";
 
 function held(db: Database): { id: string; attempts: number; max_attempts: number }[] {
   return db.all(
@@ -19,27 +19,16 @@ Deno.test("Worker claims quick tasks ahead of its free slots, but never a task's
       (_, i) => Task.builder(i).maxAttempts(i > BLOCK && i % 2 === 1 ? 1 : 5).build(),
     ),
   );
-  const release = gate();
-  const blocked = gate();
-  const worker = new WorkerBuilder("ahead")
-    .backend(storage)
-    .concurrency(1)
-    .handleSignals(false)
-    .build(async (n) => {
-      if (n === BLOCK) {
-        blocked.open();
-        await release.promise;
-      }
-    });
+  const { worker, blocked, release } = workerBlockedAt(storage, "ahead", BLOCK);
   const running = worker.run();
-  await blocked.promise;
+  await blocked;
   await waitUntil(() => held(tmp.db).length === 21, "the worker to hold 20 tasks ahead");
   const ahead = held(tmp.db).filter((row) => row.id !== ids[BLOCK]);
   assert.ok(
     ahead.every((row) => row.max_attempts === 5 && row.attempts === 1),
     `only tasks with attempts to spare are claimed ahead: ${JSON.stringify(ahead)}`,
   );
-  release.open();
+  release();
   await waitUntil(
     async () => (await storage.stats("ahead")).done === ids.length,
     "the worker to run every task, the skipped ones in their turn",
