@@ -100,8 +100,9 @@ export async function assertCount(
   storage: SqliteStorage<unknown>,
   status: "pending" | "done",
   n: number,
+  queue: string = QUEUE,
 ): Promise<void> {
-  const stats = await storage.stats(QUEUE);
+  const stats = await storage.stats(queue);
   if (stats[status] !== n || stats.total !== n) {
     throw new Error(`expected ${n} ${status} tasks, found ${JSON.stringify(stats)}`);
   }

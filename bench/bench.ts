@@ -12,7 +12,8 @@
  * 2. `pushAll`: 50,000 `Task` objects in one call;
  * 3. `drain_c1`, `drain_c16`: preloaded no-op tasks (20,000 at concurrency 1, 50,000 at 16)
  *    drained by one worker in this process, from `worker.run()` until the worker exited after
- *    the last ack;
+ *    the last ack; `drain_shared_c16` and `drain_shared2_c16` the same 50,000 through one queue,
+ *    or two queues with a worker each, of a `SharedSqliteStorage` (ratio to `drain_c16`);
  * 4. `drain_procs_1`, `drain_procs_4`: 50,000 no-op tasks drained by k = 1 and k = 4 worker
  *    processes (concurrency 16 each). The children (this file with the hidden flags
  *    `--drainer <db> --name wN --concurrency 16 --durability d`, spawned with
@@ -83,7 +84,14 @@ import {
   runDrainer,
   runPusher,
 } from "./processes.ts";
-import { benchDrain, benchLatency, benchPush, benchPushAll, type Latency } from "./scenarios.ts";
+import {
+  benchDrain,
+  benchDrainShared,
+  benchLatency,
+  benchPush,
+  benchPushAll,
+  type Latency,
+} from "./scenarios.ts";
 
 /** One measured number. */
 export interface BenchResult {
@@ -290,10 +298,16 @@ export async function runBench(
   }
   for (const [concurrency, n, batch] of [[1, counts.drainC1, 1], [16, counts.drainC16, 100]]) {
     const withSql = concurrency === 16;
-    const [drain, ceiling, sql] = await medians(runs, [
+    const [drain, ceiling, sql, shared1, shared2] = await medians(runs, [
       () => benchDrain(durability, n!, concurrency!),
       () => ceilingClaimAck(durability, n!, batch!),
-      ...(withSql ? [() => queueSqlClaimAck(durability, n!, batch!)] : []),
+      ...(withSql
+        ? [
+          () => queueSqlClaimAck(durability, n!, batch!),
+          () => benchDrainShared(durability, n!, concurrency!, 1),
+          () => benchDrainShared(durability, n!, concurrency!, 2),
+        ]
+        : []),
     ]);
     const base = {
       key: `ceiling_claim_ack_${batch}`,
@@ -319,6 +333,24 @@ export async function runBench(
         base,
         true,
       );
+      // Shared storage beside the worker of a queue of its own, measured in the same runs.
+      const plain = { key: "drain_c16", scenario: "drain_c16", value: drain! };
+      const sharedDrains = [
+        { queues: 1, key: "drain_shared_c16", value: shared1! },
+        { queues: 2, key: "drain_shared2_c16", value: shared2! },
+      ];
+      for (const { queues, key, value } of sharedDrains) {
+        const label = queues === 1 ? "1 queue" : `${queues} queues, a worker each`;
+        addPair(
+          {
+            key,
+            scenario: `drain ${fmt(n!)} no-op tasks, shared storage (${label}), concurrency 16`,
+            value,
+          },
+          plain,
+          false,
+        );
+      }
     }
   }
   for (const workKb of [0, WORK_KB]) {
@@ -416,7 +448,8 @@ export function toMarkdown(report: BenchReport): string {
   lines.push(
     "",
     "vs ceiling: the figure divided by its raw SQLite ceiling (the `ceiling:` row below it; for " +
-      "the 4-process drains, the 1-process drain of the same tasks), target in parentheses.",
+      "the 4-process drains, the 1-process drain of the same tasks; for the shared storage, the " +
+      "concurrency-16 drain), target in parentheses.",
   );
   return lines.join("\n");
 }

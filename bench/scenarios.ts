@@ -5,7 +5,14 @@
  *
  * @module
  */
-import { type Durability, SqliteStorage, Task, type Worker, WorkerBuilder } from "../mod.ts";
+import {
+  type Durability,
+  SharedSqliteStorage,
+  SqliteStorage,
+  Task,
+  type Worker,
+  WorkerBuilder,
+} from "../mod.ts";
 import { assertCount, freshDatabase, percentile, QUEUE, rate, round2, sleep } from "./_shared.ts";
 
 /** Latency percentiles, in milliseconds. */
@@ -71,6 +78,53 @@ export async function benchDrain(
     });
   }
   await assertCount(storage, "done", n);
+  return rate(n, elapsed);
+}
+
+/**
+ * `n` preloaded no-op tasks spread over `queues` queues of one `SharedSqliteStorage`, each
+ * drained by a worker of its own at `concurrency`, from the workers' start until all of them
+ * exited after the last ack; tasks/s.
+ */
+export async function benchDrainShared(
+  durability: Durability,
+  n: number,
+  concurrency: number,
+  queues: number,
+): Promise<number> {
+  await using temp = await freshDatabase(durability);
+  const store = new SharedSqliteStorage(temp.db);
+  const names = Array.from({ length: queues }, (_, q) => q === 0 ? QUEUE : `${QUEUE}-${q + 1}`);
+  const storages = names.map((queue) => store.makeShared<number>(queue));
+  const perQueue = n / queues;
+  for (const storage of storages) {
+    await storage.pushAll(Array.from({ length: perQueue }, (_, i) => new Task(i)));
+  }
+  let handled = 0;
+  const errors: unknown[] = [];
+  const workers: Worker<number>[] = storages.map((storage, q) =>
+    new WorkerBuilder(`bench-shared-${q + 1}`)
+      .backend(storage)
+      .concurrency(concurrency)
+      .handleSignals(false)
+      .onEvent((_ctx, event) => {
+        if (event.type === "error") errors.push(event.error);
+      })
+      .build(() => {
+        if (++handled === n) { for (const worker of workers) void worker.stop(); }
+      })
+  );
+  const start = performance.now();
+  await Promise.all(workers.map((worker) => worker.run()));
+  const elapsed = performance.now() - start;
+  if (errors.length > 0) {
+    throw new Error(`shared drain over ${queues} queues: ${errors.length} worker errors`, {
+      cause: errors[0],
+    });
+  }
+  for (const [q, storage] of storages.entries()) {
+    await assertCount(storage, "done", perQueue, names[q]);
+  }
   return rate(n, elapsed);
 }
 

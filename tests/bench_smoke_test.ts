@@ -21,6 +21,8 @@ const COMPARED: Record<string, { ceiling: string; target?: number }> = {
   drain_c1: { ceiling: "ceiling_claim_ack_1" },
   drain_c16: { ceiling: "ceiling_claim_ack_100", target: 0.5 },
   queue_sql_claim_ack_100: { ceiling: "ceiling_claim_ack_100" },
+  drain_shared_c16: { ceiling: "drain_c16" },
+  drain_shared2_c16: { ceiling: "drain_c16" },
   drain_procs_4: { ceiling: "drain_procs_1", target: 1 },
   drain_procs_work_4: { ceiling: "drain_procs_work_1" },
 };
@@ -48,6 +50,8 @@ Deno.test("bench.ts main() reports a positive number and ratio for every scenari
         "drain_c16",
         "queue_sql_claim_ack_100",
         "ceiling_claim_ack_100",
+        "drain_shared_c16",
+        "drain_shared2_c16",
         "drain_procs_1",
         "drain_procs_4",
         "drain_procs_work_1",
