@@ -297,6 +297,8 @@ export async function runBench(
     }, true);
   }
   for (const [concurrency, n, batch] of [[1, counts.drainC1, 1], [16, counts.drainC16, 100]]) {
+    // Beside the concurrency-16 drain: the queue's own SQL, and the same drain through a shared
+    // storage, measured in the same runs.
     const withSql = concurrency === 16;
     const [drain, ceiling, sql, shared1, shared2] = await medians(runs, [
       () => benchDrain(durability, n!, concurrency!),
@@ -333,7 +335,6 @@ export async function runBench(
         base,
         true,
       );
-      // Shared storage beside the worker of a queue of its own, measured in the same runs.
       const plain = { key: "drain_c16", scenario: "drain_c16", value: drain! };
       const sharedDrains = [
         { queues: 1, key: "drain_shared_c16", value: shared1! },

@@ -69,7 +69,7 @@ Deno.test("Worker of a shared storage claims its own queue's tasks straight into
   const quick = store.makeShared<number>(new Config("quick").setBufferSize(20));
   store.makeShared<number>("other"); // a second queue, with no worker
   const BLOCK = 3000;
-  const ids = await quick.pushAll(Array.from({ length: BLOCK + 100 }, (_, i) => new Task(i)));
+  await quick.pushAll(Array.from({ length: BLOCK + 100 }, (_, i) => new Task(i)));
   const { worker, blocked, release } = workerBlockedAt(quick, "quick-worker", BLOCK);
   const running = worker.run();
   const held = () =>
@@ -94,7 +94,6 @@ Deno.test("Worker of a shared storage claims its own queue's tasks straight into
     "SELECT attempts FROM apalis_tasks WHERE status = 'pending'",
   );
   assert.ok(waiting.every((row) => row.attempts === 0), "attempts given back on a graceful stop");
-  assert.equal(ids.length, BLOCK + 100);
 });
 
 Deno.test("SharedSqliteStorage.makeShared() refuses a queue registered twice", () => {
