@@ -202,9 +202,11 @@ export class Worker<T = unknown> {
       queue: storage.queue,
       worker: this.name,
       wants: () => {
-        if (this.#state !== "running") return 0;
-        const held = this.#inFlight.size + this.#buffer.length + this.#ahead.length;
-        return Math.max(0, this.#o.concurrency - held);
+        // Only an idle worker is served: a busy one (tasks running or held ahead, outcomes to
+        // record) claims for itself at its next write, moments later.
+        if (this.#state !== "running" || this.#inFlight.size + this.#ahead.length > 0) return 0;
+        if (this.#acks.length > 0) return 0;
+        return Math.max(0, this.#o.concurrency - this.#buffer.length);
       },
       deliver: (rows) => {
         this.#buffer.push(...rows);

@@ -6,6 +6,7 @@ import {
   SqliteStorage,
   Task,
   type TaskContext,
+  type Worker,
   WorkerBuilder,
 } from "../../mod.ts";
 import { tempDatabase, waitUntil, workerBlockedAt } from "../_helpers.ts";
@@ -94,6 +95,35 @@ Deno.test("Worker of a shared storage claims its own queue's tasks straight into
     "SELECT attempts FROM apalis_tasks WHERE status = 'pending'",
   );
   assert.ok(waiting.every((row) => row.attempts === 0), "attempts given back on a graceful stop");
+});
+
+Deno.test("SharedSqliteStorage's fetcher serves idle workers and leaves busy ones to claim for themselves", async () => {
+  await using temp = await tempDatabase();
+  const store = new SharedSqliteStorage(temp.db);
+  const queues = ["left", "right"].map((queue) => store.makeShared<number>(queue));
+  const PER_QUEUE = 10_000;
+  for (const storage of queues) {
+    await storage.pushAll(Array.from({ length: PER_QUEUE }, (_, i) => new Task(i)));
+  }
+  // Count the tasks one worker's claim hands to the other (through `queued`).
+  let handedOver = 0;
+  const deliver = store.fetcher.deliver.bind(store.fetcher);
+  store.fetcher.deliver = (byQueue, except) => {
+    for (const [queue, rows] of byQueue) if (queue !== except) handedOver += rows.length;
+    deliver(byQueue, except);
+  };
+  let handled = 0;
+  const workers: Worker<number>[] = queues.map((storage, i) =>
+    new WorkerBuilder(`worker-${i}`).backend(storage).concurrency(16).handleSignals(false)
+      .build(() => {
+        if (++handled === 2 * PER_QUEUE) { for (const worker of workers) void worker.stop(); }
+      })
+  );
+  await Promise.all(workers.map((worker) => worker.run()));
+  for (const storage of queues) assert.equal((await storage.stats(storage.queue)).done, PER_QUEUE);
+  // At the start one worker serves the other, still idle; then each claims its own. (Serving a
+  // worker whose tasks had just finished, before its own write, handed over ~15 % of them.)
+  assert.ok(handedOver > 0 && handedOver <= 4 * 16, `tasks handed over: ${handedOver}`);
 });
 
 Deno.test("SharedSqliteStorage.makeShared() refuses a queue registered twice", () => {
