@@ -8,7 +8,7 @@ import { SqliteStorage, type SqliteStorageOptions } from "./sqlite_storage.ts";
 export interface SharedMember {
   queue: string;
   worker: string;
-  /** How many tasks it could take now (0 while it stops). */
+  /** How many tasks another worker's claim should take for it now (0 unless it is idle). */
   wants(): number;
   /** Takes tasks another member's claim took for it (already committed as `queued`). */
   deliver(rows: ClaimedRow[]): void;
@@ -25,7 +25,7 @@ export class SharedQueueError extends Error {
 
 /**
  * The one fetcher of a {@linkcode SharedSqliteStorage}: whichever of its workers writes claims,
- * besides its own tasks, for every other registered queue whose worker has free slots, in one
+ * besides its own tasks, for every other registered queue whose worker is idle, in one
  * statement, and routes each task to its queue's worker.
  */
 export class SharedFetcher {
@@ -50,8 +50,8 @@ export class SharedFetcher {
   }
 
   /**
-   * Claims, inside the caller's transaction, as many tasks as every other member wants (their
-   * free slots), into `queued` under each one's worker, in one statement. Returns the tasks by
+   * Claims, inside the caller's transaction, as many tasks as every other member wants (the free
+   * slots of an idle one), into `queued` under each one's worker, in one statement. Returns the tasks by
    * queue (none when no other member wants any); the caller delivers them after commit.
    */
   claimForOthers(db: Database, now: number, self: string): Map<string, ClaimedRow[]> | undefined {
@@ -83,8 +83,8 @@ export class SharedFetcher {
 
 /**
  * Many job types over one connection: `makeShared<T>(queue)` gives a storage per type, and
- * their workers share one fetcher (one claim statement for all queues, tasks routed to each
- * queue's worker). The seed's `SharedSqliteStorage`.
+ * their workers share one fetcher (a worker's write also claims, in one statement, for the
+ * other queues' idle workers, and routes those tasks to them). The seed's `SharedSqliteStorage`.
  *
  * @example Usage
  * ```ts
