@@ -51,8 +51,8 @@ export class SharedFetcher {
 
   /**
    * Claims, inside the caller's transaction, as many tasks as every other member wants (the free
-   * slots of an idle one), into `queued` under each one's worker, in one statement. Returns the tasks by
-   * queue (none when no other member wants any); the caller delivers them after commit.
+   * slots of an idle one), into `queued` under each one's worker, in one statement. Returns the
+   * tasks by queue (none when no other member wants any); the caller delivers them after commit.
    */
   claimForOthers(db: Database, now: number, self: string): Map<string, ClaimedRow[]> | undefined {
     const wants = [];
