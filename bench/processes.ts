@@ -217,7 +217,7 @@ export interface DrainerOptions {
  * `kb` KB of memory (64 KB: ~90 µs on the 2-core machine, in Deno and Bun alike). The hashes go
  * into a variable the handler keeps, so that the work cannot be optimised away.
  */
-export function hashingHandler(kb: number): (n: number) => void {
+function hashingHandler(kb: number): (n: number) => void {
   const buffer = new Uint8Array(kb * 1024).map((_, i) => (i * 31) & 0xff);
   let sink = 0;
   return (n) => {

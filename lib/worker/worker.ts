@@ -204,8 +204,8 @@ export class Worker<T = unknown> {
       wants: () => {
         // Only an idle worker is served: a busy one (tasks running or held ahead, outcomes to
         // record) claims for itself at its next write, moments later.
-        if (this.#state !== "running" || this.#inFlight.size + this.#ahead.length > 0) return 0;
-        if (this.#acks.length > 0) return 0;
+        const busy = this.#inFlight.size + this.#ahead.length + this.#acks.length > 0;
+        if (this.#state !== "running" || busy) return 0;
         return Math.max(0, this.#o.concurrency - this.#buffer.length);
       },
       deliver: (rows) => {

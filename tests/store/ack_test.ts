@@ -26,6 +26,9 @@ async function claimAll(db: Database, n: number): Promise<{ ids: string[]; now: 
   return { ids, now };
 }
 
+/** The ids of six claimed tasks, to name them one by one. */
+type SixIds = [string, string, string, string, string, string];
+
 /** Gives a claimed task back (as orphan rescue does) and claims it again under `worker`. */
 function reclaim(db: Database, id: string, worker: string, now: number): void {
   db.run("UPDATE apalis_tasks SET status = 'pending', lock_by = NULL WHERE id = ?", [id]);
@@ -37,14 +40,7 @@ Deno.test("taskAckMany() records a batch of outcomes and names exactly the attem
   const { db } = tmp;
   const storage = new SqliteStorage<number>(db, "q");
   const { ids, now } = await claimAll(db, 6);
-  const [plain, killed, staleAttempt, otherWorker, secondAttempt, withResult] = ids as [
-    string,
-    string,
-    string,
-    string,
-    string,
-    string,
-  ];
+  const [plain, killed, staleAttempt, otherWorker, secondAttempt, withResult] = ids as SixIds;
   // Meanwhile: one task is killed, two are rescued and claimed again by this worker (a second
   // attempt), one is rescued and claimed by another worker.
   assert.ok(taskKill(db, killed, "killed by hand", now));
@@ -126,14 +122,7 @@ Deno.test("taskAckMany() and taskAck() store results given as text as their UTF-
   await using tmp = await tempDatabase();
   const { db } = tmp;
   const { ids, now } = await claimAll(db, 6);
-  const [a, b, c, d, e, f] = ids as [
-    string,
-    string,
-    string,
-    string,
-    string,
-    string,
-  ];
+  const [a, b, c, d, e, f] = ids as SixIds;
   const text = '{"s":"café 😀 \\u0000 \\ud800"}'; // JSON text: escapes stay escapes
   const long = `"${"é".repeat(3000)}"`; // past the batch's size limit: recorded on its own
   const bytes = new Uint8Array([0xff, 0x00, 0x7b]);
