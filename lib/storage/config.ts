@@ -20,9 +20,11 @@ export class Config {
    * without another write. It claims ahead only what it finishes in about 10 ms at its recent
    * pace (none for slow tasks), never a task's last attempt, and counts their attempt at the
    * claim (given back on a graceful stop). A `kill -9` re-runs at most `concurrency` +
-   * `bufferSize` tasks of the worker. @default {100}
+   * `bufferSize` tasks of the worker. The cap matters for quick tasks only: a transaction then
+   * records and claims up to this many, and 400 rather than 100 drained no-op tasks 15-20 %
+   * faster (fewer commits, fewer checkpoints). @default {400}
    */
-  readonly bufferSize: number = 100;
+  readonly bufferSize: number = 400;
   /** Heartbeat period of workers, in milliseconds. @default {30000} */
   readonly keepAliveMs: number = 30_000;
   /** A worker silent for this long is dead and its tasks are re-enqueued. @default {300000} */
