@@ -35,7 +35,13 @@
  *    `handleSignals(true)`), the acks they counted must add up to the task count and `stats()`
  *    must show every task done and no other. `drain_procs_4` carries its ratio to
  *    `drain_procs_1` (target ≥ 1: more processes must not collapse). The progress output shows
- *    each worker's share of the tasks and its process's CPU time;
+ *    each worker's share of the tasks and its process's CPU time. Beside them, in the same
+ *    runs, `ceiling_claim_ack_100_procs_1` and `_procs_4`: the raw ceiling's claim 100 + ack by
+ *    1 and 4 processes at once on one preloaded file (this file with the hidden flags
+ *    `--ceiling-drainer <db> --name cN`; each warms up on a file of its own, connects, says it
+ *    is ready and reads the common start time from stdin; a connection waits for the lock in
+ *    SQLite's own busy handler), with the ratio of 4 to 1: what SQLite itself does with four
+ *    writers;
  * 5. `drain_procs_work_1`, `drain_procs_work_4`: the same with 20,000 tasks that each do CPU
  *    work of their own (an FNV-1a hash over 64 KB, ~90 µs here), as real handlers do: where more
  *    processes pay off (no target; the ratio shows how far the queue lets them scale);
@@ -80,7 +86,9 @@ import {
 import {
   benchDrainProcesses,
   benchLatencyOtherProcess,
+  ceilingClaimAckProcesses,
   type DrainerOptions,
+  runCeilingDrainer,
   runDrainer,
   runPusher,
 } from "./processes.ts";
@@ -102,8 +110,8 @@ export interface BenchResult {
   value: number;
   unit: "tasks/s" | "ms";
   /**
-   * The key of the row this figure is compared to: its raw SQLite ceiling, or for
-   * `drain_procs_4` the one-process drain `drain_procs_1`.
+   * The key of the row this figure is compared to: its raw SQLite ceiling, or for a 4-process
+   * drain the 1-process drain of the same tasks (`drain_procs_1` for `drain_procs_4`).
    */
   ceiling?: string;
   /** `value` divided by the value of the `ceiling` row, to 2 decimals. */
@@ -133,6 +141,8 @@ export interface BenchOptions {
   pusher?: { path: string; count: number };
   /** Internal: run as one worker process of the multi-process drain. */
   drainer?: DrainerOptions;
+  /** Internal: run as one process of the raw ceiling's multi-process drain. */
+  ceilingDrainer?: { path: string; name: string; durability: Durability };
 }
 
 function positiveInteger(flag: string, value: string | undefined): number {
@@ -157,6 +167,7 @@ function parse(): BenchOptions {
       pusher: { type: "string" },
       count: { type: "string" },
       drainer: { type: "string" },
+      "ceiling-drainer": { type: "string" },
       name: { type: "string" },
       concurrency: { type: "string" },
       work: { type: "string" },
@@ -177,13 +188,19 @@ function parse(): BenchOptions {
   if (values.pusher !== undefined) {
     options.pusher = { path: values.pusher, count: positiveInteger("count", values.count) };
   }
+  const ceilingDrainer = values["ceiling-drainer"];
+  if (values.drainer === undefined && ceilingDrainer === undefined) return options;
+  const name = values.name;
+  if (name === undefined || name === "") {
+    throw new TypeError("--drainer and --ceiling-drainer need --name: the worker's name");
+  }
+  if (ceilingDrainer !== undefined) {
+    options.ceilingDrainer = { path: ceilingDrainer, name, durability };
+  }
   if (values.drainer !== undefined) {
-    if (values.name === undefined || values.name === "") {
-      throw new TypeError("--drainer needs --name: the worker's name");
-    }
     options.drainer = {
       path: values.drainer,
-      name: values.name,
+      name,
       concurrency: positiveInteger("concurrency", values.concurrency),
       durability,
       workKb: values.work === undefined ? 0 : positiveInteger("work", values.work),
@@ -356,9 +373,17 @@ export async function runBench(
   }
   for (const workKb of [0, WORK_KB]) {
     const n = workKb === 0 ? counts.drainProcs : counts.drainProcsWork;
-    const [one, four] = await medians(runs, [
+    // Beside the no-op drains: the raw ceiling's drain by 1 and 4 processes, in the same runs.
+    const withCeiling = workKb === 0;
+    const [one, four, ceilingOne, ceilingFour] = await medians(runs, [
       () => benchDrainProcesses(durability, n, 1, 16, workKb),
       () => benchDrainProcesses(durability, n, 4, 16, workKb),
+      ...(withCeiling
+        ? [
+          () => ceilingClaimAckProcesses(durability, n, 1),
+          () => ceilingClaimAckProcesses(durability, n, 4),
+        ]
+        : []),
     ]);
     const key = workKb === 0 ? "drain_procs" : "drain_procs_work";
     const tasks = workKb === 0
@@ -380,6 +405,24 @@ export async function runBench(
       single,
       false,
     );
+    if (withCeiling) {
+      const ceilingSingle: BenchResult = {
+        key: "ceiling_claim_ack_100_procs_1",
+        scenario: `ceiling: raw claim 100 + ack in 2 transactions, 1 process (${fmt(n)} rows)`,
+        value: ceilingOne!,
+        unit: "tasks/s",
+      };
+      add(ceilingSingle);
+      addPair(
+        {
+          key: "ceiling_claim_ack_100_procs_4",
+          scenario: `ceiling: the same, 4 processes (vs 1 process)`,
+          value: ceilingFour!,
+        },
+        ceilingSingle,
+        false,
+      );
+    }
   }
 
   const latencies: Latency[] = [];
@@ -449,8 +492,8 @@ export function toMarkdown(report: BenchReport): string {
   lines.push(
     "",
     "vs ceiling: the figure divided by its raw SQLite ceiling (the `ceiling:` row below it; for " +
-      "the 4-process drains, the 1-process drain of the same tasks; for the shared storage, the " +
-      "concurrency-16 drain), target in parentheses.",
+      "the 4-process drains, ceiling included, the 1-process drain of the same tasks; for the " +
+      "shared storage, the concurrency-16 drain), target in parentheses.",
   );
   return lines.join("\n");
 }
@@ -469,6 +512,7 @@ async function main(): Promise<number> {
     return 0;
   }
   if (args.drainer) return await runDrainer(args.drainer);
+  if (args.ceilingDrainer) return await runCeilingDrainer(args.ceilingDrainer);
   const report = await runBench(args);
   const text = args.json ? JSON.stringify(report, null, 2) : toMarkdown(report);
   await new Promise<void>((resolve) => process.stdout.write(`${text}\n`, () => resolve()));

@@ -30,16 +30,22 @@ const SCHEMA = `
 
 const INSERT = "INSERT INTO jobs (id, queue, args, run_at) VALUES (?, 'bench', ?, ?)";
 
-async function withTable<T>(durability: Durability, fn: (db: Database) => T): Promise<T> {
+async function withFile<T>(durability: Durability, fn: (db: Database) => T): Promise<T> {
   const dir = await mkdtemp(join(os.tmpdir(), "apalis_ceiling_"));
   const db = openDatabase(join(dir, "raw.db"), { durability });
   try {
-    db.exec(SCHEMA);
     return fn(db);
   } finally {
     db.close();
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+function withTable<T>(durability: Durability, fn: (db: Database) => T): Promise<T> {
+  return withFile(durability, (db) => {
+    db.exec(SCHEMA);
+    return fn(db);
+  });
 }
 
 function rows(n: number): [string, Uint8Array][] {
@@ -80,36 +86,61 @@ export function ceilingInsertBatch(
   });
 }
 
-/**
- * Drains `n` preloaded rows: claims `batch` due rows in one statement and transaction
- * (`UPDATE … WHERE id IN (SELECT … LIMIT batch) RETURNING id`), then acks them in another
- * (`WHERE id IN (SELECT value FROM json_each(?))`), as a durable queue must (the claim commits
- * before the work, the outcome after it). The LIMIT is written into the statement: SQLite plans
- * with a bound LIMIT, so binding it again would prepare the statement anew at every claim.
- */
-export function ceilingClaimAck(durability: Durability, n: number, batch: number): Promise<number> {
+/** Creates the ceiling's table in `db` and fills it with `n` due rows in one transaction. */
+export function ceilingPreload(db: Database, n: number): void {
+  db.exec(SCHEMA);
   const data = rows(n);
-  return withTable(durability, (db) => {
-    const now = Date.now();
-    db.transaction(() => {
-      for (const [id, args] of data) db.run(INSERT, [id, args, now]);
-    });
-    const claim = `UPDATE jobs SET status = 'running', lock_by = 'w', attempts = attempts + 1
-      WHERE id IN (SELECT id FROM jobs WHERE queue = 'bench' AND status = 'pending' AND run_at <= ?
-                   ORDER BY priority DESC, run_at, id LIMIT ${batch})
-      RETURNING id`;
-    const ack = `UPDATE jobs SET status = 'done', done_at = ?, result = NULL
-      WHERE id IN (SELECT value FROM json_each(?)) AND status = 'running' AND lock_by = 'w'`;
-    let done = 0;
-    const start = performance.now();
-    while (done < n) {
-      const claimed = db.all<{ id: string }>(claim, [now]).map((row) => row.id);
-      if (claimed.length === 0) throw new Error(`the ceiling drain stalled at ${done} of ${n}`);
-      done += db.run(ack, [now, JSON.stringify(claimed)]).changes;
+  const now = Date.now();
+  db.transaction(() => {
+    for (const [id, args] of data) db.run(INSERT, [id, args, now]);
+  });
+}
+
+/**
+ * Drains the due rows of a preloaded table as `worker`: claims `batch` in one statement and
+ * transaction (`UPDATE … WHERE id IN (SELECT … LIMIT batch) RETURNING id`), then acks them in
+ * another (`WHERE id IN (SELECT value FROM json_each(?))`), as a durable queue must (the claim
+ * commits before the work, the outcome after it), until a claim finds nothing. The LIMIT is
+ * written into the statement: SQLite plans with a bound LIMIT, so binding it again would prepare
+ * the statement anew at every claim. Returns how many rows it acked. Several processes may drain
+ * one file at once, each under its own name (the connection waits for the lock in SQLite's
+ * busy handler).
+ */
+export function ceilingDrain(db: Database, worker: string, batch: number): number {
+  const claim = `UPDATE jobs SET status = 'running', lock_by = ?, attempts = attempts + 1
+    WHERE id IN (SELECT id FROM jobs WHERE queue = 'bench' AND status = 'pending' AND run_at <= ?
+                 ORDER BY priority DESC, run_at, id LIMIT ${batch})
+    RETURNING id`;
+  const ack = `UPDATE jobs SET status = 'done', done_at = ?, result = NULL
+    WHERE id IN (SELECT value FROM json_each(?)) AND status = 'running' AND lock_by = ?`;
+  const now = Date.now();
+  let done = 0;
+  while (true) {
+    const claimed = db.all<{ id: string }>(claim, [worker, now]).map((row) => row.id);
+    if (claimed.length === 0) return done;
+    const acked = db.run(ack, [now, JSON.stringify(claimed), worker]).changes;
+    if (acked !== claimed.length) {
+      throw new Error(`the ceiling drain acked ${acked} of the ${claimed.length} rows it claimed`);
     }
+    done += acked;
+  }
+}
+
+/** Throws unless every row of the ceiling's table is done. */
+export function ceilingAssertDrained(db: Database): void {
+  const left = db.get<{ n: number }>("SELECT count(*) AS n FROM jobs WHERE status <> 'done'");
+  if (left?.n !== 0) throw new Error(`the ceiling drain left ${left?.n} rows not done`);
+}
+
+/** Drains `n` preloaded rows in batches of `batch` with {@linkcode ceilingDrain}. */
+export function ceilingClaimAck(durability: Durability, n: number, batch: number): Promise<number> {
+  return withFile(durability, (db) => {
+    ceilingPreload(db, n);
+    const start = performance.now();
+    const done = ceilingDrain(db, "w", batch);
     const elapsed = performance.now() - start;
-    const left = db.get<{ n: number }>("SELECT count(*) AS n FROM jobs WHERE status <> 'done'");
-    if (left?.n !== 0) throw new Error(`the ceiling drain left ${left?.n} rows not done`);
+    if (done !== n) throw new Error(`the ceiling drain stalled at ${done} of ${n}`);
+    ceilingAssertDrained(db);
     return rate(n, elapsed);
   });
 }

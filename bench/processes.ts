@@ -11,7 +11,17 @@ import { type ChildProcess, spawn } from "node:child_process";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { type Durability, openDatabase, SqliteStorage, Task, WorkerBuilder } from "../mod.ts";
-import { assertCount, epochMs, freshDatabase, progress, QUEUE, rate, sleep } from "./_shared.ts";
+import {
+  assertCount,
+  epochMs,
+  freshDatabase,
+  progress,
+  QUEUE,
+  rate,
+  sleep,
+  tempDir,
+} from "./_shared.ts";
+import { ceilingAssertDrained, ceilingClaimAck, ceilingDrain, ceilingPreload } from "./ceiling.ts";
 import { benchDrain, type Latency, latencyWorker, summarize } from "./scenarios.ts";
 
 const BENCH_SCRIPT = fileURLToPath(new URL("./bench.ts", import.meta.url));
@@ -40,14 +50,18 @@ interface Child {
   done: Promise<{ code: number | null; signal: string | null; error?: Error }>;
 }
 
-/** Spawns `bench.ts` with `flags`; each line it prints on stdout goes to `onLine`. */
+/**
+ * Spawns `bench.ts` with `flags`; each line it prints on stdout goes to `onLine`. With `stdin`,
+ * the child's stdin is a pipe (`child.process.stdin`), otherwise it is closed.
+ */
 function startChild(
   label: string,
   flags: readonly string[],
   onLine?: (line: string) => void,
+  stdin = false,
 ): Child {
   const [command, args] = benchCommand(flags);
-  const proc = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"] });
+  const proc = spawn(command, args, { stdio: [stdin ? "pipe" : "ignore", "pipe", "pipe"] });
   let stderr = "";
   proc.stderr?.setEncoding("utf8").on("data", (chunk: string) => stderr += chunk);
   let pending = "";
@@ -99,6 +113,19 @@ async function cleanExit(child: Child, timeoutMs: number): Promise<void> {
     throw new Error(
       `the ${child.label} process exited with ${ended.code ?? ended.signal}: ${child.stderr()}`,
     );
+  }
+}
+
+/** Resolves as `promise` does, or rejects once `ms` have passed waiting for `what`. */
+async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`waited ${ms / 1000} s for ${what}`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -428,5 +455,158 @@ async function drainProcessesOnce(
     return rate(n, lastAckAt - dueAt);
   } finally {
     await killAll(children);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The raw ceiling's drain by k processes: what SQLite itself does with several writers.
+
+/** What a ceiling drainer prints on stdout, one JSON object a line. */
+interface CeilingDrainerLine {
+  /** Printed once warm and connected: it then reads the start time (epoch ms) from stdin. */
+  ready?: true;
+  /** On the last line: rows it acked, when it started and when it acked the last. */
+  acked?: number;
+  startedAt?: number;
+  lastAckAt?: number;
+}
+
+/** The batch of the multi-process ceiling: the claim+ack-100 ceiling's. */
+const CEILING_BATCH = 100;
+
+/**
+ * The child's side of the multi-process ceiling (hidden flags `--ceiling-drainer <db> --name
+ * …`): warms up on a file of its own, connects to `path` (waiting for the lock in SQLite's busy
+ * handler, as a bare SQLite program would), says it is ready, reads the start time from stdin,
+ * sleeps until then and drains with {@linkcode ceilingDrain} until nothing is left.
+ */
+export async function runCeilingDrainer(
+  options: { path: string; name: string; durability: Durability },
+): Promise<number> {
+  const { path, name, durability } = options;
+  await ceilingClaimAck(durability, DRAINER_WARM_UP, CEILING_BATCH);
+  const db = openDatabase(path, { durability, busyTimeoutMs: 60_000 });
+  try {
+    const print = (line: CeilingDrainerLine) =>
+      new Promise<void>((resolve) =>
+        process.stdout.write(`${JSON.stringify(line)}\n`, () => resolve())
+      );
+    const startAt = new Promise<number>((resolve, reject) => {
+      let text = "";
+      process.stdin.setEncoding("utf8").on("data", (chunk: string) => {
+        text += chunk;
+        if (text.includes("\n")) resolve(Number(text.trim()));
+      });
+      process.stdin.on("end", () => reject(new Error("stdin closed before the start time")));
+    });
+    await print({ ready: true });
+    const start = await startAt;
+    process.stdin.pause();
+    await sleep(start - epochMs());
+    const startedAt = epochMs();
+    const acked = ceilingDrain(db, name, CEILING_BATCH);
+    await print({ acked, startedAt, lastAckAt: epochMs() });
+  } finally {
+    db.close();
+  }
+  return 0;
+}
+
+/** How late a ceiling drainer may start (after the start time) for its run to count. */
+const CEILING_LATE_MS = 20;
+
+/**
+ * `n` rows of the raw ceiling's table drained by `k` processes at once, each claiming 100 and
+ * acking them in two transactions ({@linkcode ceilingDrain}); rows/s from the common start time
+ * to the last ack. Each child warms up and connects first; the start time is sent once all are
+ * ready. A run where a child started more than 20 ms late is repeated (at most twice).
+ */
+export async function ceilingClaimAckProcesses(
+  durability: Durability,
+  n: number,
+  k: number,
+): Promise<number> {
+  for (let attempt = 1;; attempt++) {
+    const result = await ceilingProcessesOnce(durability, n, k);
+    if (result.lateMs <= CEILING_LATE_MS || attempt === 3) {
+      if (result.lateMs > CEILING_LATE_MS) {
+        throw new Error(`a ceiling drainer started ${Math.round(result.lateMs)} ms late, 3 times`);
+      }
+      return result.rate;
+    }
+    progress(`    a ceiling drainer started ${Math.round(result.lateMs)} ms late; again`);
+  }
+}
+
+async function ceilingProcessesOnce(
+  durability: Durability,
+  n: number,
+  k: number,
+): Promise<{ rate: number; lateMs: number }> {
+  await using dir = await tempDir();
+  const path = `${dir.path}/raw.db`;
+  const db = openDatabase(path, { durability });
+  const children: Child[] = [];
+  try {
+    ceilingPreload(db, n);
+    const lines = new Map<string, CeilingDrainerLine>();
+    let resolveReady!: () => void;
+    const allReady = new Promise<void>((resolve) => resolveReady = resolve);
+    let resolveDone!: () => void;
+    const allDone = new Promise<void>((resolve) => resolveDone = resolve);
+    const names = Array.from({ length: k }, (_, i) => `c${i + 1}`);
+    const flags = (name: string) => [
+      "--ceiling-drainer",
+      path,
+      "--name",
+      name,
+      "--durability",
+      durability,
+    ];
+    for (const name of names) {
+      children.push(startChild(`ceiling ${name}`, flags(name), (text) => {
+        let line: CeilingDrainerLine;
+        try {
+          line = JSON.parse(text) as CeilingDrainerLine;
+        } catch {
+          return; // not a progress line (a runtime's notice)
+        }
+        lines.set(name, line);
+        const all = [...lines.values()];
+        if (all.length === k && all.every((l) => l.ready)) resolveReady();
+        if (all.length === k && all.every((l) => l.acked !== undefined)) resolveDone();
+      }, true));
+    }
+    // A child ends by itself once it printed its count; before that, its end is a failure.
+    const ended = Promise.race(children.map(async (child, i) => {
+      const { code, signal, error } = await child.done;
+      if (lines.get(names[i]!)?.acked !== undefined) return new Promise<never>(() => {});
+      throw new Error(
+        `the ${child.label} process ended early (${
+          error?.message ?? code ?? signal
+        }): ${child.stderr()}`,
+      );
+    }));
+    ended.catch(() => {}); // raced below
+    await within(Promise.race([allReady, ended]), 120_000, "the ceiling drainers to get ready");
+    const startAt = Math.ceil(epochMs()) + 100;
+    for (const child of children) child.process.stdin?.end(`${startAt}\n`);
+    await within(Promise.race([allDone, ended]), 120_000, "the ceiling drainers to finish");
+    for (const child of children) await cleanExit(child, 30_000);
+    const finals = names.map((name) => lines.get(name)!);
+    const total = finals.reduce((sum, line) => sum + line.acked!, 0);
+    if (total !== n) throw new Error(`the ceiling drainers acked ${total} rows, expected ${n}`);
+    ceilingAssertDrained(db);
+    const lastAckAt = Math.max(...finals.map((line) => line.lastAckAt!));
+    const lateMs = Math.max(...finals.map((line) => line.startedAt! - startAt));
+    progress(
+      `    ceiling, ${k} process${k > 1 ? "es" : ""}: ${
+        names.map((name, i) => `${name} ${finals[i]!.acked}`).join(", ")
+      } in ${Math.round(lastAckAt - startAt)} ms`,
+    );
+    return { rate: rate(n, lastAckAt - startAt), lateMs };
+  } finally {
+    await killAll(children);
+    db.close();
   }
 }

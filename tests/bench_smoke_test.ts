@@ -24,6 +24,7 @@ const COMPARED: Record<string, { ceiling: string; target?: number }> = {
   drain_shared_c16: { ceiling: "drain_c16" },
   drain_shared2_c16: { ceiling: "drain_c16" },
   drain_procs_4: { ceiling: "drain_procs_1", target: 1 },
+  ceiling_claim_ack_100_procs_4: { ceiling: "ceiling_claim_ack_100_procs_1" },
   drain_procs_work_4: { ceiling: "drain_procs_work_1" },
 };
 
@@ -54,6 +55,8 @@ Deno.test("bench.ts main() reports a positive number and ratio for every scenari
         "drain_shared2_c16",
         "drain_procs_1",
         "drain_procs_4",
+        "ceiling_claim_ack_100_procs_1",
+        "ceiling_claim_ack_100_procs_4",
         "drain_procs_work_1",
         "drain_procs_work_4",
         "latency_p50",
@@ -84,7 +87,7 @@ Deno.test("bench.ts main() reports a positive number and ratio for every scenari
         `${result.key}'s ratio ${result.ratio} is ${result.value} / ${base.value}`,
       );
     }
-    // Every child (pusher, drainers) got its database path under tmp on its command line.
+    // Every child (pusher, drainers, ceiling drainers) got its database path under tmp on its command line.
     const ps = await runCommand("ps", { args: ["-eo", "pid=,args="] });
     assert.equal(ps.code, 0, ps.stderr);
     const stray = ps.stdout.split("\n").filter((line) => line.includes(tmp));
