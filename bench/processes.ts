@@ -135,10 +135,17 @@ async function killAll(children: readonly Child[]): Promise<void> {
   await Promise.all(children.map((child) => child.done));
 }
 
-/** Rejects as soon as one of `children` ends (it should not yet); never resolves otherwise. */
-function anyEnded(children: readonly Child[]): Promise<never> {
-  return Promise.race(children.map(async (child) => {
+/**
+ * Rejects as soon as one of `children` ends before it was `finished` (by default, none is: a
+ * child should run until told to stop); never resolves otherwise.
+ */
+function anyEnded(
+  children: readonly Child[],
+  finished: (index: number) => boolean = () => false,
+): Promise<never> {
+  return Promise.race(children.map(async (child, index) => {
     const { code, signal, error } = await child.done;
+    if (finished(index)) return new Promise<never>(() => {});
     throw new Error(
       `the ${child.label} process ended early (${
         error?.message ?? code ?? signal
@@ -578,15 +585,7 @@ async function ceilingProcessesOnce(
       }, true));
     }
     // A child ends by itself once it printed its count; before that, its end is a failure.
-    const ended = Promise.race(children.map(async (child, i) => {
-      const { code, signal, error } = await child.done;
-      if (lines.get(names[i]!)?.acked !== undefined) return new Promise<never>(() => {});
-      throw new Error(
-        `the ${child.label} process ended early (${
-          error?.message ?? code ?? signal
-        }): ${child.stderr()}`,
-      );
-    }));
+    const ended = anyEnded(children, (i) => lines.get(names[i]!)?.acked !== undefined);
     ended.catch(() => {}); // raced below
     await within(Promise.race([allReady, ended]), 120_000, "the ceiling drainers to get ready");
     const startAt = Math.ceil(epochMs()) + 100;
