@@ -129,6 +129,13 @@ async function within<T>(promise: Promise<T>, ms: number, what: string): Promise
   }
 }
 
+/** A child's side: prints `line` as one JSON line on stdout; resolves once it is written. */
+function printLine(line: object): Promise<void> {
+  return new Promise((resolve) =>
+    process.stdout.write(`${JSON.stringify(line)}\n`, () => resolve())
+  );
+}
+
 /** Kills (SIGKILL) the children still running and waits for them: none is left behind. */
 async function killAll(children: readonly Child[]): Promise<void> {
   for (const child of children) if (!child.closed) child.process.kill("SIGKILL");
@@ -276,10 +283,7 @@ export async function runDrainer(options: DrainerOptions): Promise<number> {
   await benchDrain(durability, DRAINER_WARM_UP, concurrency);
   const db = openDatabase(path, { durability });
   const state: DrainerLine = { acked: 0, lastAckAt: 0, errors: 0 };
-  const print = (line: DrainerLine) =>
-    new Promise<void>((resolve) =>
-      process.stdout.write(`${JSON.stringify(line)}\n`, () => resolve())
-    );
+  const print = (line: DrainerLine) => printLine(line);
   let printed = -1;
   const timer = setInterval(() => {
     if (state.acked === printed) return;
@@ -494,10 +498,7 @@ export async function runCeilingDrainer(
   await ceilingClaimAck(durability, DRAINER_WARM_UP, CEILING_BATCH);
   const db = openDatabase(path, { durability, busyTimeoutMs: 60_000 });
   try {
-    const print = (line: CeilingDrainerLine) =>
-      new Promise<void>((resolve) =>
-        process.stdout.write(`${JSON.stringify(line)}\n`, () => resolve())
-      );
+    const print = (line: CeilingDrainerLine) => printLine(line);
     const startAt = new Promise<number>((resolve, reject) => {
       let text = "";
       process.stdin.setEncoding("utf8").on("data", (chunk: string) => {
@@ -534,14 +535,11 @@ export async function ceilingClaimAckProcesses(
   k: number,
 ): Promise<number> {
   for (let attempt = 1;; attempt++) {
-    const result = await ceilingProcessesOnce(durability, n, k);
-    if (result.lateMs <= CEILING_LATE_MS || attempt === 3) {
-      if (result.lateMs > CEILING_LATE_MS) {
-        throw new Error(`a ceiling drainer started ${Math.round(result.lateMs)} ms late, 3 times`);
-      }
-      return result.rate;
-    }
-    progress(`    a ceiling drainer started ${Math.round(result.lateMs)} ms late; again`);
+    const { perSecond, lateMs } = await ceilingProcessesOnce(durability, n, k);
+    if (lateMs <= CEILING_LATE_MS) return perSecond;
+    const late = `a ceiling drainer started ${Math.round(lateMs)} ms late`;
+    if (attempt === 3) throw new Error(`${late}, 3 times`);
+    progress(`    ${late}; again`);
   }
 }
 
@@ -549,7 +547,7 @@ async function ceilingProcessesOnce(
   durability: Durability,
   n: number,
   k: number,
-): Promise<{ rate: number; lateMs: number }> {
+): Promise<{ perSecond: number; lateMs: number }> {
   await using dir = await tempDir();
   const path = `${dir.path}/raw.db`;
   const db = openDatabase(path, { durability });
@@ -603,7 +601,7 @@ async function ceilingProcessesOnce(
         names.map((name, i) => `${name} ${finals[i]!.acked}`).join(", ")
       } in ${Math.round(lastAckAt - startAt)} ms`,
     );
-    return { rate: rate(n, lastAckAt - startAt), lateMs };
+    return { perSecond: rate(n, lastAckAt - startAt), lateMs };
   } finally {
     await killAll(children);
     db.close();

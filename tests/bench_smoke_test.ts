@@ -87,7 +87,8 @@ Deno.test("bench.ts main() reports a positive number and ratio for every scenari
         `${result.key}'s ratio ${result.ratio} is ${result.value} / ${base.value}`,
       );
     }
-    // Every child (pusher, drainers, ceiling drainers) got its database path under tmp on its command line.
+    // Every child (pusher, drainers, ceiling drainers) got its database path under tmp on its
+    // command line.
     const ps = await runCommand("ps", { args: ["-eo", "pid=,args="] });
     assert.equal(ps.code, 0, ps.stderr);
     const stray = ps.stdout.split("\n").filter((line) => line.includes(tmp));
