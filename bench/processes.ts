@@ -116,16 +116,25 @@ async function cleanExit(child: Child, timeoutMs: number): Promise<void> {
   }
 }
 
-/** Resolves as `promise` does, or rejects once `ms` have passed waiting for `what`. */
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+/** Resolves as `promise` does, or rejects with `message()` once `ms` have passed. */
+async function within<T>(promise: Promise<T>, ms: number, message: () => string): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`waited ${ms / 1000} s for ${what}`)), ms);
+    timer = setTimeout(() => reject(new Error(message())), ms);
   });
   try {
     return await Promise.race([promise, timeout]);
   } finally {
     clearTimeout(timer);
+  }
+}
+
+/** A line a child printed, parsed; undefined when it is not JSON (a runtime's notice). */
+function jsonLine<T>(text: string): T | undefined {
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    return undefined;
   }
 }
 
@@ -202,18 +211,11 @@ export async function benchLatencyOtherProcess(
     children.push(startChild("pushing", flags));
     await cleanExit(children[0]!, 120_000);
     // Every task was committed: all must start soon (a missed wake-up would still be polled).
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new Error(`only ${latencies.length} of ${n} tasks started within 30 s`)),
-        30_000,
-      );
-    });
-    try {
-      await Promise.race([all, timeout, running]);
-    } finally {
-      clearTimeout(timer);
-    }
+    await within(
+      Promise.race([all, running]),
+      30_000,
+      () => `only ${latencies.length} of ${n} tasks started within 30 s`,
+    );
   } finally {
     await killAll(children);
     await worker.stop();
@@ -386,12 +388,8 @@ async function drainProcessesOnce(
         ...(workKb > 0 ? ["--work", String(workKb)] : []),
       ];
       children.push(startChild(`draining ${name}`, flags, (text) => {
-        let line: DrainerLine;
-        try {
-          line = JSON.parse(text) as DrainerLine;
-        } catch {
-          return; // not a progress line (a runtime's notice)
-        }
+        const line = jsonLine<DrainerLine>(text);
+        if (line === undefined) return;
         acked += line.acked - (lines.get(name)?.acked ?? 0);
         lines.set(name, line);
         lastProgress = performance.now();
@@ -570,12 +568,8 @@ async function ceilingProcessesOnce(
     ];
     for (const name of names) {
       children.push(startChild(`ceiling ${name}`, flags(name), (text) => {
-        let line: CeilingDrainerLine;
-        try {
-          line = JSON.parse(text) as CeilingDrainerLine;
-        } catch {
-          return; // not a progress line (a runtime's notice)
-        }
+        const line = jsonLine<CeilingDrainerLine>(text);
+        if (line === undefined) return;
         lines.set(name, line);
         const all = [...lines.values()];
         if (all.length === k && all.every((l) => l.ready)) resolveReady();
@@ -585,10 +579,11 @@ async function ceilingProcessesOnce(
     // A child ends by itself once it printed its count; before that, its end is a failure.
     const ended = anyEnded(children, (i) => lines.get(names[i]!)?.acked !== undefined);
     ended.catch(() => {}); // raced below
-    await within(Promise.race([allReady, ended]), 120_000, "the ceiling drainers to get ready");
+    const waited = (what: string) => () => `waited 120 s for the ceiling drainers to ${what}`;
+    await within(Promise.race([allReady, ended]), 120_000, waited("get ready"));
     const startAt = Math.ceil(epochMs()) + 100;
     for (const child of children) child.process.stdin?.end(`${startAt}\n`);
-    await within(Promise.race([allDone, ended]), 120_000, "the ceiling drainers to finish");
+    await within(Promise.race([allDone, ended]), 120_000, waited("finish"));
     for (const child of children) await cleanExit(child, 30_000);
     const finals = names.map((name) => lines.get(name)!);
     const total = finals.reduce((sum, line) => sum + line.acked!, 0);
