@@ -14,9 +14,9 @@
  *    drained by one worker in this process, from `worker.run()` until the worker exited after
  *    the last ack; `drain_shared_c16` and `drain_shared2_c16` the same 50,000 through one queue,
  *    or two queues with a worker each, of a `SharedSqliteStorage` (ratio to `drain_c16`);
- * 4. `drain_procs_1`, `drain_procs_4`: 50,000 no-op tasks drained by k = 1 and k = 4 worker
- *    processes (concurrency 16 each). The children (this file with the hidden flags
- *    `--drainer <db> --name wN --concurrency 16 --durability d`, spawned with
+ * 4. `drain_procs_1`, `drain_procs_2`, `drain_procs_4`: 50,000 no-op tasks drained by k = 1,
+ *    2 and 4 worker processes (concurrency 16 each). The children (this file with the hidden
+ *    flags `--drainer <db> --name wN --concurrency 16 --durability d`, spawned with
  *    `node:child_process` under the same runtime) start on an empty queue; once all k are
  *    registered and alive (`storage.listWorkers()`), this process pushes the tasks in one
  *    `pushAll` with `runAt` T = now + a lead time (1 s + 1 ms per 25 tasks). Pushing after the
@@ -24,7 +24,7 @@
  *    for four processes on a small machine) out of the lead time, which then needs to cover the
  *    push alone; the workers hear of the commit, learn when the first task falls due and sleep
  *    until T, so they all start at T (warm: each child first drains 20,000 no-op tasks on a file
- *    of its own, for k = 1 and 4 alike, so that each process's code is compiled before T, as in a
+ *    of its own, for every k alike, so that each process's code is compiled before T, as in a
  *    long-running worker process). If the push leaves less than 300 ms before T (the longest a
  *    worker may take to hear of another process's commit) the run is repeated with twice the
  *    lead time. Time runs from T to the last ack: each child reports, every 20 ms, how many
@@ -33,15 +33,16 @@
  *    costs ~5–20 ms at 50,000 tasks, which polling every few ms would take from the workers on
  *    a small machine). Then each child gets SIGTERM and must exit 0 (a graceful stop,
  *    `handleSignals(true)`), the acks they counted must add up to the task count and `stats()`
- *    must show every task done and no other. `drain_procs_4` carries its ratio to
- *    `drain_procs_1` (target ≥ 1: more processes must not collapse). The progress output shows
- *    each worker's share of the tasks and its process's CPU time. Beside them, in the same
- *    runs, `ceiling_claim_ack_100_procs_1` and `_procs_4`: the raw ceiling's claim 100 + ack by
- *    1 and 4 processes at once on one preloaded file (this file with the hidden flags
- *    `--ceiling-drainer <db> --name cN`; each warms up on a file of its own, connects, says it
- *    is ready and reads the common start time from stdin; a connection waits for the lock in
- *    SQLite's own busy handler), with the ratio of 4 to 1: what SQLite itself does with four
- *    writers;
+ *    must show every task done and no other. `drain_procs_2` and `drain_procs_4` carry their
+ *    ratio to `drain_procs_1` (`_4` has the target ≥ 1: more processes must not collapse; `_2`
+ *    has one process per core of the 2-core machine, where four share each core by two). The
+ *    progress output shows each worker's share of the tasks and its process's CPU time. Beside
+ *    them, in the same runs, `ceiling_claim_ack_100_procs_1`, `_procs_2` and `_procs_4`: the raw
+ *    ceiling's claim 100 + ack by 1, 2 and 4 processes at once on one preloaded file (this file
+ *    with the hidden flags `--ceiling-drainer <db> --name cN`; each warms up on a file of its
+ *    own, connects, says it is ready and reads the common start time from stdin; a connection
+ *    waits for the lock in SQLite's own busy handler), with the ratios of 2 and 4 to 1: what
+ *    SQLite itself does with several writers;
  * 5. `drain_procs_work_1`, `drain_procs_work_4`: the same with 20,000 tasks that each do CPU
  *    work of their own (an FNV-1a hash over 64 KB, ~90 µs here), as real handlers do: where more
  *    processes pay off (no target; the ratio shows how far the queue lets them scale);
@@ -110,8 +111,9 @@ export interface BenchResult {
   value: number;
   unit: "tasks/s" | "ms";
   /**
-   * The key of the row this figure is compared to: its raw SQLite ceiling, or for a 4-process
-   * drain the 1-process drain of the same tasks (`drain_procs_1` for `drain_procs_4`).
+   * The key of the row this figure is compared to: its raw SQLite ceiling, or for a drain by
+   * several processes the 1-process drain of the same tasks (`drain_procs_1` for
+   * `drain_procs_4`).
    */
   ceiling?: string;
   /** `value` divided by the value of the `ceiling` row, to 2 decimals. */
@@ -266,6 +268,24 @@ export async function runBench(
     add(result);
     if (withBase) add({ ...base, unit: "tasks/s" });
   };
+  /** Adds a drain by k = 1, … processes (`processes[0]` must be 1), each k > 1 compared to 1. */
+  const addProcesses = (
+    processes: readonly number[],
+    values: readonly number[],
+    key: (k: number) => string,
+    scenario: (k: number) => string,
+  ) => {
+    const single = { key: key(1), scenario: scenario(1), value: values[0]! };
+    add({ ...single, unit: "tasks/s" });
+    processes.forEach((k, i) => {
+      if (k === 1) return;
+      addPair(
+        { key: key(k), scenario: `${scenario(k)} (vs 1 process)`, value: values[i]! },
+        single,
+        false,
+      );
+    });
+  };
 
   // Warm the JIT and the statement paths on throwaway files (always "normal": the point is the
   // code, not the disk); not reported. The child processes warm themselves up (runDrainer).
@@ -373,54 +393,35 @@ export async function runBench(
   }
   for (const workKb of [0, WORK_KB]) {
     const n = workKb === 0 ? counts.drainProcs : counts.drainProcsWork;
-    // Beside the no-op drains: the raw ceiling's drain by 1 and 4 processes, in the same runs.
+    // No-op tasks also by 2 processes (one per core here) and, in the same runs, by the raw
+    // ceiling; tasks that do work by 1 and 4.
     const withCeiling = workKb === 0;
-    const [one, four, ceilingOne, ceilingFour] = await medians(runs, [
-      () => benchDrainProcesses(durability, n, 1, 16, workKb),
-      () => benchDrainProcesses(durability, n, 4, 16, workKb),
+    const processes = withCeiling ? [1, 2, 4] : [1, 4];
+    const measured = await medians(runs, [
+      ...processes.map((k) => () => benchDrainProcesses(durability, n, k, 16, workKb)),
       ...(withCeiling
-        ? [
-          () => ceilingClaimAckProcesses(durability, n, 1),
-          () => ceilingClaimAckProcesses(durability, n, 4),
-        ]
+        ? processes.map((k) => () => ceilingClaimAckProcesses(durability, n, k))
         : []),
     ]);
     const key = workKb === 0 ? "drain_procs" : "drain_procs_work";
     const tasks = workKb === 0
       ? `${fmt(n)} no-op tasks`
       : `${fmt(n)} tasks that each hash ${workKb} KB`;
-    const single: BenchResult = {
-      key: `${key}_1`,
-      scenario: `drain ${tasks}, 1 worker process × concurrency 16`,
-      value: one!,
-      unit: "tasks/s",
-    };
-    add(single);
-    addPair(
-      {
-        key: `${key}_4`,
-        scenario: `drain ${tasks}, 4 worker processes × concurrency 16 (vs 1 process)`,
-        value: four!,
-      },
-      single,
-      false,
+    addProcesses(
+      processes,
+      measured.slice(0, processes.length),
+      (k) => `${key}_${k}`,
+      (k) => `drain ${tasks}, ${k} worker process${k === 1 ? "" : "es"} × concurrency 16`,
     );
     if (withCeiling) {
-      const ceilingSingle: BenchResult = {
-        key: "ceiling_claim_ack_100_procs_1",
-        scenario: `ceiling: raw claim 100 + ack in 2 transactions, 1 process (${fmt(n)} rows)`,
-        value: ceilingOne!,
-        unit: "tasks/s",
-      };
-      add(ceilingSingle);
-      addPair(
-        {
-          key: "ceiling_claim_ack_100_procs_4",
-          scenario: `ceiling: the same, 4 processes (vs 1 process)`,
-          value: ceilingFour!,
-        },
-        ceilingSingle,
-        false,
+      addProcesses(
+        processes,
+        measured.slice(processes.length),
+        (k) => `ceiling_claim_ack_100_procs_${k}`,
+        (k) =>
+          k === 1
+            ? `ceiling: raw claim 100 + ack in 2 transactions, 1 process (${fmt(n)} rows)`
+            : `ceiling: the same, ${k} processes`,
       );
     }
   }
@@ -492,8 +493,8 @@ export function toMarkdown(report: BenchReport): string {
   lines.push(
     "",
     "vs ceiling: the figure divided by its raw SQLite ceiling (the `ceiling:` row below it; for " +
-      "the 4-process drains, ceiling included, the 1-process drain of the same tasks; for the " +
-      "shared storage, the concurrency-16 drain), target in parentheses.",
+      "the drains by 2 and 4 processes, ceiling included, the 1-process drain of the same " +
+      "tasks; for the shared storage, the concurrency-16 drain), target in parentheses.",
   );
   return lines.join("\n");
 }
