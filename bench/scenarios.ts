@@ -57,26 +57,12 @@ export async function benchDrain(
   await using temp = await freshDatabase(durability);
   const storage = new SqliteStorage<number>(temp.db, QUEUE);
   await storage.pushAll(Array.from({ length: n }, (_, i) => new Task(i)));
-  let handled = 0;
-  const errors: unknown[] = [];
-  const worker = new WorkerBuilder(`bench-drain-${concurrency}`)
-    .backend(storage)
-    .concurrency(concurrency)
-    .handleSignals(false)
-    .onEvent((_ctx, event) => {
-      if (event.type === "error") errors.push(event.error);
-    })
-    .build((_n, ctx) => {
-      if (++handled === n) ctx.worker.stop();
-    });
-  const start = performance.now();
-  await worker.run();
-  const elapsed = performance.now() - start;
-  if (errors.length > 0) {
-    throw new Error(`drain at concurrency ${concurrency}: ${errors.length} worker errors`, {
-      cause: errors[0],
-    });
-  }
+  const elapsed = await drainWith(
+    [{ storage, name: `bench-drain-${concurrency}` }],
+    concurrency,
+    n,
+    `drain at concurrency ${concurrency}`,
+  );
   await assertCount(storage, "done", n);
   return rate(n, elapsed);
 }
@@ -100,10 +86,33 @@ export async function benchDrainShared(
   for (const storage of storages) {
     await storage.pushAll(Array.from({ length: perQueue }, (_, i) => new Task(i)));
   }
+  const elapsed = await drainWith(
+    storages.map((storage, q) => ({ storage, name: `bench-shared-${q + 1}` })),
+    concurrency,
+    n,
+    `shared drain over ${queues} queues`,
+  );
+  for (const [q, storage] of storages.entries()) {
+    await assertCount(storage, "done", perQueue, names[q]);
+  }
+  return rate(n, elapsed);
+}
+
+/**
+ * Runs a worker of no-op tasks at `concurrency` on each storage until they handled `n` tasks in
+ * all, then stops them; the milliseconds from their start until all exited. Throws when a worker
+ * reported errors, naming the drain as `what`.
+ */
+async function drainWith(
+  drainers: readonly { storage: SqliteStorage<number>; name: string }[],
+  concurrency: number,
+  n: number,
+  what: string,
+): Promise<number> {
   let handled = 0;
   const errors: unknown[] = [];
-  const workers: Worker<number>[] = storages.map((storage, q) =>
-    new WorkerBuilder(`bench-shared-${q + 1}`)
+  const workers: Worker<number>[] = drainers.map(({ storage, name }) =>
+    new WorkerBuilder(name)
       .backend(storage)
       .concurrency(concurrency)
       .handleSignals(false)
@@ -118,14 +127,9 @@ export async function benchDrainShared(
   await Promise.all(workers.map((worker) => worker.run()));
   const elapsed = performance.now() - start;
   if (errors.length > 0) {
-    throw new Error(`shared drain over ${queues} queues: ${errors.length} worker errors`, {
-      cause: errors[0],
-    });
+    throw new Error(`${what}: ${errors.length} worker errors`, { cause: errors[0] });
   }
-  for (const [q, storage] of storages.entries()) {
-    await assertCount(storage, "done", perQueue, names[q]);
-  }
-  return rate(n, elapsed);
+  return elapsed;
 }
 
 /**

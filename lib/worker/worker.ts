@@ -619,9 +619,7 @@ export class Worker<T = unknown> {
         }
       } catch (cause) {
         error = new TypeError(
-          `Cannot store the task's result with the ${storage.codec.name} codec: ${
-            messageOf(cause)
-          }`,
+          `Cannot store the task's result with the ${codec.name} codec: ${messageOf(cause)}`,
           { cause },
         );
       }
