@@ -138,8 +138,11 @@ function jsonLine<T>(text: string): T | undefined {
   }
 }
 
-/** A child's side: prints `line` as one JSON line on stdout; resolves once it is written. */
-function printLine(line: object): Promise<void> {
+/**
+ * A child's side: prints `line` as one JSON line on stdout; resolves once it is written. Name
+ * the line's type (`printLine<DrainerLine>(…)`) to have it checked.
+ */
+function printLine<Line extends object>(line: Line): Promise<void> {
   return new Promise((resolve) =>
     process.stdout.write(`${JSON.stringify(line)}\n`, () => resolve())
   );
@@ -285,12 +288,11 @@ export async function runDrainer(options: DrainerOptions): Promise<number> {
   await benchDrain(durability, DRAINER_WARM_UP, concurrency);
   const db = openDatabase(path, { durability });
   const state: DrainerLine = { acked: 0, lastAckAt: 0, errors: 0 };
-  const print = (line: DrainerLine) => printLine(line);
   let printed = -1;
   const timer = setInterval(() => {
     if (state.acked === printed) return;
     printed = state.acked;
-    void print(state);
+    void printLine<DrainerLine>(state);
   }, 20);
   try {
     const storage = new SqliteStorage<number>(db, QUEUE);
@@ -315,7 +317,11 @@ export async function runDrainer(options: DrainerOptions): Promise<number> {
     db.close();
   }
   const cpu = process.cpuUsage();
-  await print({ ...state, final: true, cpuMs: Math.round((cpu.user + cpu.system) / 1000) });
+  await printLine<DrainerLine>({
+    ...state,
+    final: true,
+    cpuMs: Math.round((cpu.user + cpu.system) / 1000),
+  });
   return state.errors === 0 ? 0 : 1;
 }
 
@@ -496,7 +502,6 @@ export async function runCeilingDrainer(
   await ceilingClaimAck(durability, DRAINER_WARM_UP, CEILING_BATCH);
   const db = openDatabase(path, { durability, busyTimeoutMs: 60_000 });
   try {
-    const print = (line: CeilingDrainerLine) => printLine(line);
     const startAt = new Promise<number>((resolve, reject) => {
       let text = "";
       process.stdin.setEncoding("utf8").on("data", (chunk: string) => {
@@ -505,13 +510,13 @@ export async function runCeilingDrainer(
       });
       process.stdin.on("end", () => reject(new Error("stdin closed before the start time")));
     });
-    await print({ ready: true });
+    await printLine<CeilingDrainerLine>({ ready: true });
     const start = await startAt;
     process.stdin.pause();
     await sleep(start - epochMs());
     const startedAt = epochMs();
     const acked = ceilingDrain(db, name, CEILING_BATCH);
-    await print({ acked, startedAt, lastAckAt: epochMs() });
+    await printLine<CeilingDrainerLine>({ acked, startedAt, lastAckAt: epochMs() });
   } finally {
     db.close();
   }
