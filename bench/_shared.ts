@@ -13,6 +13,17 @@ import { type Database, type Durability, openDatabase, SqliteStorage } from "../
 /** The queue every scenario pushes to and drains. */
 export const QUEUE = "bench";
 
+/** A task's arguments as users push them: a small object (about 35 bytes of JSON). */
+export interface Email {
+  n: number;
+  to: string;
+}
+
+/** The `i`th benchmark payload. */
+export function email(i: number): Email {
+  return { n: i, to: "user@example.com" };
+}
+
 /** Tasks (or rows) per second: `n` in `ms` milliseconds, rounded. */
 export function rate(n: number, ms: number): number {
   return Math.round(n / (ms / 1000));

@@ -8,8 +8,11 @@
  *
  * Scenarios, each on a fresh database file in a temp dir (counts are divided by 10 with
  * `--quick`):
- * 1. `push`: 10,000 awaited `storage.push(i)`, one by one;
- * 2. `pushAll`: 50,000 `Task` objects in one call;
+ * 1. `push`: 10,000 awaited `storage.push({ n: i, to: "user@example.com" })`, one by one (every
+ *    scenario's tasks carry such a small object);
+ * 2. `pushAll_1000`: 50,000 tasks by `pushAll` in calls of 1,000, and `pushAll_one_call`: the same
+ *    50,000 in one call; each `Task` is built (`Task.builder(args).build()`) inside the timed
+ *    region, as an application builds them;
  * 3. `drain_c1`, `drain_c16`: preloaded no-op tasks (20,000 at concurrency 1, 50,000 at 16)
  *    drained by one worker in this process, from `worker.run()` until the worker exited after
  *    the last ack; `drain_shared_c16` and `drain_shared2_c16` the same 50,000 through one queue,
@@ -57,7 +60,7 @@
  * Ceilings (`bench/ceiling.ts`: the same runtime, file settings and durability, a minimal queue
  * table, prepared statements and no queue library), with as many rows as the figure they bound:
  * `ceiling_insert_1` (one INSERT per transaction) for `push`, `ceiling_insert_1000` (INSERTs in
- * transactions of 1,000) for `pushAll`, `ceiling_claim_ack_1` and `ceiling_claim_ack_100` (claim
+ * transactions of 1,000, through the driver's own prepared statement) for both `pushAll` rows, `ceiling_claim_ack_1` and `ceiling_claim_ack_100` (claim
  * a batch of 1 or 100 in one transaction, ack it in another) for `drain_c1` and `drain_c16`. Each
  * queue figure carries `ratio` = figure / ceiling and, where the project has one, its `target`.
  * Beside `drain_c16`, `queue_sql_claim_ack_100` runs the queue's own schema and statements with
@@ -68,7 +71,7 @@
  * `--json` (print JSON instead of a markdown table), `--runs n` (report the median of n runs,
  * each on a fresh file; default 3, or 1 with `--quick`; in each run the figures that are compared
  * are measured one after the other). A warm-up on throwaway files precedes the measurements
- * (at full size for `pushAll` and its ceiling, smaller for the rest).
+ * (at full size for the `pushAll` rows and their ceiling, smaller for the rest).
  * Progress goes to stderr.
  *
  * @module
@@ -225,12 +228,16 @@ interface Counts {
 /** Ratio targets, by key. */
 const TARGETS: Readonly<Record<string, number>> = {
   push: 0.7,
-  pushAll: 0.7,
+  pushAll_1000: 0.7,
+  pushAll_one_call: 0.7,
   drain_c16: 0.5,
   drain_procs_4: 1,
 };
 
 const fmt = (n: number) => n.toLocaleString("en");
+
+/** How many tasks an application passes to one `pushAll` call, typically. */
+const PUSH_BATCH = 1000;
 
 /** The work of each task in the multi-process drain of tasks that work (see hashingHandler). */
 const WORK_KB = 64;
@@ -294,8 +301,9 @@ export async function runBench(
   await ceilingInsertOne("normal", counts.push / 5);
   // At full size: the first calls that build 50,000 rows also grow the JS heap, which a
   // smaller warm-up leaves to the measured runs (pushAll's first full runs were ~25 % slower).
-  await benchPushAll("normal", counts.pushAll);
-  await ceilingInsertBatch("normal", counts.pushAll, 1000);
+  await benchPushAll("normal", counts.pushAll, PUSH_BATCH);
+  await benchPushAll("normal", counts.pushAll, counts.pushAll);
+  await ceilingInsertBatch("normal", counts.pushAll, PUSH_BATCH);
   await benchDrain("normal", counts.drainC1 / 10, 1);
   await ceilingClaimAck("normal", counts.drainC1 / 10, 1);
   await benchDrain("normal", counts.drainC16 / 10, 16);
@@ -310,7 +318,7 @@ export async function runBench(
     ]);
     addPair({
       key: "push",
-      scenario: `push one by one (${fmt(counts.push)} awaited)`,
+      scenario: `push one by one (${fmt(counts.push)} awaited, small objects)`,
       value: push!,
     }, {
       key: "ceiling_insert_1",
@@ -319,19 +327,35 @@ export async function runBench(
     }, true);
   }
   {
-    const [pushAll, ceiling] = await medians(runs, [
-      () => benchPushAll(durability, counts.pushAll),
-      () => ceilingInsertBatch(durability, counts.pushAll, 1000),
+    const n = counts.pushAll;
+    const [batched, oneCall, ceiling] = await medians(runs, [
+      () => benchPushAll(durability, n, PUSH_BATCH),
+      () => benchPushAll(durability, n, n),
+      () => ceilingInsertBatch(durability, n, PUSH_BATCH),
     ]);
-    addPair({
-      key: "pushAll",
-      scenario: `pushAll (${fmt(counts.pushAll)} tasks, one call)`,
-      value: pushAll!,
-    }, {
-      key: "ceiling_insert_1000",
-      scenario: `ceiling: raw INSERT, 1,000 rows per transaction (${fmt(counts.pushAll)})`,
+    const base = {
+      key: `ceiling_insert_${PUSH_BATCH}`,
+      scenario: `ceiling: raw INSERT, ${fmt(PUSH_BATCH)} rows per transaction (${fmt(n)})`,
       value: ceiling!,
-    }, true);
+    };
+    addPair(
+      {
+        key: `pushAll_${PUSH_BATCH}`,
+        scenario: `pushAll of ${fmt(n)} tasks in calls of ${fmt(PUSH_BATCH)}, built in the timer`,
+        value: batched!,
+      },
+      base,
+      false,
+    );
+    addPair(
+      {
+        key: "pushAll_one_call",
+        scenario: `pushAll of ${fmt(n)} tasks in one call, built in the timer`,
+        value: oneCall!,
+      },
+      base,
+      true,
+    );
   }
   for (const [concurrency, n, batch] of [[1, counts.drainC1, 1], [16, counts.drainC16, 100]]) {
     // Beside the concurrency-16 drain: the queue's own SQL, and the same drain through a shared

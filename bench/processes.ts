@@ -13,6 +13,8 @@ import { fileURLToPath } from "node:url";
 import { type Durability, openDatabase, SqliteStorage, Task, WorkerBuilder } from "../mod.ts";
 import {
   assertCount,
+  type Email,
+  email,
   epochMs,
   freshDatabase,
   progress,
@@ -263,11 +265,11 @@ export interface DrainerOptions {
  * `kb` KB of memory (64 KB: ~90 µs on the 2-core machine, in Deno and Bun alike). The hashes go
  * into a variable the handler keeps, so that the work cannot be optimised away.
  */
-function hashingHandler(kb: number): (n: number) => void {
+function hashingHandler(kb: number): (task: Email) => void {
   const buffer = new Uint8Array(kb * 1024).map((_, i) => (i * 31) & 0xff);
   let sink = 0;
-  return (n) => {
-    let hash = 0x811c9dc5 ^ n;
+  return (task) => {
+    let hash = 0x811c9dc5 ^ task.n;
     for (let i = 0; i < buffer.length; i++) hash = Math.imul(hash ^ buffer[i]!, 0x01000193);
     sink ^= hash;
   };
@@ -295,7 +297,7 @@ export async function runDrainer(options: DrainerOptions): Promise<number> {
     void printLine<DrainerLine>(state);
   }, 20);
   try {
-    const storage = new SqliteStorage<number>(db, QUEUE);
+    const storage = new SqliteStorage<Email>(db, QUEUE);
     const worker = new WorkerBuilder(name)
       .backend(storage)
       .concurrency(concurrency)
@@ -372,7 +374,7 @@ async function drainProcessesOnce(
   marginMs: number,
 ): Promise<number> {
   await using temp = await freshDatabase(durability);
-  const storage = new SqliteStorage<number>(temp.db, QUEUE);
+  const storage = new SqliteStorage<Email>(temp.db, QUEUE);
   const names = Array.from({ length: k }, (_, i) => `w${i + 1}`);
   const lines = new Map<string, DrainerLine>();
   let acked = 0;
@@ -419,7 +421,9 @@ async function drainProcessesOnce(
     // 2. The tasks, due at T: the workers hear of the commit, learn when the first task is due,
     //    and sleep until then.
     const dueAt = Math.ceil(epochMs()) + marginMs;
-    await storage.pushAll(Array.from({ length: n }, (_, i) => new Task(i, { runAt: dueAt })));
+    await storage.pushAll(
+      Array.from({ length: n }, (_, i) => new Task(email(i), { runAt: dueAt })),
+    );
     const lead = dueAt - epochMs();
     if (lead < NOTICE_MS) {
       throw new MarginTooShortError(

@@ -13,7 +13,17 @@ import {
   type Worker,
   WorkerBuilder,
 } from "../mod.ts";
-import { assertCount, freshDatabase, percentile, QUEUE, rate, round2, sleep } from "./_shared.ts";
+import {
+  assertCount,
+  type Email,
+  email,
+  freshDatabase,
+  percentile,
+  QUEUE,
+  rate,
+  round2,
+  sleep,
+} from "./_shared.ts";
 
 /** Latency percentiles, in milliseconds. */
 export interface Latency {
@@ -21,26 +31,40 @@ export interface Latency {
   p99: number;
 }
 
-/** Awaited `storage.push(i)`, `n` times; tasks/s. */
+/** Awaited `storage.push(email(i))`, `n` times; tasks/s. */
 export async function benchPush(durability: Durability, n: number): Promise<number> {
   await using temp = await freshDatabase(durability);
-  const storage = new SqliteStorage<number>(temp.db, QUEUE);
+  const storage = new SqliteStorage<Email>(temp.db, QUEUE);
   const start = performance.now();
-  for (let i = 0; i < n; i++) await storage.push(i);
+  for (let i = 0; i < n; i++) await storage.push(email(i));
   const elapsed = performance.now() - start;
   await assertCount(storage, "pending", n);
   return rate(n, elapsed);
 }
 
-/** One `pushAll` of `n` prebuilt `Task`s; tasks/s. */
-export async function benchPushAll(durability: Durability, n: number): Promise<number> {
+/**
+ * `n` tasks pushed with `pushAll` in calls of `batch`, each `Task` built with
+ * `Task.builder(email(i)).build()` inside the timed region, as an application builds them;
+ * tasks/s.
+ */
+export async function benchPushAll(
+  durability: Durability,
+  n: number,
+  batch: number,
+): Promise<number> {
   await using temp = await freshDatabase(durability);
-  const storage = new SqliteStorage<number>(temp.db, QUEUE);
-  const tasks = Array.from({ length: n }, (_, i) => new Task(i));
+  const storage = new SqliteStorage<Email>(temp.db, QUEUE);
+  let pushed = 0;
   const start = performance.now();
-  const ids = await storage.pushAll(tasks);
+  for (let first = 0; first < n; first += batch) {
+    const tasks: Task<Email>[] = [];
+    for (let i = first; i < Math.min(n, first + batch); i++) {
+      tasks.push(Task.builder(email(i)).build());
+    }
+    pushed += (await storage.pushAll(tasks)).length;
+  }
   const elapsed = performance.now() - start;
-  if (ids.length !== n) throw new Error(`pushAll returned ${ids.length} ids, expected ${n}`);
+  if (pushed !== n) throw new Error(`pushAll returned ${pushed} ids, expected ${n}`);
   await assertCount(storage, "pending", n);
   return rate(n, elapsed);
 }
@@ -55,8 +79,8 @@ export async function benchDrain(
   concurrency: number,
 ): Promise<number> {
   await using temp = await freshDatabase(durability);
-  const storage = new SqliteStorage<number>(temp.db, QUEUE);
-  await storage.pushAll(Array.from({ length: n }, (_, i) => new Task(i)));
+  const storage = new SqliteStorage<Email>(temp.db, QUEUE);
+  await storage.pushAll(Array.from({ length: n }, (_, i) => new Task(email(i))));
   const elapsed = await drainWith(
     [{ storage, name: `bench-drain-${concurrency}` }],
     concurrency,
@@ -81,10 +105,10 @@ export async function benchDrainShared(
   await using temp = await freshDatabase(durability);
   const store = new SharedSqliteStorage(temp.db);
   const names = Array.from({ length: queues }, (_, q) => q === 0 ? QUEUE : `${QUEUE}-${q + 1}`);
-  const storages = names.map((queue) => store.makeShared<number>(queue));
+  const storages = names.map((queue) => store.makeShared<Email>(queue));
   const perQueue = n / queues;
   for (const storage of storages) {
-    await storage.pushAll(Array.from({ length: perQueue }, (_, i) => new Task(i)));
+    await storage.pushAll(Array.from({ length: perQueue }, (_, i) => new Task(email(i))));
   }
   const elapsed = await drainWith(
     storages.map((storage, q) => ({ storage, name: `bench-shared-${q + 1}` })),
@@ -104,14 +128,14 @@ export async function benchDrainShared(
  * reported errors, naming the drain as `what`.
  */
 async function drainWith(
-  drainers: readonly { storage: SqliteStorage<number>; name: string }[],
+  drainers: readonly { storage: SqliteStorage<Email>; name: string }[],
   concurrency: number,
   n: number,
   what: string,
 ): Promise<number> {
   let handled = 0;
   const errors: unknown[] = [];
-  const workers: Worker<number>[] = drainers.map(({ storage, name }) =>
+  const workers: Worker<Email>[] = drainers.map(({ storage, name }) =>
     new WorkerBuilder(name)
       .backend(storage)
       .concurrency(concurrency)
