@@ -3,6 +3,7 @@ import { dirname } from "node:path";
 import process from "node:process";
 import { Connection, type NativeConnection } from "./_connection.ts";
 import { loadBunSqlite } from "./bun_sqlite.ts";
+import { BusyWaitExpired, waitOutBusySync } from "./busy.ts";
 import { loadNodeSqlite } from "./node_sqlite.ts";
 import type { Database, OpenDatabaseOptions } from "./types.ts";
 
@@ -48,7 +49,9 @@ export class DatabaseOpenError extends Error {
 /**
  * Opens (or creates) a SQLite database file with the settings the queue relies on: WAL,
  * `synchronous=NORMAL` (or `FULL` with `{ durability: "full" }`), foreign keys, a short busy
- * timeout and a statement cache. Use one connection per process and file.
+ * timeout and a statement cache. Use one connection per process and file. Processes that open
+ * the same file at once (even one that does not exist yet) wait for each other, up to
+ * `busyRetryMs`: the call blocks meanwhile, as it is synchronous.
  *
  * @example Usage
  * ```ts
@@ -81,20 +84,29 @@ export function openDatabase(path: string, options: OpenDatabaseOptions = {}): D
   } catch (error) {
     throw new DatabaseOpenError(path, describe(path, error), { cause: error });
   }
+  const busyRetryMs = options.busyRetryMs ?? 60_000;
   try {
-    native.exec(`PRAGMA busy_timeout = ${busyTimeoutMs}`);
-    // Reading the schema here makes a file that is not a database fail now, with its path.
-    native.prepare("SELECT count(*) FROM sqlite_schema").get([]);
-    if (!readOnly && path !== ":memory:" && path !== "") {
-      const mode = native.prepare("PRAGMA journal_mode = WAL").get([]);
-      if (String(mode?.journal_mode).toLowerCase() !== "wal") {
-        throw new Error(
-          `the file system does not support WAL (journal_mode is ${mode?.journal_mode})`,
-        );
-      }
-    }
+    // Processes that open a new file together wait for each other here: one of them creates the
+    // file and switches it to WAL while the others find it locked.
+    waitOutBusySync(
+      (ms) => native.exec(`PRAGMA busy_timeout = ${ms}`),
+      busyRetryMs,
+      () => {
+        // Reading the schema here makes a file that is not a database fail now, with its path.
+        native.prepare("SELECT count(*) FROM sqlite_schema").get([]);
+        if (!readOnly && path !== ":memory:" && path !== "") {
+          const mode = native.prepare("PRAGMA journal_mode = WAL").get([]);
+          if (String(mode?.journal_mode).toLowerCase() !== "wal") {
+            throw new Error(
+              `the file system does not support WAL (journal_mode is ${mode?.journal_mode})`,
+            );
+          }
+        }
+      },
+    );
     native.exec(
-      `PRAGMA synchronous = ${durability === "full" ? "FULL" : "NORMAL"};
+      `PRAGMA busy_timeout = ${busyTimeoutMs};
+       PRAGMA synchronous = ${durability === "full" ? "FULL" : "NORMAL"};
        PRAGMA foreign_keys = ON;
        PRAGMA temp_store = MEMORY;
        PRAGMA cache_size = -16000;`,
@@ -111,12 +123,13 @@ export function openDatabase(path: string, options: OpenDatabaseOptions = {}): D
     path,
     driver,
     durability,
-    busyRetryMs: options.busyRetryMs ?? 60_000,
+    busyRetryMs,
     busyTimeoutMs,
   });
 }
 
 function describe(path: string, error: unknown): string {
+  if (error instanceof BusyWaitExpired) return error.message;
   const message = error instanceof Error ? error.message : String(error);
   const code = (error as { errcode?: unknown; errno?: unknown } | null)?.errcode ??
     (error as { errno?: unknown } | null)?.errno;

@@ -23,6 +23,8 @@ export interface OpenDatabaseOptions {
   busyTimeoutMs?: number;
   /**
    * How long a write keeps retrying a busy database before it gives up with a {@linkcode DatabaseBusyError}.
+   * Opening the file and `SqliteStorage.setup` wait as long (blocking, as they are synchronous)
+   * when other processes open or set up the same file at the same moment.
    * @default {60000}
    */
   busyRetryMs?: number;
