@@ -28,7 +28,13 @@ export interface OpenDatabaseOptions {
    * @default {60000}
    */
   busyRetryMs?: number;
-  /** Opens the file read-only (no setup, no writes). @default {false} */
+  /**
+   * Opens the file read-only: no setup, no writes, and a file that does not exist is not created.
+   * The connection sees other connections' commits as they happen. To read a WAL database whose
+   * `-wal` and `-shm` files are missing, SQLite creates them (so a read-only directory cannot be
+   * read); `close()` removes them again when no other connection has the file open.
+   * @default {false}
+   */
   readOnly?: boolean;
 }
 
