@@ -22,10 +22,10 @@ if (!path || !barrier || !name) {
 }
 
 writeFileSync(`${barrier}.${name}`, "");
-// Spin rather than sleep: the processes leave the barrier within a few microseconds of each other.
-while (!existsSync(barrier)) {
-  // Nothing: the loop is the wait.
-}
+// Poll every millisecond, sleeping in between (a spin would starve the processes still loading):
+// the processes leave the barrier within about a millisecond of each other.
+const nap = new Int32Array(new SharedArrayBuffer(4));
+while (!existsSync(barrier)) Atomics.wait(nap, 0, 0, 1);
 try {
   const db = openDatabase(path);
   await SqliteStorage.setup(db);
