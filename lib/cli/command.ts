@@ -3,6 +3,7 @@ import { type Database, openDatabase } from "../sqlite/mod.ts";
 import { SCHEMA_VERSION, schemaVersion, SchemaVersionError } from "../store/schema.ts";
 import { SqliteStorage } from "../storage/sqlite_storage.ts";
 import { UsageError } from "./errors.ts";
+import { WritableOnDemand } from "./writable_on_demand.ts";
 import type { CliIo } from "./io.ts";
 
 /** Options every command understands, wherever they stand on the command line. */
@@ -34,36 +35,83 @@ export interface Command {
 }
 
 /**
- * Opens the command's database. With `create`, a missing file is created and set up (`init`,
- * `push`); otherwise a missing or never set-up file is a usage error (exit 2), and a file from a
- * newer version of the library is refused.
+ * How a command uses its database:
+ * - `"read"`: read-only (`ls`, `show`, `stats`, `queues`, `workers`): nothing is written to any
+ *   file, whatever the file is.
+ * - `"read-then-write"`: read-only until a statement needs to write, then through a writable
+ *   connection opened at that moment (`board`, whose pages read and whose buttons write).
+ * - `"write"`: writable, once a read-only look found an apalis database (`retry`, `kill`,
+ *   `vacuum`, `work`).
+ * - `"create"`: like `"write"`, but a missing file is created and set up, and an older schema is
+ *   upgraded (`push`).
+ * - `"setup"`: creates a missing file, or sets up any SQLite file, e.g. an application's own
+ *   database that the queue will share (`init`).
+ */
+export type DatabaseAccess = "read" | "read-then-write" | "write" | "create" | "setup";
+
+/**
+ * Opens the command's database for `access`. A missing file is a usage error (exit 2) unless
+ * the command creates one, and so is a file without apalis tables unless the command is `init`:
+ * both are refused before anything opens the file for writing, so that such a file is left
+ * exactly as it was. A file from a newer version of the library is refused.
  */
 export function openForCommand(
   globals: GlobalOptions,
-  options: { create?: boolean } = {},
+  access: DatabaseAccess,
 ): { db: Database; storage: SqliteStorage } {
   const path = globals.db;
-  if (!options.create && !existsSync(path)) {
+  const exists = existsSync(path);
+  if (!exists && access !== "create" && access !== "setup") {
     throw new UsageError(
       `Cannot open database '${path}': no such file (create it with 'apalis init', or pass --db)`,
     );
   }
+  if (access === "setup" || !exists) return withStorage(openAndSetUp(path));
+  const reader = openDatabase(path, { readOnly: true });
+  try {
+    assertApalisSchema(reader);
+  } catch (error) {
+    reader.close();
+    throw error;
+  }
+  if (access === "read") return withStorage(reader);
+  if (access === "read-then-write") {
+    return withStorage(new WritableOnDemand(reader, () => openDatabase(path)));
+  }
+  reader.close();
+  if (access === "create") return withStorage(openAndSetUp(path));
   const db = openDatabase(path);
   try {
-    if (options.create) {
-      SqliteStorage.setup(db);
-    } else {
-      const version = schemaVersion(db);
-      if (version === 0) {
-        throw new UsageError(
-          `Cannot use database '${path}': it has no apalis tables (run 'apalis init' first)`,
-        );
-      }
-      if (version > SCHEMA_VERSION) throw new SchemaVersionError(path, version, SCHEMA_VERSION);
-    }
+    assertApalisSchema(db);
   } catch (error) {
     db.close();
     throw error;
   }
+  return withStorage(db);
+}
+
+function withStorage(db: Database): { db: Database; storage: SqliteStorage } {
   return { db, storage: new SqliteStorage(db) };
+}
+
+function openAndSetUp(path: string): Database {
+  const db = openDatabase(path);
+  try {
+    SqliteStorage.setup(db);
+  } catch (error) {
+    db.close();
+    throw error;
+  }
+  return db;
+}
+
+/** Refuses a database without apalis tables (exit 2) or from a newer version of the library. */
+function assertApalisSchema(db: Database): void {
+  const version = schemaVersion(db);
+  if (version === 0) {
+    throw new UsageError(
+      `Cannot use database '${db.path}': it has no apalis tables (run 'apalis init' first)`,
+    );
+  }
+  if (version > SCHEMA_VERSION) throw new SchemaVersionError(db.path, version, SCHEMA_VERSION);
 }

@@ -8,6 +8,8 @@ export interface NativeStatement {
   get(params: readonly SqlValue[]): SqlRow | undefined;
   all(params: readonly SqlValue[]): SqlRow[];
   values(params: readonly SqlValue[]): unknown[][];
+  /** Frees the statement now, where the driver needs it (bun:sqlite); later calls must not use it. */
+  finalize?(): void;
 }
 
 /** The native connection behind an adapter. */
@@ -35,6 +37,7 @@ export class Connection implements Database {
   #abortCause: unknown;
   #aborted = false;
   #closed = false;
+  #afterClose: (() => void) | undefined;
 
   constructor(
     native: NativeConnection,
@@ -44,9 +47,12 @@ export class Connection implements Database {
       durability: Durability;
       busyRetryMs: number;
       busyTimeoutMs: number;
+      /** Runs once the native connection is closed (it must not throw). */
+      afterClose?: () => void;
     },
   ) {
     this.#native = native;
+    this.#afterClose = info.afterClose;
     this.path = info.path;
     this.driver = info.driver;
     this.durability = info.durability;
@@ -149,6 +155,7 @@ export class Connection implements Database {
     this.#closed = true;
     this.#statements.clear();
     this.#native.close();
+    this.#afterClose?.();
   }
 
   #savepoint<T>(fn: () => T): T {
@@ -214,6 +221,7 @@ export class Connection implements Database {
     if (statement === undefined) {
       if (this.#statements.size >= STATEMENT_CACHE_LIMIT) {
         const oldest = this.#statements.keys().next().value as string;
+        this.#statements.get(oldest)?.finalize?.();
         this.#statements.delete(oldest);
       }
       try {

@@ -6,6 +6,7 @@ interface BunStatement {
   get(...params: SqlValue[]): unknown;
   all(...params: SqlValue[]): unknown[];
   values(...params: SqlValue[]): unknown[][];
+  finalize(): void;
 }
 
 interface BunDatabase {
@@ -32,20 +33,31 @@ export async function loadBunSqlite(): Promise<
 
 function openWith(Database: BunDatabaseClass, path: string, readOnly: boolean): NativeConnection {
   const db = new Database(path, readOnly ? { readonly: true } : { create: true });
+  // bun:sqlite closes a connection only once its statements are finalized (until then it lingers,
+  // holding its locks, and the -wal and -shm files stay): close() finalizes what is left.
+  const live = new Set<BunStatement>();
   return {
     exec: (sql) => db.exec(sql),
     prepare(sql): NativeStatement {
       const statement = db.prepare(sql);
+      live.add(statement);
       return {
         run: (params) => ({ changes: statement.run(...params).changes }),
         get: (params) => (statement.get(...params) ?? undefined) as SqlRow | undefined,
         all: (params) => statement.all(...params) as SqlRow[],
         values: (params) => statement.values(...params),
+        finalize() {
+          if (live.delete(statement)) statement.finalize();
+        },
       };
     },
     get inTransaction() {
       return db.inTransaction;
     },
-    close: () => db.close(),
+    close() {
+      for (const statement of live) statement.finalize();
+      live.clear();
+      db.close();
+    },
   };
 }

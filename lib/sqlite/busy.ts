@@ -86,3 +86,56 @@ function withBusyTimeout<T>(db: Database, ms: number, write: () => T): T {
     db.exec(`PRAGMA busy_timeout = ${db.busyTimeoutMs}`);
   }
 }
+
+/**
+ * Runs a synchronous step of opening or setting up a database (both synchronous APIs), waiting
+ * out a database that another connection has locked for up to `waitMs`: inside SQLite's own busy
+ * handler (the connection's `busy_timeout` is set to the time left before each try, through
+ * `setBusyTimeout`), and by trying again after a short sleep where SQLite reports busy without
+ * waiting (a deadlock it breaks, WAL recovery by another process). Many processes opening one new
+ * file at once meet both. The caller restores its own `busy_timeout` afterwards.
+ *
+ * Returns what `step` returns; a busy error that outlasts `waitMs` is thrown as
+ * {@linkcode BusyWaitExpired}, any other error as it is.
+ */
+export function waitOutBusySync<T>(
+  setBusyTimeout: (ms: number) => void,
+  waitMs: number,
+  step: () => T,
+): T {
+  const started = Date.now();
+  let pause = 1;
+  while (true) {
+    const left = Math.max(0, waitMs - (Date.now() - started));
+    // SQLite keeps busy_timeout in a C int.
+    setBusyTimeout(Math.min(Math.floor(left), 2 ** 31 - 1));
+    try {
+      return step();
+    } catch (error) {
+      if (!isBusyError(error)) throw error;
+      const waited = Date.now() - started;
+      if (waited >= waitMs) throw new BusyWaitExpired(waited, error);
+      sleepSync(Math.min(pause * (0.5 + Math.random()), waitMs - waited));
+      pause = Math.min(50, pause * 2);
+    }
+  }
+}
+
+/** A busy error that outlasted {@linkcode waitOutBusySync}'s wait; the driver's error is the cause. */
+export class BusyWaitExpired extends Error {
+  /**
+   * @param waitedMs how long the step kept waiting
+   * @param cause the busy error seen last
+   */
+  constructor(readonly waitedMs: number, cause: unknown) {
+    super(`it stayed locked by another connection for ${waitedMs} ms`, { cause });
+    this.name = "BusyWaitExpired";
+  }
+}
+
+const SLEEPER = new Int32Array(new SharedArrayBuffer(4));
+
+/** Blocks the thread for `ms` (only where the API is synchronous anyway: open and setup). */
+function sleepSync(ms: number): void {
+  Atomics.wait(SLEEPER, 0, 0, ms);
+}

@@ -23,10 +23,18 @@ export interface OpenDatabaseOptions {
   busyTimeoutMs?: number;
   /**
    * How long a write keeps retrying a busy database before it gives up with a {@linkcode DatabaseBusyError}.
+   * Opening the file and `SqliteStorage.setup` wait as long (blocking, as they are synchronous)
+   * when other processes open or set up the same file at the same moment.
    * @default {60000}
    */
   busyRetryMs?: number;
-  /** Opens the file read-only (no setup, no writes). @default {false} */
+  /**
+   * Opens the file read-only: no setup, no writes, and a file that does not exist is not created.
+   * The connection sees other connections' commits as they happen. To read a WAL database whose
+   * `-wal` and `-shm` files are missing, SQLite creates them (so a read-only directory cannot be
+   * read); `close()` removes them again when no other connection has the file open.
+   * @default {false}
+   */
   readOnly?: boolean;
 }
 

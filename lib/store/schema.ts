@@ -1,3 +1,4 @@
+import { BusyWaitExpired, DatabaseBusyError, waitOutBusySync } from "../sqlite/busy.ts";
 import type { Database } from "../sqlite/types.ts";
 
 /** The schema version this build of the library writes and understands. */
@@ -239,9 +240,27 @@ export function schemaVersion(db: Database): number {
 /**
  * Creates or upgrades the queue's tables, to `target` (tests build older files with it).
  * Idempotent; concurrent callers in several processes are safe (each migration runs in one
- * immediate transaction and re-checks the version).
+ * immediate transaction and re-checks the version) and wait for each other, synchronously, for
+ * up to `db.busyRetryMs`; past that it throws a `DatabaseBusyError`.
  */
 export function migrate(db: Database, target: number = SCHEMA_VERSION): number {
+  try {
+    return waitOutBusySync(
+      (ms) => db.exec(`PRAGMA busy_timeout = ${ms}`),
+      db.busyRetryMs,
+      () => migrateOnce(db, target),
+    );
+  } catch (error) {
+    if (error instanceof BusyWaitExpired) {
+      throw new DatabaseBusyError(db.path, error.waitedMs, { cause: error.cause });
+    }
+    throw error;
+  } finally {
+    db.exec(`PRAGMA busy_timeout = ${db.busyTimeoutMs}`);
+  }
+}
+
+function migrateOnce(db: Database, target: number): number {
   const current = schemaVersion(db);
   if (current > SCHEMA_VERSION) throw new SchemaVersionError(db.path, current, SCHEMA_VERSION);
   if (current >= target) return current;

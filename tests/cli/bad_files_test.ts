@@ -8,9 +8,11 @@ import { captureIo, main } from "../../lib/cli/mod.ts";
 import { runCommand } from "../_command.ts";
 import { makeDatabase, scribble } from "../_bad_files.ts";
 import { ignoredBecause, unprivileged, withoutPrivileges } from "../_unprivileged.ts";
+import { ALL_CASES, type Outcome, runMatrix } from "./_file_matrix.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const CLI = new URL("../../cli.ts", import.meta.url).pathname;
+const MATRIX = new URL("./_file_matrix.ts", import.meta.url).pathname;
 const PAGE = 4096;
 
 async function run(args: string[]) {
@@ -151,3 +153,91 @@ Deno.test({
     );
   },
 });
+
+// --- Files that are not apalis databases -------------------------------------------------------
+
+/** What each command must do on each kind of file: its exit code, its one line, its changes. */
+function expected(outcome: Outcome): Pick<Outcome, "code" | "err" | "changes"> {
+  const { kind, path } = outcome;
+  const [command] = outcome.args as [string];
+  const creates = command === "push" || command === "init";
+  if (kind === "apalis") return { code: 0, err: "", changes: [] };
+  if (kind === "missing") {
+    return creates ? { code: 0, err: "", changes: ["+queue.db"] } : {
+      code: 2,
+      err:
+        `apalis ${command}: Cannot open database '${path}': no such file (create it with 'apalis init', or pass --db)\n`,
+      changes: [],
+    };
+  }
+  if (kind === "text") {
+    return {
+      code: 1,
+      err:
+        `apalis ${command}: Cannot open database '${path}': the file is not a SQLite database or is corrupt\n`,
+      changes: [],
+    };
+  }
+  // Another application's database, or an empty file: only init sets it up.
+  if (command === "init") return { code: 0, err: "", changes: ["~queue.db"] };
+  return {
+    code: 2,
+    err:
+      `apalis ${command}: Cannot use database '${path}': it has no apalis tables (run 'apalis init' first)\n`,
+    changes: [],
+  };
+}
+
+function assertOutcomes(outcomes: Outcome[]): void {
+  const wrong = outcomes.flatMap((outcome) => {
+    const want = expected(outcome);
+    const got = { code: outcome.code, err: outcome.err, changes: outcome.changes };
+    return JSON.stringify(got) === JSON.stringify(want) ? [] : [
+      `${outcome.args.join(" ")} on ${outcome.kind}: got ${JSON.stringify(got)}, want ${
+        JSON.stringify(want)
+      }`,
+    ];
+  });
+  assert.deepEqual(wrong, [], `${wrong.length} of ${outcomes.length} runs went wrong`);
+  const boards = outcomes.filter((o) => o.args[0] === "board");
+  for (const board of boards) {
+    assert.equal(board.board, board.kind === "apalis" ? 200 : undefined, `board on ${board.kind}`);
+  }
+}
+
+Deno.test("main(): read-only commands change no file on any file, and write commands refuse what is not an apalis database without touching it", async () => {
+  await using tmp = await tempDir();
+  assertOutcomes(await runMatrix(tmp.dir, ALL_CASES));
+});
+
+const HAS_BUN = await (async () => {
+  try {
+    return (await new Deno.Command("bun", { args: ["--version"], stdout: "null" }).output())
+      .success;
+  } catch {
+    return false;
+  }
+})();
+
+for (const driver of ["node:sqlite", "bun:sqlite"]) {
+  Deno.test({
+    name:
+      `Under Bun (${driver}), read-only commands change no file and write commands refuse what is not an apalis database without touching it${
+        HAS_BUN ? "" : " (ignored: bun is not installed)"
+      }`,
+    ignore: !HAS_BUN,
+    async fn() {
+      await using tmp = await tempDir();
+      const { code, stdout, stderr } = await runCommand("bun", {
+        args: ["run", MATRIX, tmp.dir],
+        cwd: ROOT,
+        env: driver === "bun:sqlite" ? { APALIS_SQLITE_DRIVER: "bun:sqlite" } : {},
+        stdin: "null",
+      });
+      assert.equal(code, 0, stderr);
+      const outcomes = stdout.trim().split("\n").map((line) => JSON.parse(line) as Outcome);
+      assert.equal(outcomes.length, 5 * 12 + 6, "every case ran");
+      assertOutcomes(outcomes);
+    },
+  });
+}

@@ -71,3 +71,57 @@ Deno.test("boardCommand.run() exits 2 with the reason when an option is invalid"
     assert.match(io.err, reason, args.join(" "));
   }
 });
+
+/** How this process has `path` open: "r", "w" or "rw" for each of its descriptors (Linux). */
+function openModes(path: string): string[] {
+  const target = Deno.realPathSync(path);
+  const modes: string[] = [];
+  for (const entry of Deno.readDirSync("/proc/self/fd")) {
+    let link: string;
+    try {
+      link = Deno.readLinkSync(`/proc/self/fd/${entry.name}`);
+    } catch {
+      continue; // closed meanwhile
+    }
+    if (link !== target) continue;
+    const info = Deno.readTextFileSync(`/proc/self/fdinfo/${entry.name}`);
+    const flags = parseInt(info.match(/^flags:\s*([0-7]+)/m)![1]!, 8);
+    modes.push(["r", "w", "rw"][flags & 3]!);
+  }
+  return modes;
+}
+
+Deno.test({
+  name:
+    "boardCommand.run() reads through a read-only connection, and opens the file for writing only when a button writes",
+  ignore: Deno.build.os !== "linux", // reads /proc
+  async fn() {
+    await using temp = await tempDatabase();
+    const id = await new SqliteStorage(temp.db, "email").push({ to: "a@example.com" });
+    temp.db.close();
+    const io = captureIo({ env: { APALIS_DB: temp.path } });
+    const exit = main(["board", "--port", "0"], io);
+    await waitUntil(() => /http:\/\/127\.0\.0\.1:\d+\//.test(io.out), "the board's address");
+    const url = io.out.match(/http:\/\/127\.0\.0\.1:\d+\//)![0];
+    try {
+      for (const page of ["", "queues/email", `tasks/${id}`, "workers", "runs", "api/overview"]) {
+        const response = await fetch(`${url}${page}`);
+        assert.equal(response.status, 200, page);
+        await response.body?.cancel();
+      }
+      assert.deepEqual(openModes(temp.path), ["r"], "only a read-only connection so far");
+      const killed = await fetch(`${url}api/tasks/${id}/kill`, { method: "POST" });
+      assert.equal(killed.status, 200, await killed.text());
+      // (SQLite keeps a closed connection's descriptor while another one in the process holds
+      // locks on the file, so the read-only one may linger.)
+      assert.ok(openModes(temp.path).includes("rw"), "a writable connection was opened");
+      const task = await (await fetch(`${url}api/tasks/${id}`)).json();
+      assert.equal(task.status, "killed");
+    } finally {
+      io.interrupt();
+    }
+    assert.equal(await exit, 0);
+    assert.deepEqual(openModes(temp.path), [], "both closed");
+    assert.deepEqual([...Deno.readDirSync(temp.dir)].map((e) => e.name), ["queue.db"]);
+  },
+});

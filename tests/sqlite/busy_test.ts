@@ -1,10 +1,13 @@
 import assert from "node:assert/strict";
+import { DatabaseSync } from "node:sqlite";
 import {
   DatabaseBusyError,
+  DatabaseOpenError,
   isBusyError,
   openDatabase,
   type OpenDatabaseOptions,
   retryBusy,
+  SCHEMA_VERSION,
   SqliteStorage,
 } from "../../mod.ts";
 import { tempDatabase } from "../_helpers.ts";
@@ -159,4 +162,59 @@ Deno.test("retryBusy() waits once inside SQLite, then restores the connection's 
   assert.ok(performance.now() - started >= 50, "the blocking wait lasted its 50 ms");
   const timeout = b.get<{ timeout: number }>("PRAGMA busy_timeout");
   assert.equal(timeout?.timeout, 7, "the connection's own busy timeout is back");
+});
+
+Deno.test("openDatabase() waits for a lock on the file up to busyRetryMs, then throws DatabaseOpenError saying how long it waited", async () => {
+  await using tmp = await tempDatabase({ setup: false });
+  tmp.db.close();
+  // A file in rollback mode, locked whole by another connection (as while it switches to WAL).
+  await Deno.remove(tmp.path);
+  const holder = new DatabaseSync(tmp.path);
+  holder.exec("CREATE TABLE app (x); BEGIN EXCLUSIVE; INSERT INTO app VALUES (1);");
+  try {
+    const started = Date.now();
+    assert.throws(
+      () => openDatabase(tmp.path, { busyRetryMs: 150 }),
+      (error: unknown) => {
+        assert.ok(error instanceof DatabaseOpenError, `expected DatabaseOpenError, got ${error}`);
+        assert.match(
+          error.message,
+          new RegExp(
+            `^Cannot open database '${tmp.path}': it stayed locked by another connection for \\d+ ms$`,
+          ),
+        );
+        assert.equal(isBusyError(error.cause), false, "the wait is the cause…");
+        assert.equal(isBusyError((error.cause as Error).cause), true, "…of the driver's error");
+        return true;
+      },
+    );
+    assert.ok(Date.now() - started >= 150, "it waited busyRetryMs");
+  } finally {
+    holder.exec("ROLLBACK");
+    holder.close();
+  }
+  const db = openDatabase(tmp.path);
+  assert.equal(db.busyTimeoutMs, 5);
+  assert.equal(db.get<{ timeout: number }>("PRAGMA busy_timeout")?.timeout, 5, "restored");
+  db.close();
+});
+
+Deno.test("SqliteStorage.setup() waits for a write lock up to busyRetryMs, then throws DatabaseBusyError; the busy timeout is restored", async () => {
+  await using tmp = await tempDatabase({ setup: false });
+  using b = connect(tmp.path, { busyRetryMs: 150, busyTimeoutMs: 7 });
+  tmp.db.exec("BEGIN IMMEDIATE");
+  const started = Date.now();
+  try {
+    assert.throws(() => SqliteStorage.setup(b), (error: unknown) => {
+      assert.ok(error instanceof DatabaseBusyError, `expected DatabaseBusyError, got ${error}`);
+      assert.match(error.message, /it stayed locked by another connection for \d+ ms$/);
+      assert.equal(isBusyError(error.cause), true, "the driver's busy error is the cause");
+      return true;
+    });
+    assert.ok(Date.now() - started >= 150, "it waited busyRetryMs");
+  } finally {
+    tmp.db.exec("ROLLBACK");
+  }
+  assert.equal(b.get<{ timeout: number }>("PRAGMA busy_timeout")?.timeout, 7, "restored");
+  assert.equal(SqliteStorage.setup(b), SCHEMA_VERSION, "and it sets up once the lock is gone");
 });

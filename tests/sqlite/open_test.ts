@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { DatabaseOpenError, type Durability, openDatabase } from "../../mod.ts";
+import { DatabaseSync } from "node:sqlite";
+import { DatabaseOpenError, type Durability, openDatabase, SqliteStorage } from "../../mod.ts";
 
 /** A fresh temp dir, removed on dispose. */
 async function tempDir(): Promise<{ dir: string } & AsyncDisposable> {
@@ -265,4 +266,92 @@ Deno.test("Database methods throw an error naming the path when the database is 
   assert.throws(() => db.transaction(() => 1), closedError);
   db.close(); // a second close is harmless
   assert.equal(db.closed, true);
+});
+
+// --- Read-only connections ---------------------------------------------------------------------
+
+/** Every file of `dir`: name to its bytes, as a comparable string. */
+async function filesOf(dir: string): Promise<Record<string, string>> {
+  const files: Record<string, string> = {};
+  for (const entry of [...Deno.readDirSync(dir)].sort((a, b) => a.name < b.name ? -1 : 1)) {
+    const bytes = await Deno.readFile(`${dir}/${entry.name}`);
+    files[entry.name] = Array.from(new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)))
+      .map((b) => b.toString(16).padStart(2, "0")).join("");
+  }
+  return files;
+}
+
+Deno.test("openDatabase(path, { readOnly: true }) changes no file: not a database in rollback mode, not an empty file, not a WAL database, and creates none", async () => {
+  await using tmp = await tempDir();
+  const cases: [string, (path: string) => void][] = [
+    ["rollback.db", (path) => {
+      const db = new DatabaseSync(path);
+      db.exec("CREATE TABLE users (email TEXT); INSERT INTO users VALUES ('a@example.com')");
+      db.close();
+    }],
+    ["empty.db", (path) => Deno.writeTextFileSync(path, "")],
+    ["wal.db", (path) => {
+      const db = openDatabase(path);
+      SqliteStorage.setup(db);
+      new SqliteStorage<number>(db, "q").pushSync(1);
+      db.close();
+    }],
+  ];
+  for (const [name, make] of cases) {
+    const dir = `${tmp.dir}/${name}.d`;
+    await Deno.mkdir(dir);
+    const path = `${dir}/${name}`;
+    make(path);
+    const before = await filesOf(dir);
+    assert.deepEqual(Object.keys(before), [name], `${name}: no -wal or -shm to begin with`);
+    const db = openDatabase(path, { readOnly: true });
+    try {
+      db.get("SELECT count(*) AS n FROM sqlite_schema");
+      if (name === "wal.db") {
+        assert.equal((await new SqliteStorage(db).stats()).total, 1);
+        // SQLite needs them to read a WAL database; they go with the connection.
+        assert.ok(await exists(`${path}-shm`), "SQLite made a -shm file to read");
+      }
+    } finally {
+      db.close();
+    }
+    assert.deepEqual(await filesOf(dir), before, `${name} and its directory are as they were`);
+  }
+  const missing = `${tmp.dir}/missing.db`;
+  assert.throws(() => openDatabase(missing, { readOnly: true }), DatabaseOpenError);
+  assert.equal(await exists(missing), false, "a read-only open creates no file");
+});
+
+Deno.test("A read-only connection sees another connection's commits, and leaves the -wal and -shm to connections still open or to a log of commits", async () => {
+  await using tmp = await tempDir();
+  const path = `${tmp.dir}/queue.db`;
+  const setup = openDatabase(path);
+  SqliteStorage.setup(setup);
+  setup.close();
+  const names = async () => Object.keys(await filesOf(tmp.dir));
+
+  // A writer opens after the reader, and is still open when the reader closes.
+  let reader = openDatabase(path, { readOnly: true });
+  let writer = openDatabase(path);
+  await new SqliteStorage<number>(writer, "q").push(1);
+  assert.equal((await new SqliteStorage(reader).stats()).total, 1, "the reader sees the commit");
+  reader.close();
+  assert.deepEqual(await names(), ["queue.db", "queue.db-shm", "queue.db-wal"]);
+  await new SqliteStorage<number>(writer, "q").push(2);
+  writer.close();
+  assert.deepEqual(await names(), ["queue.db"], "the writer, last to close, removed them");
+
+  // A writer commits and closes while the reader is open: the log holds its commits.
+  reader = openDatabase(path, { readOnly: true });
+  writer = openDatabase(path);
+  await new SqliteStorage<number>(writer, "q").push(3);
+  writer.close();
+  assert.equal((await new SqliteStorage(reader).stats()).total, 3);
+  const before = await filesOf(tmp.dir);
+  reader.close();
+  assert.deepEqual(await filesOf(tmp.dir), before, "the log of commits is left as it was");
+  const next = openDatabase(path);
+  assert.equal((await new SqliteStorage(next).stats()).total, 3, "and the next open reads it");
+  next.close();
+  assert.deepEqual(await names(), ["queue.db"]);
 });

@@ -13,7 +13,8 @@ export const boardCommand: Command = {
 
 Serves the dashboard: queues with counts and the last hour's throughput, tasks (retry, kill,
 delete), workers, and workflow runs drawn as graphs. Pages refresh their data live; every page
-is also JSON under /api/ (see the README). Stops on Ctrl-C.
+is also JSON under /api/ (see the README). Stops on Ctrl-C. The file is opened read-only; the
+first retry, kill or delete opens it for writing.
 
 Options:
   --port N            the port (default 8000; 0 picks a free one)
@@ -50,7 +51,7 @@ Examples:
       : values.refresh === "0"
       ? 0
       : parseDuration(values.refresh, "--refresh");
-    const { db } = openForCommand(globals);
+    const { db } = openForCommand(globals, "read-then-write");
     try {
       if (!LOOPBACK.has(hostname) && token === undefined) {
         io.stderr(

@@ -10,8 +10,9 @@ export const initCommand: Command = {
   help: `Usage: apalis init
 
 Creates the database file (--db, else $APALIS_DB, else ./apalis.db) with the apalis tables, or
-upgrades an existing one to this version's schema. Safe to run again. Prints the file's path and
-its schema version.
+upgrades an existing one to this version's schema. Safe to run again. Given another
+application's SQLite file, it adds the apalis tables beside that application's own (and
+switches the file to WAL). Prints the file's path and its schema version.
 
 Options:
   --json   print {"path", "schemaVersion"}
@@ -22,7 +23,7 @@ Example:
   async run({ io, args, globals }) {
     const { positionals } = parseOptions("init", args, {});
     expectPositionals("init", positionals, []);
-    const { db } = openForCommand(globals, { create: true });
+    const { db } = openForCommand(globals, "setup");
     try {
       const path = resolve(globals.db);
       const version = schemaVersion(db);

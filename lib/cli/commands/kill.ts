@@ -23,7 +23,7 @@ Example:
   async run({ io, args, globals }) {
     const { values, positionals } = parseOptions("kill", args, { reason: { type: "string" } });
     const [id] = expectPositionals("kill", positionals, ["ID"]);
-    const { db, storage } = openForCommand(globals);
+    const { db, storage } = openForCommand(globals, "write");
     try {
       const task = await storage.kill(id!, values.reason).catch((error) => {
         throw error instanceof TaskNotFoundError ? new UsageError(error.message) : error;

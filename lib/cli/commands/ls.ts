@@ -43,7 +43,7 @@ Example:
     const status = parseStatus(values.status);
     const pageSize = values.limit === undefined ? 20 : parseInteger(values.limit, "--limit", 1);
     const page = values.page === undefined ? 1 : parseInteger(values.page, "--page", 1);
-    const { db, storage } = openForCommand(globals);
+    const { db, storage } = openForCommand(globals, "read");
     try {
       const tasks = await storage.listTasks({ queue, status, page, pageSize });
       if (globals.json) io.stdout(json(tasks));

@@ -26,7 +26,8 @@ export const pushCommand: Command = {
 Enqueues one task whose payload is the JSON argument, or one task per non-empty line of an
 NDJSON file (--file -: standard input). Every line is checked before anything is written: a
 line that is not valid JSON writes nothing and exits 2, naming the line. Tasks are written in
-transactions of ${BATCH}, with a progress bar on a terminal. Creates a missing database.
+transactions of ${BATCH}, with a progress bar on a terminal. Creates a missing database;
+an existing file must already have the apalis tables (see 'apalis init').
 Prints the new task ids, one per line.
 
 Options (they apply to every task pushed):
@@ -78,7 +79,7 @@ Examples:
       if (globals.json) io.stdout(json([]));
       return 0;
     }
-    const { db, storage } = openForCommand(globals, { create: true });
+    const { db, storage } = openForCommand(globals, "create");
     try {
       const ids = await write(io, storage.forQueue(queue), payloads, options, !globals.json);
       if (globals.json) io.stdout(json(ids));

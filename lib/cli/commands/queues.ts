@@ -23,7 +23,7 @@ Example:
   async run({ io, args, globals }) {
     const { positionals } = parseOptions("queues", args, {});
     expectPositionals("queues", positionals, []);
-    const { db, storage } = openForCommand(globals);
+    const { db, storage } = openForCommand(globals, "read");
     try {
       const queues = await storage.listQueues();
       if (globals.json) io.stdout(json(queues));

@@ -42,7 +42,7 @@ Examples:
         }`,
       );
     }
-    const { db, storage } = openForCommand(globals);
+    const { db, storage } = openForCommand(globals, "write");
     try {
       if (bulk) {
         const retried = await storage.retryAll({

@@ -30,7 +30,7 @@ Example:
   async run({ io, args, globals }) {
     const { positionals } = parseOptions("show", args, {});
     const [id] = expectPositionals("show", positionals, ["ID"]);
-    const { db, storage } = openForCommand(globals);
+    const { db, storage } = openForCommand(globals, "read");
     try {
       const task = await storage.fetchById(id!);
       if (!task) throw new UsageError(`Cannot find task '${id}': no task has this id`);

@@ -52,7 +52,7 @@ Examples:
     }
     const interval = parseDuration(values.interval ?? "2s", "--interval");
     if (interval < 1) throw new UsageError("option '--interval' must be at least 1ms");
-    const { db, storage } = openForCommand(globals);
+    const { db, storage } = openForCommand(globals, "read");
     try {
       if (!values.watch) {
         const stats = await collect(storage, queue);

@@ -26,7 +26,7 @@ Example:
     const olderThanMs = values["older-than"] === undefined
       ? 0
       : parseDuration(values["older-than"], "--older-than");
-    const { db, storage } = openForCommand(globals);
+    const { db, storage } = openForCommand(globals, "write");
     try {
       const deleted = await storage.vacuum({ olderThanMs });
       io.stdout(

@@ -105,7 +105,7 @@ Examples:
     if (values.name === "") throw new UsageError("option '--name' must not be empty");
     const name = values.name ?? `${HOST_NAME}-${PROCESS_ID}`;
 
-    const { db, storage } = openForCommand(globals);
+    const { db, storage } = openForCommand(globals, "write");
     const runner = url === undefined ? execRunner(values.exec!, io.env) : httpRunner(url);
     try {
       const counts = { done: 0, failed: 0, killed: 0 };

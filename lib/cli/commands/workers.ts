@@ -30,7 +30,7 @@ Example:
   async run({ io, args, globals }) {
     const { positionals } = parseOptions("workers", args, {});
     const [queue] = expectPositionals("workers", positionals, ["QUEUE"], 0);
-    const { db, storage } = openForCommand(globals);
+    const { db, storage } = openForCommand(globals, "read");
     try {
       const workers = await storage.listWorkers(queue);
       if (globals.json) io.stdout(json(workers));
