@@ -9,6 +9,7 @@ import { RUN_STATUSES, type RunStatus } from "../store/runs.ts";
 import { TASK_STATUSES, type TaskStatus } from "../store/tasks.ts";
 import { BOARD_CSS, BOARD_JS } from "./assets.ts";
 import { BoardAuth } from "./auth.ts";
+import { hostPolicy } from "./hosts.ts";
 import { overview, queuePage, runsPage, runView } from "./data.ts";
 import { jsonReplacer } from "./format.ts";
 import { href, layout, type Page, type PageContext } from "./layout.ts";
@@ -34,6 +35,23 @@ export interface BoardOptions {
   refreshMs?: number;
   /** Where time comes from (tests). */
   clock?: Clock;
+  /**
+   * Host names the board answers besides this machine's loopback names (`localhost`, names under
+   * `.localhost`, `127.0.0.1`, `[::1]`), which it always answers. `"board.example.com"` is that
+   * name, `".example.com"` that domain and every name under it, `"*"` any name. A request whose
+   * `Host` is none of them gets 403 before anything else runs: this stops DNS rebinding, where a
+   * page on an attacker's domain that resolves to 127.0.0.1 reads and acts on the board. Ports
+   * are not compared. Mounted in a server reached by a public name, list that name here.
+   * @default {[]}
+   */
+  allowedHosts?: readonly string[];
+  /**
+   * Also answer requests addressed by any IP address, like `http://192.0.2.7:8000/` (an address
+   * is not looked up, so DNS cannot rebind it). `serveBoard` turns this on when it
+   * listens on an address that is not loopback, such as `0.0.0.0`.
+   * @default {false}
+   */
+  allowIpHosts?: boolean;
 }
 
 /** A `fetch`-style handler: give it to `Deno.serve`, `Bun.serve`, or mount it in your router. */
@@ -80,6 +98,7 @@ class HttpError extends Error {
  */
 export function createBoardHandler(db: Database, options: BoardOptions = {}): BoardHandler {
   const base = normalizeBase(options.basePath ?? "");
+  const hosts = hostPolicy(options.allowedHosts ?? [], options.allowIpHosts ?? false);
   if (options.token !== undefined && options.token.trim() === "") {
     throw new TypeError("Cannot create the board: 'token' must not be empty when given");
   }
@@ -106,6 +125,8 @@ export function createBoardHandler(db: Database, options: BoardOptions = {}): Bo
 
   return async (req) => {
     const url = new URL(req.url);
+    const host = req.headers.get("host") ?? url.host;
+    if (!hosts.allows(host)) return refusedHost(host);
     if (url.pathname !== base && !url.pathname.startsWith(`${base}/`)) {
       return text(404, "Not found");
     }
@@ -337,6 +358,20 @@ function sameOrigin(req: Request, url: URL): boolean {
   } catch {
     return false;
   }
+}
+
+/** 403 for a host name the board does not answer (see `BoardOptions.allowedHosts`). */
+function refusedHost(host: string): Response {
+  const name = host.replace(/:\d+$/, "");
+  const how = /^[A-Za-z0-9._-]+$/.test(name)
+    ? `start the board with --allow-host ${name}, or pass allowedHosts: ["${name}"] to createBoardHandler or serveBoard`
+    : "start the board with --allow-host NAME, or pass allowedHosts to createBoardHandler or serveBoard";
+  return text(
+    403,
+    `Refused: this board does not answer to the host ${
+      JSON.stringify(name)
+    } (a page on another site may be reaching it through DNS rebinding). To allow a name, ${how}.\n`,
+  );
 }
 
 /** One path segment, decoded; a malformed escape is the client's mistake (400), not ours. */

@@ -1,5 +1,6 @@
 import { type BoardOptions, createBoardHandler } from "./handler.ts";
 import type { Database } from "../sqlite/types.ts";
+import { isLoopbackAddress } from "./hosts.ts";
 
 /** Options of {@linkcode serveBoard}. */
 export interface ServeBoardOptions extends BoardOptions {
@@ -31,6 +32,10 @@ interface BunRuntime {
  * Serves the board on Deno or Bun until `signal` aborts. Listens on 127.0.0.1 unless told
  * otherwise: pass `hostname: "0.0.0.0"` only together with a `token`.
  *
+ * It answers only requests addressed to a loopback name (`localhost`, `127.0.0.1`, `[::1]`) or a
+ * name in `allowedHosts`, and, when it listens on an address that is not loopback, to any IP
+ * address (see `allowIpHosts`); anything else gets 403 (DNS rebinding protection).
+ *
  * @example Serve until Ctrl-C
  * ```ts ignore
  * import { openDatabase, serveBoard, SqliteStorage } from "@apalis/sqlite";
@@ -50,7 +55,12 @@ export async function serveBoard(db: Database, options: ServeBoardOptions = {}):
       `Cannot serve the board as 'port' must be an integer from 0 to 65535: current value is ${port}`,
     );
   }
-  const handler = createBoardHandler(db, boardOptions);
+  const handler = createBoardHandler(db, {
+    ...boardOptions,
+    // Reached from elsewhere by address (`http://192.0.2.7:8000/`): answer addresses, which DNS
+    // cannot rebind. Names still need allowedHosts.
+    allowIpHosts: boardOptions.allowIpHosts ?? !isLoopbackAddress(hostname),
+  });
   if (signal?.aborted) return;
   const bun = (globalThis as { Bun?: BunRuntime }).Bun;
   if (bun) {

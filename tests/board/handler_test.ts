@@ -9,7 +9,7 @@ import {
 } from "../../mod.ts";
 import { runUntilFinished, tempDatabase } from "../_helpers.ts";
 
-const ORIGIN = "http://board.test";
+const ORIGIN = "http://localhost:8000";
 const EVIL = "<script>alert(1)</script>";
 
 /** A database with two queues: done, killed, pending and malicious tasks, and one run. */

@@ -1,3 +1,4 @@
+import { allowedHostsProblem } from "../../board/hosts.ts";
 import { serveBoard } from "../../board/serve.ts";
 import { type Command, openForCommand } from "../command.ts";
 import { UsageError } from "../errors.ts";
@@ -21,10 +22,16 @@ Options:
   --token TOKEN       require this token (Authorization: Bearer, or the login page's
                       cookie) for everything; default $APALIS_BOARD_TOKEN
   --refresh DURATION  how often pages refresh their data (default 2s; 0 turns it off)
+  --allow-host NAME   also answer requests addressed to NAME (repeatable): the board
+                      answers only localhost, 127.0.0.1 and [::1] (and any IP address
+                      when --host is not loopback), and refuses other names with 403 so
+                      that no other site can reach it through DNS rebinding;
+                      .example.com allows that domain and the names under it, * any name
 
 Examples:
   apalis board
   APALIS_BOARD_TOKEN=s3cret apalis board --host 0.0.0.0 --port 8080
+  APALIS_BOARD_TOKEN=s3cret apalis board --allow-host jobs.example.com   # behind a proxy
 `,
   async run({ io, args, globals }) {
     const { values, positionals } = parseOptions("board", args, {
@@ -32,6 +39,7 @@ Examples:
       host: { type: "string" },
       token: { type: "string" },
       refresh: { type: "string" },
+      "allow-host": { type: "string", multiple: true },
     });
     expectPositionals("board", positionals, [], 0);
     const port = Number(values.port ?? "8000");
@@ -50,6 +58,9 @@ Examples:
       : values.refresh === "0"
       ? 0
       : parseDuration(values.refresh, "--refresh");
+    const allowedHosts = values["allow-host"] ?? [];
+    const hostProblem = allowedHostsProblem(allowedHosts);
+    if (hostProblem) throw new UsageError(`option '--allow-host' ${hostProblem}`);
     const { db } = openForCommand(globals);
     try {
       if (!LOOPBACK.has(hostname) && token === undefined) {
@@ -57,10 +68,16 @@ Examples:
           `warning: the board listens on ${hostname} without a token: anyone who can reach it can read and change every queue (set --token or $APALIS_BOARD_TOKEN)\n`,
         );
       }
+      if (allowedHosts.some((name) => name.trim() === "*") && token === undefined) {
+        io.stderr(
+          "warning: --allow-host * without a token: a page on any site can reach this board through DNS rebinding and read and change every queue (set --token or $APALIS_BOARD_TOKEN)\n",
+        );
+      }
       await serveBoard(db, {
         port,
         hostname,
         refreshMs,
+        allowedHosts,
         signal: io.signal,
         ...(token === undefined ? {} : { token }),
         onListen: (address) => {
