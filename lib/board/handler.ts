@@ -8,7 +8,7 @@ import { CostlyReads } from "./costly_reads.ts";
 import { RUN_STATUSES, type RunStatus } from "../store/runs.ts";
 import { TASK_STATUSES, type TaskStatus } from "../store/tasks.ts";
 import { BOARD_CSS, BOARD_JS } from "./assets.ts";
-import { BoardAuth } from "./auth.ts";
+import { BoardAuth, checkSessionMs, DEFAULT_SESSION_MS } from "./auth.ts";
 import { hostPolicy } from "./hosts.ts";
 import { overview, queuePage, runsPage, runView } from "./data.ts";
 import { jsonReplacer } from "./format.ts";
@@ -27,6 +27,11 @@ export interface BoardOptions {
    * login page. Without it, anyone who can reach the board can read and act on every queue.
    */
   token?: string;
+  /**
+   * How long a login through the login page lasts, in ms (the cookie's `Max-Age` too): from 1 s
+   * to 400 days. A restart of the board also ends every login. @default {43200000} (12 hours)
+   */
+  sessionMs?: number;
   /** Where the handler is mounted, like `/board` (default: the root). */
   basePath?: string;
   /** Decodes arguments and results for display. @default {JsonCodec} */
@@ -54,8 +59,22 @@ export interface BoardOptions {
   allowIpHosts?: boolean;
 }
 
-/** A `fetch`-style handler: give it to `Deno.serve`, `Bun.serve`, or mount it in your router. */
-export type BoardHandler = (req: Request) => Promise<Response>;
+/**
+ * What the server knows of a request besides the request itself: `Deno.serve` passes it to its
+ * handler as is. Its `remoteAddr.hostname` is the client's address, by which failed logins are
+ * counted (without it, all clients count as one).
+ */
+export interface BoardRequestInfo {
+  /** The client's address: `{ hostname: "192.0.2.1" }` (other fields are ignored). */
+  remoteAddr?: unknown;
+}
+
+/**
+ * A `fetch`-style handler: give it to `Deno.serve`, or mount it in your router. On Bun, pass the
+ * client's address: `fetch: (req, server) => board(req, { remoteAddr: { hostname:
+ * server.requestIP(req)?.address } })` (`serveBoard` does this).
+ */
+export type BoardHandler = (req: Request, info?: BoardRequestInfo) => Promise<Response>;
 
 const PAGE_SIZE = 25;
 const MAX_PAGE_SIZE = 500;
@@ -113,7 +132,10 @@ export function createBoardHandler(db: Database, options: BoardOptions = {}): Bo
     clock,
     ...(options.codec ? { codec: options.codec } : {}),
   });
-  const auth = options.token === undefined ? undefined : new BoardAuth(options.token, base);
+  const sessionMs = checkSessionMs(options.sessionMs ?? DEFAULT_SESSION_MS);
+  const auth = options.token === undefined
+    ? undefined
+    : new BoardAuth(options.token, { path: base, sessionMs, clock });
   const reads = new CostlyReads(clock);
   const context = (): PageContext => ({
     base,
@@ -123,7 +145,7 @@ export function createBoardHandler(db: Database, options: BoardOptions = {}): Bo
     dbPath: db.path,
   });
 
-  return async (req) => {
+  return async (req, info) => {
     const url = new URL(req.url);
     const host = req.headers.get("host") ?? url.host;
     if (!hosts.allows(host)) return refusedHost(host);
@@ -143,8 +165,18 @@ export function createBoardHandler(db: Database, options: BoardOptions = {}): Bo
       if (req.method !== "GET" && req.method !== "HEAD" && !sameOrigin(req, url)) {
         throw new HttpError(403, "Refused: the request came from another site");
       }
-      if (path === "/login" || path === "/logout") return await login(req, url, ctx, auth, path);
-      if (auth && !(await auth.allows(req))) {
+      const client = clientAddress(info);
+      if (path === "/login" || path === "/logout") {
+        return await login(req, url, ctx, auth, path, client);
+      }
+      const verdict = auth ? await auth.allows(req, client) : { ok: true } as const;
+      if (!verdict.ok && verdict.waitMs > 0) {
+        const message = tooManyFailures(verdict.waitMs);
+        if (api) return json(429, { error: message }, retryAfter(verdict.waitMs));
+        const view = messagePage("Too many failed attempts", message);
+        return page(ctx, req, view, 429, retryAfter(verdict.waitMs));
+      }
+      if (!verdict.ok) {
         if (api) {
           return json(401, { error: "A token is required (Authorization: Bearer <token>)" }, {
             "WWW-Authenticate": 'Bearer realm="apalis board"',
@@ -318,6 +350,7 @@ async function login(
   ctx: PageContext,
   auth: BoardAuth | undefined,
   path: string,
+  client: string,
 ): Promise<Response> {
   if (!auth) return redirect(href(ctx, "/"));
   if (path === "/logout") {
@@ -325,16 +358,35 @@ async function login(
     return redirect(href(ctx, "/login"), { "Set-Cookie": auth.logoutCookie() });
   }
   const next = safeNext(url.searchParams.get("next"), ctx);
-  if (req.method === "GET") return page(ctx, req, loginPage(ctx, next, false));
+  if (req.method === "GET") return page(ctx, req, loginPage(ctx, next, null));
   if (req.method !== "POST") throw new HttpError(405, "Log in with POST");
   const form = await req.formData().catch(() => new FormData());
   const token = form.get("token");
   const target = safeNext(String(form.get("next") ?? ""), ctx);
-  if (typeof token === "string" && await auth.accepts(token)) {
+  const verdict = await auth.accepts(typeof token === "string" ? token : "", client);
+  if (verdict.ok) {
     const secure = url.protocol === "https:";
     return redirect(target, { "Set-Cookie": await auth.loginCookie(secure) });
   }
-  return page(ctx, req, loginPage(ctx, target, true), 401);
+  if (verdict.waitMs > 0) {
+    const wait = tooManyFailures(verdict.waitMs);
+    return page(ctx, req, loginPage(ctx, target, wait), 429, retryAfter(verdict.waitMs));
+  }
+  return page(ctx, req, loginPage(ctx, target, "Wrong token."), 401);
+}
+
+/** The client's address from what the server passed along, or "unknown" (all such as one). */
+function clientAddress(info: BoardRequestInfo | undefined): string {
+  const address = info?.remoteAddr as { hostname?: unknown } | undefined;
+  return typeof address?.hostname === "string" ? address.hostname : "unknown";
+}
+
+function tooManyFailures(waitMs: number): string {
+  return `Too many failed attempts from your address: try again in ${Math.ceil(waitMs / 1000)} s.`;
+}
+
+function retryAfter(waitMs: number): Record<string, string> {
+  return { "Retry-After": String(Math.ceil(waitMs / 1000)) };
 }
 
 /** A redirect target inside the board, or the overview: never another site. */
@@ -469,13 +521,20 @@ const SECURITY_HEADERS: Record<string, string> = {
 };
 
 /** A page, whole or (for the live refresh) only its `<main>` content. */
-function page(ctx: PageContext, req: Request, view: Page, status = view.status ?? 200): Response {
+function page(
+  ctx: PageContext,
+  req: Request,
+  view: Page,
+  status = view.status ?? 200,
+  extra: Record<string, string> = {},
+): Response {
   const partial = req.headers.get("x-board-partial") === "1";
   const body = partial ? view.content.text : layout(ctx, view).text.trimStart();
   const headers: Record<string, string> = {
     ...SECURITY_HEADERS,
     "Content-Type": "text/html; charset=utf-8",
     "Cache-Control": "no-store",
+    ...extra,
   };
   if (partial) headers["X-Board-Partial"] = "1";
   return new Response(req.method === "HEAD" ? null : body, { status, headers });

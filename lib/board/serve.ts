@@ -17,6 +17,7 @@ export interface ServeBoardOptions extends BoardOptions {
 interface BunServer {
   port: number;
   hostname: string;
+  requestIP(req: Request): { address: string } | null;
   stop(closeActiveConnections?: boolean): void | Promise<void>;
 }
 
@@ -24,7 +25,7 @@ interface BunRuntime {
   serve(options: {
     port: number;
     hostname: string;
-    fetch: (req: Request) => Promise<Response>;
+    fetch: (req: Request, server: BunServer) => Promise<Response>;
   }): BunServer;
 }
 
@@ -64,7 +65,13 @@ export async function serveBoard(db: Database, options: ServeBoardOptions = {}):
   if (signal?.aborted) return;
   const bun = (globalThis as { Bun?: BunRuntime }).Bun;
   if (bun) {
-    const server = bun.serve({ port, hostname, fetch: handler });
+    const server = bun.serve({
+      port,
+      hostname,
+      // The client's address, as Deno.serve passes it: failed logins are counted by it.
+      fetch: (req, server) =>
+        handler(req, { remoteAddr: { hostname: server.requestIP(req)?.address } }),
+    });
     onListen?.({ hostname: server.hostname, port: server.port });
     await new Promise<void>((resolve) => {
       if (!signal) return; // serve until the process ends

@@ -67,6 +67,9 @@ Deno.test("boardCommand.run() exits 2 with the reason when an option is invalid"
       [["board", "extra"], /apalis board --help/],
       [["board", "--allow-host", "http://jobs.example.com"], /option '--allow-host'.*host name/],
       [["board", "--allow-host", ""], /option '--allow-host'/],
+      [["board", "--token", "t", "--session", "0s"], /option '--session' must be .*1s/],
+      [["board", "--token", "t", "--session", "401d"], /option '--session' must be/],
+      [["board", "--session", "1h"], /option '--session' needs a token/],
     ] as const
   ) {
     const io = captureIo({ env: { APALIS_DB: temp.path } });
@@ -114,4 +117,24 @@ Deno.test("boardCommand.run() warns when --allow-host '*' leaves a board without
   io.interrupt();
   assert.equal(await exit, 0);
   assert.match(io.err, /warning: .*--allow-host \*.* without a token/);
+});
+
+Deno.test("boardCommand.run() --session sets how long a login lasts (the cookie's Max-Age)", async () => {
+  await using temp = await tempDatabase();
+  const io = captureIo({ env: { APALIS_DB: temp.path } });
+  const exit = main(["board", "--port", "0", "--token", "s3cret", "--session", "30m"], io);
+  await waitUntil(() => /token required/.test(io.out), "the board printed its address");
+  const url = io.out.match(/http:\/\/127\.0\.0\.1:\d+\//)![0];
+  try {
+    const login = await fetch(`${url}login`, {
+      method: "POST",
+      body: new URLSearchParams({ token: "s3cret" }),
+      redirect: "manual",
+    });
+    assert.equal(login.status, 303);
+    assert.match(login.headers.get("set-cookie") ?? "", /; Max-Age=1800;/);
+  } finally {
+    io.interrupt();
+  }
+  assert.equal(await exit, 0);
 });

@@ -22,6 +22,8 @@ Options:
   --token TOKEN       require this token (Authorization: Bearer, or the login page's
                       cookie) for everything; default $APALIS_BOARD_TOKEN
   --refresh DURATION  how often pages refresh their data (default 2s; 0 turns it off)
+  --session DURATION  how long a login through the login page lasts (default 12h, at
+                      most 400d); a restart of the board also ends every login
   --allow-host NAME   also answer requests addressed to NAME (repeatable): the board
                       answers only localhost, 127.0.0.1 and [::1] (and any IP address
                       when --host is not loopback), and refuses other names with 403 so
@@ -39,6 +41,7 @@ Examples:
       host: { type: "string" },
       token: { type: "string" },
       refresh: { type: "string" },
+      session: { type: "string" },
       "allow-host": { type: "string", multiple: true },
     });
     expectPositionals("board", positionals, [], 0);
@@ -58,6 +61,17 @@ Examples:
       : values.refresh === "0"
       ? 0
       : parseDuration(values.refresh, "--refresh");
+    const sessionMs = values.session === undefined
+      ? undefined
+      : parseDuration(values.session, "--session");
+    if (sessionMs !== undefined && token === undefined) {
+      throw new UsageError("option '--session' needs a token (--token or $APALIS_BOARD_TOKEN)");
+    }
+    if (sessionMs !== undefined && (sessionMs < 1000 || sessionMs > 400 * 86_400_000)) {
+      throw new UsageError(
+        `option '--session' must be from 1s to 400d: current value is '${values.session}'`,
+      );
+    }
     const allowedHosts = values["allow-host"] ?? [];
     const hostProblem = allowedHostsProblem(allowedHosts);
     if (hostProblem) throw new UsageError(`option '--allow-host' ${hostProblem}`);
@@ -80,6 +94,7 @@ Examples:
         allowedHosts,
         signal: io.signal,
         ...(token === undefined ? {} : { token }),
+        ...(sessionMs === undefined ? {} : { sessionMs }),
         onListen: (address) => {
           const host = address.hostname.includes(":") ? `[${address.hostname}]` : address.hostname;
           io.stdout(
