@@ -91,6 +91,11 @@ class HttpError extends Error {
  * (refreshing their data live), and the same data as JSON under `/api/`. It reads and writes
  * through the public `SqliteStorage` API, and its pages, styles and script are built in.
  *
+ * It answers only requests addressed to this machine's loopback names (`localhost`,
+ * `127.0.0.1`, `[::1]`) or to a name in `allowedHosts`: mounted in a server that people reach by
+ * another name, list that name. With a `token`, wrong tokens are counted per client address
+ * (pass the server's request info along, as `Deno.serve` does) and answered 429 after 5 tries.
+ *
  * @example Serve it with Deno on localhost, behind a token
  * ```ts ignore
  * import { createBoardHandler, openDatabase, SqliteStorage } from "@apalis/sqlite";

@@ -45,6 +45,9 @@ Examples:
       "allow-host": { type: "string", multiple: true },
     });
     expectPositionals("board", positionals, [], 0);
+    const allowedHosts = values["allow-host"] ?? [];
+    const hostProblem = allowedHostsProblem(allowedHosts);
+    if (hostProblem) throw new UsageError(`option '--allow-host' ${hostProblem}`);
     const port = Number(values.port ?? "8000");
     if (!Number.isInteger(port) || port < 0 || port > 65535) {
       throw new UsageError(
@@ -56,11 +59,6 @@ Examples:
     if (token !== undefined && token.trim() === "") {
       throw new UsageError("option '--token' (or $APALIS_BOARD_TOKEN) must not be empty");
     }
-    const refreshMs = values.refresh === undefined
-      ? 2000
-      : values.refresh === "0"
-      ? 0
-      : parseDuration(values.refresh, "--refresh");
     const sessionMs = values.session === undefined
       ? undefined
       : parseDuration(values.session, "--session");
@@ -72,9 +70,11 @@ Examples:
         `option '--session' must be from 1s to 400d: current value is '${values.session}'`,
       );
     }
-    const allowedHosts = values["allow-host"] ?? [];
-    const hostProblem = allowedHostsProblem(allowedHosts);
-    if (hostProblem) throw new UsageError(`option '--allow-host' ${hostProblem}`);
+    const refreshMs = values.refresh === undefined
+      ? 2000
+      : values.refresh === "0"
+      ? 0
+      : parseDuration(values.refresh, "--refresh");
     const { db } = openForCommand(globals);
     try {
       if (!LOOPBACK.has(hostname) && token === undefined) {
