@@ -70,10 +70,7 @@ export class BoardAuth {
   async accepts(token: string, client: string): Promise<Verdict> {
     const waitMs = this.#throttle.waitMs(client);
     if (waitMs > 0) return { ok: false, waitMs };
-    if (sameBytes(await this.#mac(`token:${token}`), await this.#expected)) {
-      this.#throttle.succeeded(client);
-      return { ok: true };
-    }
+    if (sameBytes(await this.#mac(`token:${token}`), await this.#expected)) return { ok: true };
     this.#throttle.failed(client);
     return { ok: false, waitMs: 0 };
   }

@@ -25,10 +25,12 @@ interface Client {
  * Slows down guessing of the board's token, per client address. A client's first 5 failures
  * are answered at once; the 5th makes it wait 1 s, and each further one doubles the wait, up to
  * 60 s. While it waits, its attempts are refused without being checked (so the answer does not
- * tell a right token from a wrong one). A success, or 15 minutes without a failure, starts the
- * count again. When more than 100 failures come from all clients within a minute (a guess spread
- * over many addresses), every failure makes its client wait. IPv6 addresses count by /64, the
- * block one host usually holds. At most 10,000 clients are kept: the oldest go first.
+ * tell a right token from a wrong one). 15 minutes without a failure start the count again; a
+ * success does not (behind a proxy, clients share an address: an operator's logins must not
+ * give an attacker there fresh tries). When more than 100 failures come from all clients within
+ * a minute (a guess spread over many addresses), every failure makes its client wait. IPv6
+ * addresses count by /64, the block one host usually holds. At most 10,000 clients are kept:
+ * the oldest go first.
  *
  * @example Usage
  * ```ts
@@ -82,11 +84,6 @@ export class LoginThrottle {
       // Even a client that is waiting goes: the map must not grow (it only gets a fresh count).
       this.#clients.delete(oldest);
     }
-  }
-
-  /** Records a success from `address`: its count starts again. */
-  succeeded(address: string): void {
-    this.#clients.delete(clientKey(address));
   }
 
   /** Notes a failure at `now`; whether the failures of the last minute are over the limit. */

@@ -123,8 +123,11 @@ Deno.test("createBoardHandler() slows failed logins per client address: 429 with
 
   clock.advance(1000);
   assert.equal((await login(board, TOKEN)).status, 303, "the wait is over");
-  for (let i = 1; i <= 5; i++) assert.equal((await login(board, "x")).status, 401);
-  assert.equal((await login(board, "x")).status, 429, "a success starts the count again");
+  // A success does not wipe the count: behind a proxy, an attacker shares the operator's address.
+  assert.equal((await login(board, "x")).status, 401);
+  const again = await login(board, "x");
+  assert.equal(again.status, 429);
+  assert.equal(again.headers.get("retry-after"), "2");
 });
 
 Deno.test("createBoardHandler() doubles the wait with each further failure, up to 60 s, and forgets failures after 15 minutes", async () => {
@@ -150,7 +153,6 @@ Deno.test("createBoardHandler() doubles the wait with each further failure, up t
   clock.advance(60_000);
   assert.equal((await bearer(TOKEN)).status, 200, "never locked out for good");
 
-  for (let i = 1; i <= 5; i++) assert.equal((await bearer("wrong")).status, 401);
   clock.advance(15 * 60_000);
   for (let i = 1; i <= 5; i++) {
     assert.equal((await bearer("wrong")).status, 401, "failures 15 minutes old are forgotten");

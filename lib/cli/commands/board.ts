@@ -20,7 +20,8 @@ Options:
   --port N            the port (default 8000; 0 picks a free one)
   --host HOST         the interface (default 127.0.0.1: this machine only)
   --token TOKEN       require this token (Authorization: Bearer, or the login page's
-                      cookie) for everything; default $APALIS_BOARD_TOKEN
+                      cookie) for everything; default $APALIS_BOARD_TOKEN. After 5 wrong
+                      tokens an address waits 1s, doubling with each more, up to 60s
   --refresh DURATION  how often pages refresh their data (default 2s; 0 turns it off)
   --session DURATION  how long a login through the login page lasts (default 12h, at
                       most 400d); a restart of the board also ends every login
