@@ -128,9 +128,13 @@ Deno.test("serveBoard() with allowedHosts answers those names (a leading dot: th
   }
 });
 
+const IPV6 = supportsIpv6();
+
 Deno.test({
-  name: "serveBoard() on [::1] answers loopback names and refuses others",
-  ignore: !supportsIpv6(),
+  name: `serveBoard() on [::1] answers loopback names and refuses others${
+    IPV6 ? "" : " (ignored: this machine has no IPv6 loopback)"
+  }`,
+  ignore: !IPV6,
   async fn() {
     await using temp = await tempDatabase();
     await using board = await serveOnFreePort(temp.db, { hostname: "::1" });
