@@ -117,7 +117,6 @@ export type { FilterMapOptions } from "./lib/workflow/workflow.ts";
 export {
   type BoardHandler,
   type BoardOptions,
-  type BoardRequestInfo,
   createBoardHandler,
   serveBoard,
   type ServeBoardOptions,

@@ -60,21 +60,13 @@ export interface BoardOptions {
 }
 
 /**
- * What the server knows of a request besides the request itself: `Deno.serve` passes it to its
- * handler as is. Its `remoteAddr.hostname` is the client's address, by which failed logins are
- * counted (without it, all clients count as one).
+ * A `fetch`-style handler: give it to `Deno.serve`, or mount it in your router. `info` is what
+ * the server knows of the request: `Deno.serve` passes its `remoteAddr`, whose `hostname` (the
+ * client's address) is what wrong tokens are counted by; without one, all clients count as one.
+ * On Bun, pass it yourself: `fetch: (req, server) => board(req, { remoteAddr: { hostname:
+ * server.requestIP(req)?.address } })` (`serveBoard` does this). Anything else is ignored.
  */
-export interface BoardRequestInfo {
-  /** The client's address: `{ hostname: "192.0.2.1" }` (other fields are ignored). */
-  remoteAddr?: unknown;
-}
-
-/**
- * A `fetch`-style handler: give it to `Deno.serve`, or mount it in your router. On Bun, pass the
- * client's address: `fetch: (req, server) => board(req, { remoteAddr: { hostname:
- * server.requestIP(req)?.address } })` (`serveBoard` does this).
- */
-export type BoardHandler = (req: Request, info?: BoardRequestInfo) => Promise<Response>;
+export type BoardHandler = (req: Request, info?: unknown) => Promise<Response>;
 
 const PAGE_SIZE = 25;
 const MAX_PAGE_SIZE = 500;
@@ -132,12 +124,12 @@ export function createBoardHandler(db: Database, options: BoardOptions = {}): Bo
       `Cannot create the board: 'refreshMs' must be an integer >= 0: current value is ${refreshMs}`,
     );
   }
+  const sessionMs = checkSessionMs(options.sessionMs ?? DEFAULT_SESSION_MS);
   const clock = options.clock ?? systemClock;
   const storage = new SqliteStorage<unknown>(db, "apalis-board", {
     clock,
     ...(options.codec ? { codec: options.codec } : {}),
   });
-  const sessionMs = checkSessionMs(options.sessionMs ?? DEFAULT_SESSION_MS);
   const auth = options.token === undefined
     ? undefined
     : new BoardAuth(options.token, { path: base, sessionMs, clock });
@@ -381,8 +373,8 @@ async function login(
 }
 
 /** The client's address from what the server passed along, or "unknown" (all such as one). */
-function clientAddress(info: BoardRequestInfo | undefined): string {
-  const address = info?.remoteAddr as { hostname?: unknown } | undefined;
+function clientAddress(info: unknown): string {
+  const address = (info as { remoteAddr?: { hostname?: unknown } } | undefined)?.remoteAddr;
   return typeof address?.hostname === "string" ? address.hostname : "unknown";
 }
 

@@ -3,10 +3,5 @@
  *
  * @module
  */
-export {
-  type BoardHandler,
-  type BoardOptions,
-  type BoardRequestInfo,
-  createBoardHandler,
-} from "./handler.ts";
+export { type BoardHandler, type BoardOptions, createBoardHandler } from "./handler.ts";
 export { serveBoard, type ServeBoardOptions } from "./serve.ts";
