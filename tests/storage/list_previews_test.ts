@@ -101,3 +101,20 @@ Deno.test("SqliteStorage.listTasks() throws a RangeError naming previewBytes whe
     );
   }
 });
+
+Deno.test("SqliteStorage.listTasks({ previewBytes }) counts and cuts bytes also for a value stored as text", async () => {
+  await using temp = await tempDatabase();
+  const storage = new SqliteStorage<string>(temp.db, "texts");
+  const id = await storage.push("ü".repeat(100)); // 202 bytes of JSON, 102 characters
+  // Another writer (or an older version) may have stored the payload as TEXT, not as a BLOB.
+  temp.db.run("UPDATE apalis_tasks SET args = CAST(args AS TEXT) WHERE id = ?", [id]);
+  assert.equal(
+    temp.db.get<{ t: string }>("SELECT typeof(args) AS t FROM apalis_tasks WHERE id = ?", [id])?.t,
+    "text",
+  );
+  const [cut] = await storage.listTasks({ queue: "texts", previewBytes: 21 });
+  assert.deepEqual(cut!.cut, { args: { bytes: 202, text: `"${"ü".repeat(10)}` } });
+  const [whole] = await storage.listTasks({ queue: "texts", previewBytes: 202 });
+  assert.equal(whole!.args, "ü".repeat(100));
+  assert.equal(whole!.cut, undefined);
+});
