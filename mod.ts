@@ -82,6 +82,7 @@ export {
   WaitTimeoutError,
 } from "./lib/storage/errors.ts";
 export type {
+  CutValue,
   QueueInfo,
   RunHeader,
   RunRecord,

@@ -115,20 +115,31 @@ export interface QueuePage {
   counts: StatusCounts;
   /** When `counts` were read (see {@linkcode Overview.countedAt}). */
   countedAt: number;
+  /**
+   * The tasks, with arguments and results over {@linkcode LIST_PREVIEW_BYTES} left out and
+   * described in `cut` (size, first bytes as text): `GET /api/tasks/:id` gives them whole.
+   */
   tasks: TaskRecord[];
   /** Whether an older page exists. */
   more: boolean;
 }
 
-/** One page of a queue's tasks, newest first. */
+/**
+ * How much of each task's arguments and result a listing reads: longer ones are previews (see
+ * `TaskRecord.cut`), so a page of 5 MB payloads stays small. A task's own page reads it whole.
+ */
+export const LIST_PREVIEW_BYTES = 1024;
+
+/** One page of a queue's tasks, newest first, payloads cut to {@linkcode LIST_PREVIEW_BYTES}. */
 export async function queuePage(
   storage: SqliteStorage,
   reads: CostlyReads,
   asked: { queue: string; status: TaskStatus | null; page: number; pageSize: number },
 ): Promise<QueuePage> {
   const { queue, status, page, pageSize } = asked;
+  const previewBytes = LIST_PREVIEW_BYTES;
   const [tasks, counts] = await Promise.all([
-    storage.listTasks({ queue, page, pageSize, ...(status ? { status } : {}) }),
+    storage.listTasks({ queue, page, pageSize, previewBytes, ...(status ? { status } : {}) }),
     reads.get(`stats:${queue}`, () => storage.stats(queue)),
   ]);
   // Reused counts may lag the listing: a full page may then have a next one too.

@@ -25,16 +25,47 @@ const PREVIEW_LIMIT = 64 * 1024;
  * note, so a 5 MB payload does not make a 5 MB page.
  */
 export function pretty(value: unknown): string {
+  return prettyShown(value).text;
+}
+
+/** {@linkcode pretty}, and whether the text was cut at 64 KiB. */
+export function prettyShown(value: unknown): { text: string; cut: boolean } {
   let text: string;
   try {
     text = JSON.stringify(value, jsonReplacer, 2) ?? String(value);
   } catch (error) {
     text = `(cannot show: ${error instanceof Error ? error.message : String(error)})`;
   }
-  if (text.length <= PREVIEW_LIMIT) return text;
-  return `${text.slice(0, PREVIEW_LIMIT)}\n… (${
-    count(text.length - PREVIEW_LIMIT)
-  } more characters)`;
+  if (text.length <= PREVIEW_LIMIT) return { text, cut: false };
+  return {
+    text: `${text.slice(0, PREVIEW_LIMIT)}\n… (${
+      count(text.length - PREVIEW_LIMIT)
+    } more characters)`,
+    cut: true,
+  };
+}
+
+/** A size in bytes for people: `512 B`, `4.2 KB`, `1.0 MB` (powers of 1000). */
+export function formatBytes(bytes: number): string {
+  if (bytes < 1000) return `${bytes} B`;
+  const units = ["KB", "MB", "GB", "TB"];
+  let value = bytes / 1000;
+  let unit = 0;
+  while (value >= 999.95 && unit < units.length - 1) {
+    value /= 1000;
+    unit++;
+  }
+  return `${value.toFixed(1)} ${units[unit]}`;
+}
+
+/**
+ * One line of a value a listing did not read whole (see `TaskRecord.cut`): the start of its
+ * text, cut at `max` characters, or nothing for a codec that does not write text.
+ */
+export function cutPreview(text: string | undefined, max = 80): string {
+  if (text === undefined) return "";
+  const line = text.replace(/\s+/g, " ");
+  return `${line.slice(0, max - 1)}…`;
 }
 
 /** One line of a value, at most `max` characters. */

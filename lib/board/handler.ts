@@ -8,7 +8,8 @@ import { CostlyReads } from "./costly_reads.ts";
 import { RUN_STATUSES, type RunStatus } from "../store/runs.ts";
 import { TASK_STATUSES, type TaskStatus } from "../store/tasks.ts";
 import { BOARD_CSS, BOARD_JS } from "./assets.ts";
-import { BoardAuth } from "./auth.ts";
+import { BoardAuth, checkSessionMs, DEFAULT_SESSION_MS } from "./auth.ts";
+import { hostPolicy } from "./hosts.ts";
 import { overview, queuePage, runsPage, runView } from "./data.ts";
 import { jsonReplacer } from "./format.ts";
 import { href, layout, type Page, type PageContext } from "./layout.ts";
@@ -26,6 +27,11 @@ export interface BoardOptions {
    * login page. Without it, anyone who can reach the board can read and act on every queue.
    */
   token?: string;
+  /**
+   * How long a login through the login page lasts, in ms (the cookie's `Max-Age` too): from 1 s
+   * to 400 days. A restart of the board also ends every login. @default {43200000} (12 hours)
+   */
+  sessionMs?: number;
   /** Where the handler is mounted, like `/board` (default: the root). */
   basePath?: string;
   /** Decodes arguments and results for display. @default {JsonCodec} */
@@ -34,10 +40,33 @@ export interface BoardOptions {
   refreshMs?: number;
   /** Where time comes from (tests). */
   clock?: Clock;
+  /**
+   * Host names the board answers besides this machine's loopback names (`localhost`, names under
+   * `.localhost`, `127.0.0.1`, `[::1]`), which it always answers. `"board.example.com"` is that
+   * name, `".example.com"` that domain and every name under it, `"*"` any name. A request whose
+   * `Host` is none of them gets 403 before anything else runs: this stops DNS rebinding, where a
+   * page on an attacker's domain that resolves to 127.0.0.1 reads and acts on the board. Ports
+   * are not compared. Mounted in a server reached by a public name, list that name here.
+   * @default {[]}
+   */
+  allowedHosts?: readonly string[];
+  /**
+   * Also answer requests addressed by any IP address, like `http://192.0.2.7:8000/` (an address
+   * is not looked up, so DNS cannot rebind it). `serveBoard` turns this on when it
+   * listens on an address that is not loopback, such as `0.0.0.0`.
+   * @default {false}
+   */
+  allowIpHosts?: boolean;
 }
 
-/** A `fetch`-style handler: give it to `Deno.serve`, `Bun.serve`, or mount it in your router. */
-export type BoardHandler = (req: Request) => Promise<Response>;
+/**
+ * A `fetch`-style handler: give it to `Deno.serve`, or mount it in your router. `info` is what
+ * the server knows of the request: `Deno.serve` passes its `remoteAddr`, whose `hostname` (the
+ * client's address) is what wrong tokens are counted by; without one, all clients count as one.
+ * On Bun, pass it yourself: `fetch: (req, server) => board(req, { remoteAddr: { hostname:
+ * server.requestIP(req)?.address } })` (`serveBoard` does this). Anything else is ignored.
+ */
+export type BoardHandler = (req: Request, info?: unknown) => Promise<Response>;
 
 const PAGE_SIZE = 25;
 const MAX_PAGE_SIZE = 500;
@@ -53,6 +82,11 @@ class HttpError extends Error {
  * The dashboard as a `fetch` handler: HTML pages for queues, tasks, workers and workflow runs
  * (refreshing their data live), and the same data as JSON under `/api/`. It reads and writes
  * through the public `SqliteStorage` API, and its pages, styles and script are built in.
+ *
+ * It answers only requests addressed to this machine's loopback names (`localhost`,
+ * `127.0.0.1`, `[::1]`) or to a name in `allowedHosts`: mounted in a server that people reach by
+ * another name, list that name. With a `token`, wrong tokens are counted per client address
+ * (pass the server's request info along, as `Deno.serve` does) and answered 429 after 5 tries.
  *
  * @example Serve it with Deno on localhost, behind a token
  * ```ts ignore
@@ -80,6 +114,7 @@ class HttpError extends Error {
  */
 export function createBoardHandler(db: Database, options: BoardOptions = {}): BoardHandler {
   const base = normalizeBase(options.basePath ?? "");
+  const hosts = hostPolicy(options.allowedHosts ?? [], options.allowIpHosts ?? false);
   if (options.token !== undefined && options.token.trim() === "") {
     throw new TypeError("Cannot create the board: 'token' must not be empty when given");
   }
@@ -89,12 +124,15 @@ export function createBoardHandler(db: Database, options: BoardOptions = {}): Bo
       `Cannot create the board: 'refreshMs' must be an integer >= 0: current value is ${refreshMs}`,
     );
   }
+  const sessionMs = checkSessionMs(options.sessionMs ?? DEFAULT_SESSION_MS);
   const clock = options.clock ?? systemClock;
   const storage = new SqliteStorage<unknown>(db, "apalis-board", {
     clock,
     ...(options.codec ? { codec: options.codec } : {}),
   });
-  const auth = options.token === undefined ? undefined : new BoardAuth(options.token, base);
+  const auth = options.token === undefined
+    ? undefined
+    : new BoardAuth(options.token, { path: base, sessionMs, clock });
   const reads = new CostlyReads(clock);
   const context = (): PageContext => ({
     base,
@@ -104,8 +142,10 @@ export function createBoardHandler(db: Database, options: BoardOptions = {}): Bo
     dbPath: db.path,
   });
 
-  return async (req) => {
+  return async (req, info) => {
     const url = new URL(req.url);
+    const host = req.headers.get("host") ?? url.host;
+    if (!hosts.allows(host)) return refusedHost(host);
     if (url.pathname !== base && !url.pathname.startsWith(`${base}/`)) {
       return text(404, "Not found");
     }
@@ -122,8 +162,18 @@ export function createBoardHandler(db: Database, options: BoardOptions = {}): Bo
       if (req.method !== "GET" && req.method !== "HEAD" && !sameOrigin(req, url)) {
         throw new HttpError(403, "Refused: the request came from another site");
       }
-      if (path === "/login" || path === "/logout") return await login(req, url, ctx, auth, path);
-      if (auth && !(await auth.allows(req))) {
+      const client = clientAddress(info);
+      if (path === "/login" || path === "/logout") {
+        return await login(req, url, ctx, auth, path, client);
+      }
+      const verdict = auth ? await auth.allows(req, client) : { ok: true } as const;
+      if (!verdict.ok && verdict.waitMs > 0) {
+        const message = tooManyFailures(verdict.waitMs);
+        if (api) return json(429, { error: message }, retryAfter(verdict.waitMs));
+        const view = messagePage("Too many failed attempts", message);
+        return page(ctx, req, view, 429, retryAfter(verdict.waitMs));
+      }
+      if (!verdict.ok) {
         if (api) {
           return json(401, { error: "A token is required (Authorization: Bearer <token>)" }, {
             "WWW-Authenticate": 'Bearer realm="apalis board"',
@@ -297,6 +347,7 @@ async function login(
   ctx: PageContext,
   auth: BoardAuth | undefined,
   path: string,
+  client: string,
 ): Promise<Response> {
   if (!auth) return redirect(href(ctx, "/"));
   if (path === "/logout") {
@@ -304,16 +355,35 @@ async function login(
     return redirect(href(ctx, "/login"), { "Set-Cookie": auth.logoutCookie() });
   }
   const next = safeNext(url.searchParams.get("next"), ctx);
-  if (req.method === "GET") return page(ctx, req, loginPage(ctx, next, false));
+  if (req.method === "GET") return page(ctx, req, loginPage(ctx, next, null));
   if (req.method !== "POST") throw new HttpError(405, "Log in with POST");
   const form = await req.formData().catch(() => new FormData());
   const token = form.get("token");
   const target = safeNext(String(form.get("next") ?? ""), ctx);
-  if (typeof token === "string" && await auth.accepts(token)) {
+  const verdict = await auth.accepts(typeof token === "string" ? token : "", client);
+  if (verdict.ok) {
     const secure = url.protocol === "https:";
     return redirect(target, { "Set-Cookie": await auth.loginCookie(secure) });
   }
-  return page(ctx, req, loginPage(ctx, target, true), 401);
+  if (verdict.waitMs > 0) {
+    const wait = tooManyFailures(verdict.waitMs);
+    return page(ctx, req, loginPage(ctx, target, wait), 429, retryAfter(verdict.waitMs));
+  }
+  return page(ctx, req, loginPage(ctx, target, "Wrong token."), 401);
+}
+
+/** The client's address from what the server passed along, or "unknown" (all such as one). */
+function clientAddress(info: unknown): string {
+  const address = (info as { remoteAddr?: { hostname?: unknown } } | undefined)?.remoteAddr;
+  return typeof address?.hostname === "string" ? address.hostname : "unknown";
+}
+
+function tooManyFailures(waitMs: number): string {
+  return `Too many failed attempts from your address: try again in ${Math.ceil(waitMs / 1000)} s.`;
+}
+
+function retryAfter(waitMs: number): Record<string, string> {
+  return { "Retry-After": String(Math.ceil(waitMs / 1000)) };
 }
 
 /** A redirect target inside the board, or the overview: never another site. */
@@ -337,6 +407,20 @@ function sameOrigin(req: Request, url: URL): boolean {
   } catch {
     return false;
   }
+}
+
+/** 403 for a host name the board does not answer (see `BoardOptions.allowedHosts`). */
+function refusedHost(host: string): Response {
+  const name = host.replace(/:\d+$/, "");
+  const how = /^[A-Za-z0-9._-]+$/.test(name)
+    ? `start the board with --allow-host ${name}, or pass allowedHosts: ["${name}"] to createBoardHandler or serveBoard`
+    : "start the board with --allow-host NAME, or pass allowedHosts to createBoardHandler or serveBoard";
+  return text(
+    403,
+    `Refused: this board does not answer to the host ${
+      JSON.stringify(name)
+    } (a page on another site may be reaching it through DNS rebinding). To allow a name, ${how}.\n`,
+  );
 }
 
 /** One path segment, decoded; a malformed escape is the client's mistake (400), not ours. */
@@ -434,13 +518,20 @@ const SECURITY_HEADERS: Record<string, string> = {
 };
 
 /** A page, whole or (for the live refresh) only its `<main>` content. */
-function page(ctx: PageContext, req: Request, view: Page, status = view.status ?? 200): Response {
+function page(
+  ctx: PageContext,
+  req: Request,
+  view: Page,
+  status = view.status ?? 200,
+  extra: Record<string, string> = {},
+): Response {
   const partial = req.headers.get("x-board-partial") === "1";
   const body = partial ? view.content.text : layout(ctx, view).text.trimStart();
   const headers: Record<string, string> = {
     ...SECURITY_HEADERS,
     "Content-Type": "text/html; charset=utf-8",
     "Cache-Control": "no-store",
+    ...extra,
   };
   if (partial) headers["X-Board-Partial"] = "1";
   return new Response(req.method === "HEAD" ? null : body, { status, headers });

@@ -1,5 +1,6 @@
 import { type BoardOptions, createBoardHandler } from "./handler.ts";
 import type { Database } from "../sqlite/types.ts";
+import { isLoopbackAddress } from "./hosts.ts";
 
 /** Options of {@linkcode serveBoard}. */
 export interface ServeBoardOptions extends BoardOptions {
@@ -16,6 +17,7 @@ export interface ServeBoardOptions extends BoardOptions {
 interface BunServer {
   port: number;
   hostname: string;
+  requestIP(req: Request): { address: string } | null;
   stop(closeActiveConnections?: boolean): void | Promise<void>;
 }
 
@@ -23,13 +25,17 @@ interface BunRuntime {
   serve(options: {
     port: number;
     hostname: string;
-    fetch: (req: Request) => Promise<Response>;
+    fetch: (req: Request, server: BunServer) => Promise<Response>;
   }): BunServer;
 }
 
 /**
  * Serves the board on Deno or Bun until `signal` aborts. Listens on 127.0.0.1 unless told
  * otherwise: pass `hostname: "0.0.0.0"` only together with a `token`.
+ *
+ * It answers only requests addressed to a loopback name (`localhost`, `127.0.0.1`, `[::1]`) or a
+ * name in `allowedHosts`, and, when it listens on an address that is not loopback, to any IP
+ * address (see `allowIpHosts`); anything else gets 403 (DNS rebinding protection).
  *
  * @example Serve until Ctrl-C
  * ```ts ignore
@@ -50,11 +56,22 @@ export async function serveBoard(db: Database, options: ServeBoardOptions = {}):
       `Cannot serve the board as 'port' must be an integer from 0 to 65535: current value is ${port}`,
     );
   }
-  const handler = createBoardHandler(db, boardOptions);
+  const handler = createBoardHandler(db, {
+    ...boardOptions,
+    // Reached from elsewhere by address (`http://192.0.2.7:8000/`): answer addresses, which DNS
+    // cannot rebind. Names still need allowedHosts.
+    allowIpHosts: boardOptions.allowIpHosts ?? !isLoopbackAddress(hostname),
+  });
   if (signal?.aborted) return;
   const bun = (globalThis as { Bun?: BunRuntime }).Bun;
   if (bun) {
-    const server = bun.serve({ port, hostname, fetch: handler });
+    const server = bun.serve({
+      port,
+      hostname,
+      // The client's address, as Deno.serve passes it: failed logins are counted by it.
+      fetch: (req, server) =>
+        handler(req, { remoteAddr: { hostname: server.requestIP(req)?.address } }),
+    });
     onListen?.({ hostname: server.hostname, port: server.port });
     await new Promise<void>((resolve) => {
       if (!signal) return; // serve until the process ends

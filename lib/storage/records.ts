@@ -43,6 +43,23 @@ export interface TaskRecord<T = unknown> {
   runId: string | null;
   /** Why `args` or `lastResult` could not be decoded, if so. */
   decodeError?: string;
+  /**
+   * Only from `listTasks({ previewBytes })`: the values longer than `previewBytes`, which were
+   * not read whole (`args` or `lastResult` is then `undefined`). Read the task with `fetchById`
+   * for them.
+   */
+  cut?: { args?: CutValue; lastResult?: CutValue };
+}
+
+/** A value a listing did not read whole: see {@linkcode TaskRecord.cut}. */
+export interface CutValue {
+  /** The whole value's size as stored (encoded by the codec), in bytes. */
+  bytes: number;
+  /**
+   * Its first `previewBytes` bytes as text (less a character cut in two), when the codec writes
+   * text (JSON); absent for other codecs.
+   */
+  text?: string;
 }
 
 /** A registered worker. */

@@ -58,6 +58,7 @@ import {
 } from "./records.ts";
 import { type PushOptions, resolvePush, type Task } from "./task.ts";
 import { ulid } from "./ulid.ts";
+import { toListedRecord } from "./preview.ts";
 import type { SharedFetcher } from "./shared.ts";
 import { notifyPushed } from "./_wakeup.ts";
 
@@ -81,6 +82,14 @@ export interface ListTasksOptions {
   page?: number;
   /** Tasks per page. @default {20} */
   pageSize?: number;
+  /**
+   * Read at most this many bytes of each task's arguments and result, as stored. A value that
+   * fits is decoded as usual; a longer one is left `undefined` and described in the record's
+   * `cut` (its size and, for a codec that writes text, its first bytes as text). SQLite cuts
+   * the values, so a page of 5 MB payloads costs a few KiB. For listings that show a line per
+   * task; `fetchById` reads a task whole. @default {undefined} (whole values)
+   */
+  previewBytes?: number;
 }
 
 /** Options of {@linkcode SqliteStorage.listRuns}. */
@@ -416,19 +425,46 @@ export class SqliteStorage<T = unknown> {
     }
   }
 
-  /** Lists tasks newest first, filtered by queue and state, one page at a time. */
+  /**
+   * Lists tasks newest first, filtered by queue and state, one page at a time.
+   *
+   * @example A page of previews: no payload is read past its first 200 bytes
+   * ```ts
+   * import { openDatabase, SqliteStorage } from "@apalis/sqlite";
+   *
+   * const db = openDatabase(":memory:");
+   * SqliteStorage.setup(db);
+   * const files = new SqliteStorage<{ body: string }>(db, "files");
+   * await files.push({ body: "x".repeat(1_000_000) });
+   * const [task] = await files.listTasks({ queue: "files", previewBytes: 200 });
+   * if (task?.args !== undefined || task?.cut?.args?.bytes !== 1_000_011) {
+   *   throw new Error("unexpected");
+   * }
+   * db.close();
+   * ```
+   */
   async listTasks(options: ListTasksOptions = {}): Promise<TaskRecord<T>[]> {
-    const { page = 1, pageSize = 20 } = options;
+    const { page = 1, pageSize = 20, previewBytes } = options;
     assertPage(page, pageSize, "tasks");
     if (options.status !== undefined) assertStatus(options.status);
+    if (
+      previewBytes !== undefined && !(Number.isSafeInteger(previewBytes) && previewBytes >= 0)
+    ) {
+      throw new RangeError(
+        `Cannot list tasks as 'previewBytes' must be an integer >= 0: current value is ${previewBytes}`,
+      );
+    }
     const filter: Parameters<typeof taskList>[1] = {
       limit: pageSize,
       offset: (page - 1) * pageSize,
     };
     if (options.queue !== undefined) filter.queue = options.queue;
     if (options.status !== undefined) filter.status = options.status;
+    if (previewBytes !== undefined) filter.previewBytes = previewBytes;
     const rows = taskList(this.db, filter);
-    return rows.map((row) => toTaskRecord<T>(row, this.codec));
+    return previewBytes === undefined
+      ? rows.map((row) => toTaskRecord<T>(row, this.codec))
+      : rows.map((row) => toListedRecord<T>(row, this.codec, previewBytes));
   }
 
   /** Every queue that has tasks or workers, with counts per state. */

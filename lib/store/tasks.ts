@@ -780,14 +780,52 @@ function isSmallQueue(db: Database, queue: string): boolean {
   return (row?.n ?? 0) < SMALL_QUEUE;
 }
 
-/** Lists tasks newest first, optionally by queue and status. */
+/**
+ * A listed task: with `previewBytes`, `args` and `last_result` hold at most that many of their
+ * first bytes, and `args_bytes` and `result_bytes` their whole size.
+ */
+export type ListedTaskRow = TaskRow & { args_bytes?: number; result_bytes?: number | null };
+
+// The columns of a listing that reads at most `n` bytes of each payload and result (cut in
+// SQLite: only those bytes reach JavaScript). A value is cut as bytes even if stored as text.
+function previewColumns(n: number): string {
+  const size = (column: string) =>
+    `CASE typeof(${column}) WHEN 'blob' THEN length(${column}) WHEN 'null' THEN NULL ` +
+    `ELSE length(CAST(${column} AS BLOB)) END`;
+  return COLUMNS
+    .replace(
+      /\bargs\b/,
+      `substr(CAST(args AS BLOB), 1, ${n}) AS args, ${size("args")} AS args_bytes`,
+    )
+    .replace(
+      /\blast_result\b/,
+      `substr(CAST(last_result AS BLOB), 1, ${n}) AS last_result, ${
+        size("last_result")
+      } AS result_bytes`,
+    );
+}
+
+/** Lists tasks newest first, optionally by queue and status, payloads cut to `previewBytes`. */
 export function taskList(
   db: Database,
-  filter: { queue?: string; status?: TaskStatus; limit: number; offset: number },
-): TaskRow[] {
+  filter: {
+    queue?: string;
+    status?: TaskStatus;
+    limit: number;
+    offset: number;
+    previewBytes?: number;
+  },
+): ListedTaskRow[] {
+  const { previewBytes } = filter;
+  if (previewBytes !== undefined && !(Number.isSafeInteger(previewBytes) && previewBytes >= 0)) {
+    throw new RangeError(
+      `'previewBytes' must be an integer >= 0: current value is ${previewBytes}`,
+    );
+  }
+  const columns = previewBytes === undefined ? COLUMNS : previewColumns(previewBytes);
   if (filter.queue !== undefined && filter.status === undefined && isSmallQueue(db, filter.queue)) {
     return db.all<TaskRow>(
-      `SELECT ${COLUMNS} FROM apalis_tasks
+      `SELECT ${columns} FROM apalis_tasks
        WHERE id IN (SELECT id FROM (${QUEUE_IDS}) ORDER BY id DESC LIMIT ?2 OFFSET ?3)
        ORDER BY id DESC`,
       [filter.queue, filter.limit, filter.offset],
@@ -806,7 +844,7 @@ export function taskList(
   }
   params.push(filter.limit, filter.offset);
   return db.all<TaskRow>(
-    `SELECT ${COLUMNS} FROM apalis_tasks ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
+    `SELECT ${columns} FROM apalis_tasks ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
      ORDER BY id DESC LIMIT ? OFFSET ?`,
     params,
   );

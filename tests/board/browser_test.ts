@@ -326,13 +326,15 @@ Deno.test({
     await using tmp = await tempDatabase();
     await new SqliteStorage<unknown>(tmp.db, "reports").push({ report: "daily" });
     const token = "correct horse battery staple";
-    await using board = await startBoard(tmp.db, { token });
+    // Stopped halfway through (a restart); disposing it again at the end does nothing.
+    await using first = await startBoard(tmp.db, { token });
     await using browser = await launchBrowser();
-    const page = await browser.newPage();
+    const context = await browser.newContext();
+    const page = await context.newPage();
     const watched = watch(page);
 
-    await page.goto(`${board.url}/`);
-    await page.waitForURL(`${board.url}/login?next=%2F`);
+    await page.goto(`${first.url}/`);
+    await page.waitForURL(`${first.url}/login?next=%2F`);
     assert.equal(await text(page, "h1"), "Log in");
     assert.equal(await page.locator('tr[data-queue="reports"]').count(), 0);
 
@@ -346,10 +348,50 @@ Deno.test({
     assert.equal(await page.locator('tr[data-queue="reports"]').count(), 0);
 
     await page.locator("input#token").fill(token);
+    const loggedInAt = Date.now();
     await page.locator('button[type="submit"].primary').click();
-    await page.waitForURL(`${board.url}/`);
+    await page.waitForURL(`${first.url}/`);
     await page.locator('tr[data-queue="reports"] a.queue-link').waitFor();
     assert.equal(await text(page, "h1"), "Overview");
+
+    // The cookie: signed (issued-at.HMAC), not the token nor a digest of it alone, hidden from
+    // scripts, sent only by the board's own pages, and dropped by the browser after 12 hours.
+    const cookies = await context.cookies(first.url);
+    assert.equal(cookies.length, 1, JSON.stringify(cookies));
+    const cookie = cookies[0]!;
+    assert.equal(cookie.name, "apalis_board");
+    assert.match(cookie.value, /^[0-9a-z]+\.[A-Za-z0-9_-]{43}$/);
+    assert.ok(!cookie.value.includes("horse"));
+    assert.equal(cookie.httpOnly, true);
+    assert.equal(cookie.sameSite, "Strict");
+    const lifetime = cookie.expires * 1000 - loggedInAt;
+    assert.ok(Math.abs(lifetime - 12 * 3_600_000) < 60_000, `the cookie lasts ${lifetime} ms`);
+    assert.equal(
+      await page.evaluate(() =>
+        (globalThis as unknown as { document: { cookie: string } }).document.cookie
+      ),
+      "",
+      "HttpOnly: no script reads it",
+    );
+
+    // A restarted board (same database, same token) no longer takes the cookie: log in again.
+    // The browser sends it to the new port too (cookies do not depend on the port).
+    await first[Symbol.asyncDispose]();
+    await using second = await startBoard(tmp.db, { token });
+    await page.goto(`${second.url}/`);
+    await page.waitForURL(`${second.url}/login?next=%2F`);
+    assert.equal(await text(page, "h1"), "Log in");
+    await page.locator("input#token").fill(token);
+    await page.locator('button[type="submit"].primary').click();
+    await page.waitForURL(`${second.url}/`);
+    await page.locator('tr[data-queue="reports"] a.queue-link').waitFor();
+
+    // Logging out drops the cookie, and the board asks for the token again.
+    await page.locator('header form[action="/logout"] button').click();
+    await page.waitForURL(`${second.url}/login`);
+    assert.deepEqual(await context.cookies(second.url), []);
+    await page.goto(`${second.url}/workers`);
+    await page.waitForURL(`${second.url}/login?next=%2Fworkers`);
 
     // The wrong token's page is a 401, which Chromium reports on the console; nothing else.
     assert.deepEqual(
@@ -357,6 +399,50 @@ Deno.test({
       [],
     );
     assert.deepEqual(watched.dialogs, []);
+  },
+});
+
+Deno.test({
+  name:
+    `serveBoard() without a token refuses a page whose domain was rebound to 127.0.0.1, in Chromium${SKIPPED}`,
+  ignore: IGNORE,
+  async fn() {
+    requireChromium();
+    await using tmp = await tempDatabase();
+    const secrets = new SqliteStorage<{ card: string }>(tmp.db, "billing");
+    const id = await secrets.push({ card: "4111 1111 1111 1111" });
+    await using board = await startBoard(tmp.db);
+    const port = new URL(board.url).port;
+    // What a rebinding attack achieves: the attacker's name resolves to this machine.
+    const browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        "--headless",
+        "--no-sandbox",
+        "--host-resolver-rules=MAP rebind.attacker.test 127.0.0.1",
+      ],
+    });
+    await using _browser = { [Symbol.asyncDispose]: () => browser.close() };
+    const page = await browser.newPage();
+
+    const attacked = await page.goto(`http://rebind.attacker.test:${port}/queues/billing`);
+    assert.equal(attacked?.status(), 403);
+    assert.match(await page.locator("body").textContent() ?? "", /does not answer to the host/);
+    // The attacker's script, same-origin with "its" site, tries the API: read and delete.
+    const tried = await page.evaluate(async (taskId) => {
+      const read = await fetch(`/api/tasks/${taskId}`);
+      const remove = await fetch(`/api/tasks/${taskId}/delete`, { method: "POST" });
+      return { read: read.status, body: await read.text(), remove: remove.status };
+    }, id);
+    assert.equal(tried.read, 403);
+    assert.doesNotMatch(tried.body, /4111/);
+    assert.equal(tried.remove, 403);
+    assert.equal((await secrets.fetchById(id))?.status, "pending", "nothing was deleted");
+
+    // The same board, reached by a loopback name, works.
+    const local = await page.goto(`http://localhost:${port}/queues/billing`);
+    assert.equal(local?.status(), 200);
+    await page.locator(`tr[data-task="${id}"]`).waitFor();
   },
 });
 

@@ -9,7 +9,7 @@ import {
 } from "../../mod.ts";
 import { runUntilFinished, tempDatabase } from "../_helpers.ts";
 
-const ORIGIN = "http://board.test";
+const ORIGIN = "http://localhost:8000";
 const EVIL = "<script>alert(1)</script>";
 
 /** A database with two queues: done, killed, pending and malicious tasks, and one run. */
@@ -308,7 +308,7 @@ Deno.test("createBoardHandler() with a token requires it for pages, the API and 
   const cookie = right.headers.get("set-cookie") ?? "";
   assert.match(cookie, /HttpOnly/);
   assert.match(cookie, /SameSite=Strict/);
-  assert.doesNotMatch(cookie, /s3cret/, "the cookie holds a digest, not the token");
+  assert.doesNotMatch(cookie, /s3cret/, "the cookie holds a signed session, not the token");
   const session = { cookie: cookie.split(";")[0]! };
   assert.equal((await get(board, "/workers", session)).status, 200);
   const retried = await post(board, `/tasks/${data.killed}/retry`, session);

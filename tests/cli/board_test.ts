@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { SqliteStorage } from "../../mod.ts";
 import { captureIo, main } from "../../lib/cli/mod.ts";
 import { tempDatabase, waitUntil } from "../_helpers.ts";
+import { rawRequest } from "../board/_http.ts";
 
 Deno.test("boardCommand.run() serves the board on 127.0.0.1 until interrupted, then exits 0", async () => {
   await using temp = await tempDatabase();
@@ -64,6 +65,11 @@ Deno.test("boardCommand.run() exits 2 with the reason when an option is invalid"
       [["board", "--token", ""], /must not be empty/],
       [["board", "--refresh", "soon"], /--refresh/],
       [["board", "extra"], /apalis board --help/],
+      [["board", "--allow-host", "http://jobs.example.com"], /option '--allow-host'.*host name/],
+      [["board", "--allow-host", ""], /option '--allow-host'/],
+      [["board", "--token", "t", "--session", "0s"], /option '--session' must be .*1s/],
+      [["board", "--token", "t", "--session", "401d"], /option '--session' must be/],
+      [["board", "--session", "1h"], /option '--session' needs a token/],
     ] as const
   ) {
     const io = captureIo({ env: { APALIS_DB: temp.path } });
@@ -124,4 +130,65 @@ Deno.test({
     assert.deepEqual(openModes(temp.path), [], "both closed");
     assert.deepEqual([...Deno.readDirSync(temp.dir)].map((e) => e.name), ["queue.db"]);
   },
+});
+
+Deno.test("boardCommand.run() answers only loopback names and the names given with --allow-host", async () => {
+  await using temp = await tempDatabase();
+  const io = captureIo({ env: { APALIS_DB: temp.path } });
+  const exit = main(
+    ["board", "--port", "0", "--allow-host", "jobs.example.com", "--allow-host", ".corp.example"],
+    io,
+  );
+  await waitUntil(
+    () => /http:\/\/127\.0\.0\.1:\d+\//.test(io.out),
+    "the board printed its address",
+  );
+  const port = Number(io.out.match(/http:\/\/127\.0\.0\.1:(\d+)\//)![1]);
+  const address = { hostname: "127.0.0.1", port };
+  try {
+    for (
+      const host of [`localhost:${port}`, `jobs.example.com:${port}`, `ops.corp.example:${port}`]
+    ) {
+      assert.equal((await rawRequest(address, { host, path: "/api/overview" })).status, 200, host);
+    }
+    for (const host of [`rebind.attacker.example:${port}`, `192.0.2.7:${port}`]) {
+      const refused = await rawRequest(address, { host, path: "/api/overview" });
+      assert.equal(refused.status, 403, host);
+      assert.match(refused.body, /--allow-host/);
+    }
+  } finally {
+    io.interrupt();
+  }
+  assert.equal(await exit, 0);
+  assert.equal(io.err, "");
+});
+
+Deno.test("boardCommand.run() warns when --allow-host '*' leaves a board without a token open to any site", async () => {
+  await using temp = await tempDatabase();
+  const io = captureIo({ env: { APALIS_DB: temp.path } });
+  const exit = main(["board", "--port", "0", "--allow-host", "*"], io);
+  await waitUntil(() => io.out.includes("http://"), "the board printed its address");
+  io.interrupt();
+  assert.equal(await exit, 0);
+  assert.match(io.err, /warning: .*--allow-host \*.* without a token/);
+});
+
+Deno.test("boardCommand.run() --session sets how long a login lasts (the cookie's Max-Age)", async () => {
+  await using temp = await tempDatabase();
+  const io = captureIo({ env: { APALIS_DB: temp.path } });
+  const exit = main(["board", "--port", "0", "--token", "s3cret", "--session", "30m"], io);
+  await waitUntil(() => /token required/.test(io.out), "the board printed its address");
+  const url = io.out.match(/http:\/\/127\.0\.0\.1:\d+\//)![0];
+  try {
+    const login = await fetch(`${url}login`, {
+      method: "POST",
+      body: new URLSearchParams({ token: "s3cret" }),
+      redirect: "manual",
+    });
+    assert.equal(login.status, 303);
+    assert.match(login.headers.get("set-cookie") ?? "", /; Max-Age=1800;/);
+  } finally {
+    io.interrupt();
+  }
+  assert.equal(await exit, 0);
 });

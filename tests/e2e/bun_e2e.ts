@@ -15,6 +15,7 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
@@ -309,10 +310,35 @@ await check("serveBoard() serves the dashboard with Bun.serve and stops on abort
   assert.ok(overview.queues.some((queue: { name: string }) => queue.name === QUEUE));
   const page = await fetch(`${base}/workers`, { headers: { authorization: "Bearer bun-token" } });
   assert.match(await page.text(), /bun-crashy/);
+  // DNS rebinding: a Host that is not a loopback name is refused, even with the token.
+  const forged = await rawStatus(port, "rebind.attacker.example", "Bearer bun-token");
+  assert.equal(forged, 403);
+  assert.equal(await rawStatus(port, `localhost:${port}`, "Bearer bun-token"), 200);
+  // Wrong tokens are counted by the client's address (Bun's requestIP): the 6th waits.
+  const statuses: number[] = [];
+  for (let i = 0; i < 6; i++) statuses.push(await rawStatus(port, `localhost:${port}`, "Bearer x"));
+  assert.deepEqual(statuses, [401, 401, 401, 401, 401, 429]);
   stop.abort();
   await serving;
   await assert.rejects(fetch(`${base}/api/overview`));
 });
+
+/** The status of a GET /api/overview sent over TCP by hand, with `host` as its Host header. */
+function rawStatus(port: number, host: string, authorization: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: "127.0.0.1", port }, () => {
+      socket.write(
+        `GET /api/overview HTTP/1.1\r\nHost: ${host}\r\nAuthorization: ${authorization}\r\n` +
+          "Connection: close\r\n\r\n",
+      );
+    });
+    let response = "";
+    socket.setEncoding("utf8");
+    socket.on("data", (chunk: string) => response += chunk);
+    socket.on("error", reject);
+    socket.on("end", () => resolve(Number(response.split(" ")[1])));
+  });
+}
 
 db.close();
 console.log(`bun-e2e: ${passed} passed, 0 failed`);

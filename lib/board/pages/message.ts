@@ -14,11 +14,11 @@ export function messagePage(title: string, message: string): Page {
   };
 }
 
-/** The login form: one field, the board's token. */
-export function loginPage(ctx: PageContext, next: string, failed: boolean): Page {
+/** The login form: one field, the board's token; `problem` says why the last try failed. */
+export function loginPage(ctx: PageContext, next: string, problem: string | null): Page {
   const content = html`<div class="card login">
     <h1>Log in</h1>
-    ${failed ? html`<div class="notice error" role="alert">Wrong token.</div>` : ""}
+    ${problem ? html`<div class="notice error" role="alert">${problem}</div>` : ""}
     <form method="post" action="${href(ctx, "/login")}">
       <input type="hidden" name="next" value="${next}">
       <label for="token">Board token</label>

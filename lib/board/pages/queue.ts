@@ -1,6 +1,6 @@
 import { TASK_STATUSES } from "../../store/tasks.ts";
 import type { QueuePage } from "../data.ts";
-import { badge, count, preview, timeTag } from "../format.ts";
+import { badge, count, cutPreview, formatBytes, preview, timeTag } from "../format.ts";
 import { formatAgo } from "../../format/duration.ts";
 import { html } from "../html.ts";
 import { countedNote, href, type Page, type PageContext, pager } from "../layout.ts";
@@ -29,7 +29,13 @@ export function queuePageView(ctx: PageContext, data: QueuePage): Page {
         <td class="num">${task.priority}</td>
         <td>${timeTag(task.runAt)} <span class="muted">${formatAgo(task.runAt, ctx.now)}</span></td>
         <td>${timeTag(task.createdAt)}</td>
-        <td class="mono">${task.decodeError
+        <td class="mono">${task.cut?.args
+          ? html`${cutPreview(task.cut.args.text)} <span class="muted">(${
+            formatBytes(
+              task.cut.args.bytes,
+            )
+          })</span>`
+          : task.decodeError
           ? html`<span class="muted">(cannot decode)</span>`
           : preview(task.args)}</td>
       </tr>

@@ -1,6 +1,6 @@
 import type { TaskRecord } from "../../storage/records.ts";
 import { formatAgo } from "../../format/duration.ts";
-import { badge, pretty, timeTag } from "../format.ts";
+import { badge, pretty, prettyShown, timeTag } from "../format.ts";
 import { type Html, html } from "../html.ts";
 import { href, type Page, type PageContext } from "../layout.ts";
 
@@ -13,6 +13,31 @@ const NOTICES: Record<Exclude<TaskNotice, null>, [string, string]> = {
   "refused-retry": ["error", "Cannot retry: the task is queued or running."],
   "refused-kill": ["error", "Cannot kill: the task has already finished."],
 };
+
+/**
+ * A value in a `<pre>`: its first 64 KiB (the page refreshes itself, a 5 MB one each time), and
+ * then a link to the whole task as JSON.
+ */
+function shownWhole(
+  ctx: PageContext,
+  task: TaskRecord,
+  field: string,
+  value: unknown,
+  cls = "",
+): Html {
+  const shown = prettyShown(value);
+  return html`<pre class="${cls}" data-field="${field}">${shown.text}</pre>${
+    shown.cut
+      ? html`
+        <p
+          class="muted">Only the first 64 KiB are shown: the whole task is at <a href="${href(
+            ctx,
+            `/api/tasks/${encodeURIComponent(task.id)}`,
+          )}" data-whole="${field}">/api/tasks/${task.id}</a> (JSON).</p>
+      `
+      : ""
+  }`;
+}
 
 /** Whether each action applies to a task in its state. */
 export function taskActions(task: TaskRecord): { retry: boolean; kill: boolean } {
@@ -77,11 +102,11 @@ export function taskPage(ctx: PageContext, task: TaskRecord, notice: TaskNotice)
     </div>
       ${task.decodeError ? html`<div class="notice error">${task.decodeError}</div>` : ""}
       <h2>Arguments</h2>
-      <pre class="payload" data-field="args">${pretty(task.args)}</pre>
+      ${shownWhole(ctx, task, "args", task.args, "payload")}
       ${task.lastResult !== undefined && task.lastResult !== null
         ? html`
           <h2>Result</h2>
-          <pre data-field="result">${pretty(task.lastResult)}</pre>
+          ${shownWhole(ctx, task, "result", task.lastResult)}
         `
         : ""}
       ${task.lastError
