@@ -76,6 +76,7 @@ Deno.test({
           await ok("version"),
           new RegExp(`^apalis ${VERSION.replaceAll(".", "\\.")} \\(bun `),
         );
+        assert.equal(await ok("--version"), await ok("version"));
       });
 
       await t.step("init creates ./apalis.db in the current directory", async () => {
