@@ -14,17 +14,34 @@ const UNITS: Record<string, number> = {
 };
 
 /**
- * Parses a duration like `500ms`, `5s`, `10m`, `2h`, `7d` (a bare number is milliseconds) into
- * milliseconds; throws a `UsageError` naming the option otherwise.
+ * Parses a duration like `500ms`, `5s`, `1.5m`, `2h`, `7d` or `2w` into milliseconds; `0` needs
+ * no unit. Throws a `UsageError` naming the option otherwise: a number without a unit (`5`) is
+ * refused with a suggestion (`5s` or `5ms`), as it is too easy to mean seconds.
+ *
+ * @example Usage
+ * ```ts ignore
+ * parseDuration("1.5s", "--timeout"); // 1500
+ * parseDuration("30", "--timeout"); // UsageError: option '--timeout' needs a unit: '30' could be 30s or 30ms …
+ * ```
  */
 export function parseDuration(text: string, option: string): number {
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d|w)?$/.exec(text.trim());
+  const trimmed = text.trim();
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d|w)?$/.exec(trimmed);
   if (!match) {
     throw new UsageError(
       `option '${option}' must be a duration like 500ms, 5s, 10m, 2h or 7d: got '${text}'`,
     );
   }
-  return Math.round(Number(match[1]) * UNITS[match[2] ?? "ms"]!);
+  const [, number, unit] = match;
+  if (unit === undefined) {
+    if (Number(number) === 0) return 0;
+    throw new UsageError(
+      `option '${option}' needs a unit: '${trimmed}' could be ${number}s or ${number}ms (units: ${
+        Object.keys(UNITS).join(", ")
+      })`,
+    );
+  }
+  return Math.round(Number(number) * UNITS[unit]!);
 }
 
 /** Parses a whole number option; throws a `UsageError` naming it otherwise. */
