@@ -30,6 +30,15 @@ tasks, releases the ones it had taken but not started, and lets running ones fin
 --shutdown-timeout). Exit code 0 after a graceful stop. A second Ctrl-C exits at once (code
 130) and sends running commands SIGTERM; their tasks are rescued by the next worker.
 
+Each --exec command runs in a process group of its own: a timeout, and a shutdown that outlasts
+--shutdown-timeout, send SIGTERM to the whole group (children and grandchildren), then SIGKILL
+2s later. If the worker itself is killed with SIGKILL (kill -9), nothing ends its commands:
+each group keeps running to its end, unsupervised, and its task stays 'running' until it is
+rescued and runs again: at once by a worker restarted on this host with the same --name, else
+at the next heartbeat (every 30s) of another worker on the database, after 5 minutes of silence
+if it runs on another host. Make commands safe to run twice, or end a leftover group with
+kill -- -PGID (see ps -o pid,pgid,args).
+
 --exec "CMD" runs CMD with /bin/sh once per task, in its own process group, with:
   stdin              the task's payload as JSON
   APALIS_TASK_ID     the task's id
