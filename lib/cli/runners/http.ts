@@ -33,7 +33,7 @@ export function httpRunner(url: URL, options: HttpRunnerOptions = {}): Runner {
   const max = options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT;
   return async (payload, { signal, taskId, attempt, queue }) => {
     let response: Response | undefined;
-    let body: Body;
+    let body: BodyStart;
     try {
       response = await fetch(url, {
         method: "POST",
@@ -84,7 +84,7 @@ export function httpRunner(url: URL, options: HttpRunnerOptions = {}): Runner {
 }
 
 /** A response body read up to a limit. */
-interface Body {
+interface BodyStart {
   /** What was read, decoded as UTF-8 (for a truncated body: its start, cut to `ERROR_TEXT_MAX`). */
   text: string;
   /** Whether the body was larger than the limit (the rest was not read). */
@@ -92,7 +92,7 @@ interface Body {
 }
 
 /** Reads at most `limit` bytes of `response`'s body, and cancels the rest. */
-async function readBody(response: Response, limit: number): Promise<Body> {
+async function readBody(response: Response, limit: number): Promise<BodyStart> {
   if (!response.body) return { text: "", truncated: false };
   const reader = response.body.getReader();
   const chunks: Uint8Array[] = [];
