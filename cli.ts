@@ -14,6 +14,8 @@ import { main } from "./lib/cli/main.ts";
 import { processIo } from "./lib/cli/process_io.ts";
 
 if (import.meta.main) {
-  const code = await main(process.argv.slice(2), processIo());
-  process.exit(code);
+  const io = processIo();
+  const code = await main(process.argv.slice(2), io);
+  // Exit only once the output is written: on Bun, a pipe takes it after process.exit() would.
+  process.exit(await io.finish(code));
 }

@@ -14,17 +14,95 @@ const UNITS: Record<string, number> = {
 };
 
 /**
- * Parses a duration like `500ms`, `5s`, `10m`, `2h`, `7d` (a bare number is milliseconds) into
- * milliseconds; throws a `UsageError` naming the option otherwise.
+ * Parses a duration like `500ms`, `5s`, `1.5m`, `2h`, `7d` or `2w` into milliseconds; `0` needs
+ * no unit. Throws a `UsageError` naming the option otherwise: a number without a unit (`5`) is
+ * refused with a suggestion (`5s` or `5ms`), as it is too easy to mean seconds.
+ *
+ * @example Usage
+ * ```ts ignore
+ * parseDuration("1.5s", "--timeout"); // 1500
+ * parseDuration("30", "--timeout"); // UsageError: option '--timeout' needs a unit: '30' could be 30s or 30ms …
+ * ```
  */
 export function parseDuration(text: string, option: string): number {
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d|w)?$/.exec(text.trim());
+  const trimmed = text.trim();
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d|w)?$/.exec(trimmed);
   if (!match) {
     throw new UsageError(
       `option '${option}' must be a duration like 500ms, 5s, 10m, 2h or 7d: got '${text}'`,
     );
   }
-  return Math.round(Number(match[1]) * UNITS[match[2] ?? "ms"]!);
+  const [, number, unit] = match;
+  if (unit === undefined) {
+    if (Number(number) === 0) return 0;
+    throw new UsageError(
+      `option '${option}' needs a unit: '${trimmed}' could be ${number}s or ${number}ms (units: ${
+        Object.keys(UNITS).join(", ")
+      })`,
+    );
+  }
+  return Math.round(Number(number) * UNITS[unit]!);
+}
+
+const SIZE_UNITS: Record<string, number> = {
+  "": 1,
+  b: 1,
+  k: 1024,
+  kib: 1024,
+  m: 1024 ** 2,
+  mib: 1024 ** 2,
+  g: 1024 ** 3,
+  gib: 1024 ** 3,
+};
+
+/**
+ * Parses a size in bytes like `65536`, `512KiB`, `16MiB` or `1GiB` (`K`, `M`, `G` too, all
+ * 1024-based) and checks it against `min` and `max`; throws a `UsageError` naming the option
+ * otherwise. `16MB` is refused as ambiguous (1000- or 1024-based), with a suggestion.
+ *
+ * @example Usage
+ * ```ts ignore
+ * parseSize("16MiB", "--max-output", { max: 256 * 1024 ** 2 }); // 16777216
+ * ```
+ */
+export function parseSize(
+  text: string,
+  option: string,
+  { min = 1, max = Number.MAX_SAFE_INTEGER }: { min?: number; max?: number } = {},
+): number {
+  const trimmed = text.trim();
+  const match = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(trimmed);
+  const [, number, suffix = ""] = match ?? [];
+  const unit = suffix.toLowerCase();
+  if (/^[kmg]b$/.test(unit)) {
+    throw new UsageError(
+      `option '${option}' takes 1024-based units (KiB, MiB, GiB): got '${text}'; did you mean '${number}${
+        unit[0]!.toUpperCase()
+      }iB'?`,
+    );
+  }
+  const scale = Object.hasOwn(SIZE_UNITS, unit) ? SIZE_UNITS[unit]! : undefined;
+  if (number === undefined || scale === undefined) {
+    throw new UsageError(
+      `option '${option}' must be a size like 65536, 512KiB or 16MiB: got '${text}'`,
+    );
+  }
+  const bytes = Math.round(Number(number) * scale);
+  if (bytes < min) {
+    throw new UsageError(`option '${option}' must be at least ${formatSize(min)}: got '${text}'`);
+  }
+  if (bytes > max) {
+    throw new UsageError(`option '${option}' must be at most ${formatSize(max)}: got '${text}'`);
+  }
+  return bytes;
+}
+
+/** `16 MiB`, `512 KiB`, `1 byte`, `1000 bytes`: the largest 1024-based unit that is exact. */
+export function formatSize(bytes: number): string {
+  for (const [unit, scale] of [["GiB", 1024 ** 3], ["MiB", 1024 ** 2], ["KiB", 1024]] as const) {
+    if (bytes >= scale && bytes % scale === 0) return `${bytes / scale} ${unit}`;
+  }
+  return bytes === 1 ? "1 byte" : `${bytes} bytes`;
 }
 
 /** Parses a whole number option; throws a `UsageError` naming it otherwise. */

@@ -1,16 +1,25 @@
 /** Where a CLI command reads and writes: injected so tests can capture everything. */
 export interface CliIo {
-  /** Writes to standard output. */
+  /** Writes to standard output (queued: see `flush`). */
   stdout(text: string): void;
-  /** Writes to standard error. */
+  /** Writes to standard error (queued: see `flush`). */
   stderr(text: string): void;
+  /**
+   * Resolves once everything written so far has been handed to the system, or its reader has
+   * gone away. Commands that write repeatedly (`stats --watch`) await it, so a slow reader slows
+   * them down instead of filling memory.
+   */
+  flush(): Promise<void>;
   /** Standard input, as text chunks (for `push --file -` and similar). */
   stdin(): AsyncIterable<string>;
   /** Environment variables (`APALIS_DB`, `NO_COLOR`, …). */
   env: Readonly<Record<string, string | undefined>>;
   /** Whether stdout is a terminal (progress bars, live status lines, colour). */
   isTerminal: boolean;
-  /** Aborts on SIGINT/SIGTERM (the `work` command shuts down gracefully on it). */
+  /**
+   * Aborts on SIGINT/SIGTERM (the `work` command shuts down gracefully on it), and when the
+   * reader of stdout goes away (`apalis stats --watch | head -1`).
+   */
   signal: AbortSignal;
 }
 
@@ -42,6 +51,7 @@ export function captureIo(
   return {
     stdout: (text) => void (out += text),
     stderr: (text) => void (err += text),
+    flush: () => Promise.resolve(),
     async *stdin() {
       if (options.stdin !== undefined) yield options.stdin;
     },

@@ -12,12 +12,20 @@ Commands:
 ${COMMANDS.map((c) => `  ${c.name.padEnd(9)} ${c.summary}`).join("\n")}
 
 Global options:
-  --db PATH   the database file (default: $APALIS_DB, else ./apalis.db)
-  --json      print data as JSON (every command that prints data)
-  -h, --help  show help (also: apalis <command> --help)
+  --db PATH      the database file (default: $APALIS_DB, else ./apalis.db)
+  --json         print data as JSON (every command that prints data)
+  -h, --help     show help (also: apalis <command> --help)
+  -V, --version  print the version (as 'apalis version')
 
-Exit codes: 0 success, 1 operational failure, 2 bad usage or input.
+Exit codes: 0 success, 1 operational failure, 2 bad usage or input, 141 when the reader of
+the output went away (apalis ls | head -1), as for a command ended by SIGPIPE.
 `;
+
+/** Flags that stand for a command when they come first: \`apalis --version\`. */
+const COMMAND_FLAGS: ReadonlyMap<string, string> = new Map([
+  ["--version", "version"],
+  ["-V", "version"],
+]);
 
 /**
  * Runs the CLI with `args` (without the program name) and returns the exit code. Writes only to
@@ -39,7 +47,8 @@ export async function main(args: readonly string[], io: CliIo): Promise<number> 
   } catch (error) {
     return fail(io, error);
   }
-  const [name, ...commandArgs] = rest;
+  const [first, ...commandArgs] = rest;
+  const name = first === undefined ? undefined : COMMAND_FLAGS.get(first) ?? first;
   if (name === undefined) {
     io[help ? "stdout" : "stderr"](PROGRAM_HELP);
     return help ? EXIT.ok : EXIT.usage;

@@ -64,6 +64,52 @@ Deno.test("lsCommand.run() filters by --status and pages with --limit and --page
   assert.equal(empty.out, "No tasks in queue 'email' with status done on page 3.\n");
 });
 
+Deno.test("lsCommand.run() says on stderr when more tasks match than it shows, and how to see them", async () => {
+  await using temp = await tempDatabase();
+  const { a, b, c } = await seed(new SqliteStorage(temp.db)); // 3 in email, 1 in sms
+  const table = await run(temp.path, ["ls", "email", "--limit", "2"]);
+  assert.equal(table.code, 0);
+  assert.equal(table.out.trimEnd().split("\n").length, 3, "the table: header and 2 rows");
+  assert.equal(
+    table.err,
+    "apalis ls: showing tasks 1-2 of 3; see more with --page 2, or all at once with --limit 3\n",
+  );
+  // --json: stdout stays one valid JSON array; the note goes to stderr all the same.
+  const json = await run(temp.path, ["ls", "email", "--limit", "2", "--json"]);
+  assert.deepEqual((JSON.parse(json.out) as TaskRecord[]).map((t) => t.id), [c, b]);
+  assert.equal(json.err, table.err);
+  // Every queue, a status filter, and the middle of several pages.
+  const all = await run(temp.path, ["ls", "--limit", "1", "--page", "2"]);
+  assert.equal(
+    all.err,
+    "apalis ls: showing task 2 of 4; see more with --page 3, or all at once with --limit 4\n",
+  );
+  const pending = await run(temp.path, ["ls", "email", "--status", "pending", "--limit", "1"]);
+  assert.equal(
+    pending.err,
+    "apalis ls: showing task 1 of 2; see more with --page 2, or all at once with --limit 2\n",
+  );
+  // The last page, or everything on one: no note.
+  for (const args of [["--limit", "2", "--page", "2"], ["--limit", "3"], []]) {
+    const last = await run(temp.path, ["ls", "email", ...args]);
+    assert.equal(last.err, "", args.join(" "));
+  }
+  assert.match(
+    (await run(temp.path, ["ls", "email", "--limit", "2", "--page", "2"])).out,
+    new RegExp(a),
+  );
+  // A page past the end says where the tasks are.
+  const past = await run(temp.path, ["ls", "email", "--limit", "2", "--page", "5"]);
+  assert.equal(past.code, 0);
+  assert.equal(past.out, "No tasks in queue 'email' on page 5.\n");
+  assert.equal(past.err, "apalis ls: the 3 tasks fill pages 1-2 at --limit 2\n");
+  const pastJson = await run(temp.path, ["ls", "email", "--page", "5", "--json"]);
+  assert.equal(pastJson.out, "[]\n");
+  assert.equal(pastJson.err, "apalis ls: the 3 tasks fill page 1 at --limit 20\n");
+  const onlyOne = await run(temp.path, ["ls", "sms", "--page", "2"]);
+  assert.equal(onlyOne.err, "apalis ls: the only matching task is on page 1\n");
+});
+
 Deno.test("lsCommand.run() prints the task records with --json", async () => {
   await using temp = await tempDatabase();
   const storage = new SqliteStorage(temp.db);

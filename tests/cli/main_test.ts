@@ -169,3 +169,18 @@ Deno.test("versionCommand.run() prints the versions of apalis, the runtime and S
   assert.ok(text.out.includes(`sqlite ${info.sqlite})`));
   assert.equal((await run(["version", "extra"])).code, 2);
 });
+
+Deno.test("main() prints the version with --version and -V, as 'apalis version' does", async () => {
+  const version = await run(["version"]);
+  const versionJson = await run(["version", "--json"]);
+  for (const flag of ["--version", "-V"]) {
+    assert.deepEqual(await run([flag]), version, flag);
+    assert.deepEqual(await run([flag, "--json"]), versionJson, `${flag} --json`);
+    assert.deepEqual(await run(["--json", flag]), versionJson, `--json ${flag}`);
+    const extra = await run([flag, "extra"]);
+    assert.equal(extra.code, 2);
+    assert.match(extra.err, /unexpected argument 'extra'/);
+  }
+  const help = await run(["--help"]);
+  assert.match(help.out, /\n {2}-V, --version +print the version/);
+});

@@ -1,82 +1,9 @@
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
-import { SqliteStorage, type TaskRecord, TaskTimeoutError } from "../../mod.ts";
-import { type CapturedIo, captureIo, main } from "../../lib/cli/mod.ts";
-import { type TempDatabase, tempDatabase, waitUntil } from "../_helpers.ts";
-
-const QUEUE = "jobs";
-const PATH = Deno.env.get("PATH");
-
-interface WorkRun {
-  code: number;
-  out: string;
-  err: string;
-}
-
-/**
- * Runs `apalis work QUEUE ...args` in the background until `until()` holds, then interrupts it
- * (as Ctrl-C would) and returns its exit code and output. Fails at once if it exits by itself.
- */
-async function work(
-  temp: TempDatabase,
-  args: string[],
-  until: () => Promise<boolean> | boolean,
-  options: { isTerminal?: boolean; env?: Record<string, string>; what?: string } = {},
-): Promise<WorkRun> {
-  const io: CapturedIo = captureIo({
-    env: { APALIS_DB: temp.path, PATH, ...options.env },
-    isTerminal: options.isTerminal,
-  });
-  let exited = false;
-  const running = main(["work", QUEUE, ...args], io).finally(() => exited = true);
-  try {
-    await waitUntil(
-      async () => {
-        if (exited) {
-          throw new Error(`apalis work exited early with ${await running}: ${io.err}`);
-        }
-        return await until();
-      },
-      options.what ?? "the worker to finish its tasks",
-      20_000,
-    );
-  } finally {
-    io.interrupt();
-  }
-  const code = await running;
-  return { code, out: io.out, err: io.err };
-}
-
-/** Runs a command that must exit by itself (usage errors). */
-async function run(path: string, args: string[]): Promise<WorkRun> {
-  const io = captureIo({ env: { APALIS_DB: path, PATH } });
-  const code = await main(args, io);
-  return { code, out: io.out, err: io.err };
-}
-
-function storageOf(temp: TempDatabase): SqliteStorage {
-  return new SqliteStorage(temp.db, QUEUE);
-}
-
-async function statusesOf(storage: SqliteStorage, ids: string[]): Promise<string[]> {
-  return await Promise.all(ids.map(async (id) => (await storage.fetchById(id))!.status));
-}
-
-async function fetch(storage: SqliteStorage, id: string): Promise<TaskRecord> {
-  const task = await storage.fetchById(id);
-  assert.ok(task, `task ${id} exists`);
-  return task;
-}
-
-/** Whether the process `pid` is gone (or a zombie nobody reaped). */
-function processGone(pid: number): boolean {
-  try {
-    const state = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.[0];
-    return state === "Z" || state === "X";
-  } catch {
-    return true;
-  }
-}
+import { SqliteStorage, TaskTimeoutError } from "../../mod.ts";
+import { captureIo, main } from "../../lib/cli/mod.ts";
+import { tempDatabase, waitUntil } from "../_helpers.ts";
+import { fetch, PATH, processGone, QUEUE, run, statusesOf, storageOf, work } from "./_work.ts";
 
 Deno.test("workCommand.run() stores each command's stdout as the result and exits 0 when interrupted", async () => {
   await using temp = await tempDatabase();

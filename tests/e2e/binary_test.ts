@@ -1,24 +1,18 @@
 /**
  * End-to-end test of the compiled `apalis` executable (built with `bun build --compile`): every
  * step runs the binary itself, from a bare temp directory holding nothing but the database and
- * the inputs, with a PATH that has neither deno nor bun. Skipped when bun is not installed.
+ * the inputs, with a PATH that has neither deno nor bun. Ignored when bun is not installed,
+ * unless `APALIS_BINARY_TEST=required` (CI), where it fails.
  *
  * @module
  */
 import assert from "node:assert/strict";
 import { VERSION } from "../../lib/cli/version.ts";
 import { SCHEMA_VERSION } from "../../mod.ts";
-import { buildBinary } from "../../scripts/build_binary.ts";
 import { waitUntil } from "../_helpers.ts";
+import { buildTestBinary, IGNORE_BINARY_TEST, warnIfIgnored } from "./_binary.ts";
 
-const HAS_BUN = (() => {
-  try {
-    return new Deno.Command("bun", { args: ["--version"], stdout: "null", stderr: "null" })
-      .outputSync().success;
-  } catch {
-    return false;
-  }
-})();
+warnIfIgnored("binary_test");
 
 const QUEUE = "thumbs";
 const TASKS = 12;
@@ -41,7 +35,7 @@ interface Run {
 Deno.test({
   name:
     "apalis binary runs init, push, work, ls, show, stats, retry, board and vacuum from a bare directory",
-  ignore: !HAS_BUN,
+  ignore: IGNORE_BINARY_TEST,
   async fn(t) {
     const root = await Deno.makeTempDir({ prefix: "apalis_binary_" });
     const bin = `${root}/bin/apalis`;
@@ -76,12 +70,13 @@ Deno.test({
 
     try {
       await t.step("bun build --compile builds the binary", async () => {
-        await buildBinary(bin);
+        await buildTestBinary(bin);
         // The Bun runtime is inside the executable.
         assert.match(
           await ok("version"),
           new RegExp(`^apalis ${VERSION.replaceAll(".", "\\.")} \\(bun `),
         );
+        assert.equal(await ok("--version"), await ok("version"));
       });
 
       await t.step("init creates ./apalis.db in the current directory", async () => {

@@ -30,6 +30,9 @@ Options:
   --page N     which page, from 1 (default 1)
   --json       print the task records as a JSON array
 
+When more tasks match than the page shows, a note on stderr says how many and how to see the
+rest (stdout stays a table, or valid JSON).
+
 Example:
   apalis ls email --status failed --limit 50
 `,
@@ -49,6 +52,12 @@ Example:
       if (globals.json) io.stdout(json(tasks));
       else if (tasks.length === 0) io.stdout(`No tasks${describe(queue, status, page)}.\n`);
       else io.stdout(render(io, tasks, queue === undefined));
+      // A full page may have more after it; an empty one may be past the end.
+      if (tasks.length === pageSize || (tasks.length === 0 && page > 1)) {
+        const counts = await storage.stats(queue);
+        const note = pagingNote(status ? counts[status] : counts.total, page, pageSize);
+        if (note) io.stderr(`apalis ls: ${note}\n`);
+      }
       return 0;
     } finally {
       db.close();
@@ -69,6 +78,27 @@ function describe(queue: string | undefined, status: TaskStatus | undefined, pag
   return (queue === undefined ? "" : ` in queue '${queue}'`) +
     (status === undefined ? "" : ` with status ${status}`) +
     (page > 1 ? ` on page ${page}` : "");
+}
+
+/**
+ * What to say on stderr (stdout stays a table or valid JSON) when the page does not show every
+ * one of the `total` matching tasks: how to see the rest, or where they are.
+ */
+function pagingNote(total: number, page: number, pageSize: number): string | undefined {
+  const first = (page - 1) * pageSize + 1;
+  const pages = Math.ceil(total / pageSize);
+  if (total > 0 && first > total) {
+    if (total === 1) return "the only matching task is on page 1";
+    return `the ${total} tasks fill ${
+      pages === 1 ? "page 1" : `pages 1-${pages}`
+    } at --limit ${pageSize}`;
+  }
+  const last = Math.min(page * pageSize, total);
+  if (last >= total) return undefined;
+  const shown = first === last ? `task ${first}` : `tasks ${first}-${last}`;
+  return `showing ${shown} of ${total}; see more with --page ${
+    page + 1
+  }, or all at once with --limit ${total}`;
 }
 
 function render(io: CliIo, tasks: TaskRecord[], withQueue: boolean): string {

@@ -10,9 +10,10 @@ import {
   parseDuration,
   parseInteger,
   parseOptions,
+  parseSize,
   truncate,
 } from "../format.ts";
-import { describe } from "../runners/_output.ts";
+import { DEFAULT_MAX_OUTPUT, describe, MAX_OUTPUT_LIMIT } from "../runners/_output.ts";
 import { execRunner } from "../runners/exec.ts";
 import { httpRunner } from "../runners/http.ts";
 import { RateMeter, StatusLine } from "../status_line.ts";
@@ -28,6 +29,15 @@ Runs a worker on QUEUE until Ctrl-C or SIGTERM, then shuts down gracefully: it s
 tasks, releases the ones it had taken but not started, and lets running ones finish (see
 --shutdown-timeout). Exit code 0 after a graceful stop. A second Ctrl-C exits at once (code
 130) and sends running commands SIGTERM; their tasks are rescued by the next worker.
+
+Each --exec command runs in a process group of its own: a timeout, and a shutdown that outlasts
+--shutdown-timeout, send SIGTERM to the whole group (children and grandchildren), then SIGKILL
+2s later. If the worker itself is killed with SIGKILL (kill -9), nothing ends its commands:
+each group keeps running to its end, unsupervised, and its task stays 'running' until it is
+rescued and runs again: at once by a worker restarted on this host with the same --name, else
+at the next heartbeat (every 30s) of another worker on the database, after 5 minutes of silence
+if it runs on another host. Make commands safe to run twice, or end a leftover group with
+kill -- -PGID (see ps -o pid,pgid,args).
 
 --exec "CMD" runs CMD with /bin/sh once per task, in its own process group, with:
   stdin              the task's payload as JSON
@@ -62,6 +72,10 @@ Options:
   --shutdown-timeout DURATION
                              on shutdown, how long running tasks may finish before they are
                              interrupted like a timeout (default 30s)
+  --max-output SIZE          the most a command may print on stdout, or an endpoint answer
+                             with a 2xx, stored as the result: 65536, 512KiB, 16MiB (1024-based
+                             units; default 16MiB, at most 256MiB). Past it the attempt fails
+                             (the command is killed; the rest of the body is not read).
   --json                     print the final summary as JSON
 
 On a terminal a status line on stderr shows done, failed and killed counts, tasks in flight and
@@ -83,6 +97,7 @@ Examples:
       backoff: { type: "string" },
       name: { type: "string" },
       "shutdown-timeout": { type: "string" },
+      "max-output": { type: "string" },
     });
     const [queue] = expectPositionals("work", positionals, ["QUEUE"]);
     if (!queue) throw new UsageError("the queue name must not be empty");
@@ -102,11 +117,15 @@ Examples:
       "--shutdown-timeout",
       parseDuration,
     );
+    const maxOutputBytes = optional(values["max-output"], "--max-output", maxOutput) ??
+      DEFAULT_MAX_OUTPUT;
     if (values.name === "") throw new UsageError("option '--name' must not be empty");
     const name = values.name ?? `${HOST_NAME}-${PROCESS_ID}`;
 
     const { db, storage } = openForCommand(globals, "write");
-    const runner = url === undefined ? execRunner(values.exec!, io.env) : httpRunner(url);
+    const runner = url === undefined
+      ? execRunner(values.exec!, io.env, { maxOutputBytes })
+      : httpRunner(url, { maxOutputBytes });
     try {
       const counts = { done: 0, failed: 0, killed: 0 };
       const finished = () => counts.done + counts.failed + counts.killed;
@@ -211,6 +230,10 @@ function positiveDuration(text: string, option: string): number {
   const ms = parseDuration(text, option);
   if (ms < 1) throw new UsageError(`option '${option}' must be at least 1ms: got '${text}'`);
   return ms;
+}
+
+function maxOutput(text: string, option: string): number {
+  return parseSize(text, option, { min: 1, max: MAX_OUTPUT_LIMIT });
 }
 
 function parseUrl(text: string, option: string): URL {

@@ -9,6 +9,12 @@ export interface Runner {
   close?(): Promise<void>;
 }
 
+/** The default cap on a command's stdout or a response's body, stored as the result. */
+export const DEFAULT_MAX_OUTPUT = 16 * 1024 * 1024;
+
+/** The largest cap `--max-output` accepts: a result is one string in memory and one row. */
+export const MAX_OUTPUT_LIMIT = 256 * 1024 * 1024;
+
 /** How much of a failed command's stderr (or a failed request's body) is kept, in characters. */
 export const ERROR_TEXT_MAX = 4096;
 

@@ -1,7 +1,10 @@
 import { type ChildProcess, spawn } from "node:child_process";
+import { Buffer } from "node:buffer";
 import process from "node:process";
 import type { TaskContext } from "../../worker/context.ts";
+import { formatSize } from "../format.ts";
 import {
+  DEFAULT_MAX_OUTPUT,
   describe,
   ERROR_TEXT_MAX,
   excerpt,
@@ -10,12 +13,19 @@ import {
   RunnerError,
 } from "./_output.ts";
 
-/** Standard output beyond this fails the attempt (it is stored as the result). */
-const STDOUT_MAX = 16 * 1024 * 1024;
 /** After SIGTERM, how long a command gets before SIGKILL. */
 const KILL_GRACE_MS = 2000;
 /** After the command exits, how long its output pipes may stay open (a background child). */
 const CLOSE_GRACE_MS = 1000;
+
+/** Options of {@linkcode execRunner}. */
+export interface ExecRunnerOptions {
+  /**
+   * The most bytes a command may write to stdout (stored as the result): past it the command is
+   * terminated and the attempt fails. @default {16 MiB}
+   */
+  maxOutputBytes?: number;
+}
 
 /**
  * The `--exec CMD` runner: runs `/bin/sh -c CMD` per task in its own process group, with the
@@ -28,11 +38,18 @@ const CLOSE_GRACE_MS = 1000;
  * If this process exits abruptly (a second Ctrl-C), running commands get SIGTERM: in their own
  * process groups, the terminal's signal does not reach them. `close()` resolves once terminated
  * commands are gone or had their SIGKILL, and stops watching for the exit.
+ *
+ * @example Usage
+ * ```ts ignore
+ * const run = execRunner("./send-email.sh", process.env, { maxOutputBytes: 1024 ** 2 });
+ * ```
  */
 export function execRunner(
   command: string,
   env: Readonly<Record<string, string | undefined>>,
+  options: ExecRunnerOptions = {},
 ): Runner {
+  const maxOutput = options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT;
   /** Sends SIGTERM to one running command's process group. */
   const running = new Set<() => void>();
   /** Settle once a terminated command's group is gone or got SIGKILL. */
@@ -61,7 +78,8 @@ export function execRunner(
       } catch (error) {
         return reject(new RunnerError("CommandError", `Cannot start /bin/sh: ${describe(error)}`));
       }
-      let stdout = "";
+      const stdout: Uint8Array[] = [];
+      let stdoutBytes = 0;
       let stderr = "";
       let overflow = false;
       let failure: Error | undefined;
@@ -128,12 +146,13 @@ export function execRunner(
             new RunnerError(
               "CommandError",
               `Command wrote more than ${
-                STDOUT_MAX / 1024 / 1024
-              } MiB to stdout (stored as the result); it was killed`,
+                formatSize(maxOutput)
+              } to stdout (--max-output): it was killed, nothing stored`,
             ),
           );
-        } else if (exit?.code === 0) resolve(parseOutput(stdout));
-        else {
+        } else if (exit?.code === 0) {
+          resolve(parseOutput(new TextDecoder().decode(Buffer.concat(stdout))));
+        } else {
           const how = exit?.signal
             ? `was killed by ${exit.signal}`
             : `exited with code ${exit?.code}`;
@@ -151,14 +170,15 @@ export function execRunner(
         failure = error;
         finish();
       });
-      child.stdout!.setEncoding("utf8");
-      child.stdout!.on("data", (chunk: string) => {
+      child.stdout!.on("data", (chunk: Buffer) => {
         if (overflow) return;
-        stdout += chunk;
-        if (stdout.length > STDOUT_MAX) {
+        stdoutBytes += chunk.byteLength;
+        if (stdoutBytes > maxOutput) {
           overflow = true;
-          stdout = "";
+          stdout.length = 0;
           terminate();
+        } else {
+          stdout.push(chunk);
         }
       });
       child.stderr!.setEncoding("utf8");
