@@ -104,6 +104,7 @@ export type {
 } from "./lib/worker/events.ts";
 export {
   AbortError,
+  NonError,
   ShutdownError,
   TaskTimeoutError,
   WorkerFatalError,
