@@ -42,6 +42,7 @@ import {
   TaskStateError,
   WaitTimeoutError,
 } from "./errors.ts";
+import { messageOf } from "./error_text.ts";
 import {
   emptyCounts,
   type QueueInfo,
@@ -652,7 +653,7 @@ export class SqliteStorage<T = unknown> {
     } catch (error) {
       throw new TypeError(
         `Cannot push task to queue '${this.queue}': the ${this.codec.name} codec cannot encode its arguments: ${
-          error instanceof Error ? error.message : String(error)
+          messageOf(error)
         }`,
         { cause: error },
       );
