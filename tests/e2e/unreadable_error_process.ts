@@ -23,9 +23,7 @@ const worker = new WorkerBuilder("unreadable-worker")
   .backend(storage)
   .handleSignals(false)
   .build(() => {
-    const error = new Error("name is a BigInt") as Error & { name: unknown };
-    error.name = 10n;
-    throw error;
+    throw Object.assign(new Error("name is a BigInt"), { name: 10n });
   });
 const running = worker.run();
 const [task] = await storage.waitFor(id, { timeoutMs: 10_000 });
