@@ -39,6 +39,7 @@ import { HOST_NAME, PROCESS_ID } from "../storage/_process.ts";
 import { notifyPushed, onPushed } from "../storage/_wakeup.ts";
 import { onExternalCommit } from "../storage/_commits.ts";
 import { isExactText } from "../storage/codec.ts";
+import { type LongTimer, MAX_TIMER_MS, setLongInterval, setLongTimeout } from "../time/timers.ts";
 import { TaskContext } from "./context.ts";
 import { Pace } from "./pace.ts";
 import { Transition } from "./transition.ts";
@@ -89,7 +90,8 @@ interface InFlight {
   controller: AbortController | undefined;
   abortReason: unknown;
   startedAt: number;
-  timer: ReturnType<typeof setTimeout> | undefined;
+  /** The attempt's timeout, if the worker has one. */
+  timer: LongTimer | undefined;
   settled: boolean;
 }
 
@@ -230,7 +232,7 @@ export class Worker<T = unknown> {
       throw error;
     }
     const unsubscribe = onPushed(storage.db, storage.queue, () => this.#poke());
-    const heartbeat = setInterval(() => void this.#heartbeat(), storage.config.keepAliveMs);
+    const heartbeat = setLongInterval(() => void this.#heartbeat(), storage.config.keepAliveMs);
     const onSignal = () => {
       if (this.#state === "stopping") this.#abortAll();
       void this.stop();
@@ -240,18 +242,18 @@ export class Worker<T = unknown> {
       process.on("SIGTERM", onSignal);
     }
     this.#emit({ type: "start" });
-    let graceTimer: ReturnType<typeof setTimeout> | undefined;
+    let graceTimer: LongTimer | undefined;
     try {
       await this.#heartbeat();
       await this.#loop((stopping) => {
         if (stopping && graceTimer === undefined) {
-          graceTimer = setTimeout(() => this.#abortAll(), this.#o.shutdownTimeoutMs);
+          graceTimer = setLongTimeout(() => this.#abortAll(), this.#o.shutdownTimeoutMs);
         }
       });
     } finally {
-      clearTimeout(graceTimer);
+      graceTimer?.clear();
       clearTimeout(this.#stragglerTimer);
-      clearInterval(heartbeat);
+      heartbeat.clear();
       unsubscribe();
       this.#watchCommits(false);
       leave?.();
@@ -357,7 +359,9 @@ export class Worker<T = unknown> {
         ? undefined
         : this.#nextDue - this.#o.storage.clock.now();
       if (delay !== undefined && delay > 0) {
-        waits.push(new Promise((resolve) => dueTimer = setTimeout(resolve, delay)));
+        // Clamped to what one timer holds: waking early only claims nothing and waits again.
+        const wait = Math.min(delay, MAX_TIMER_MS);
+        waits.push(new Promise((resolve) => dueTimer = setTimeout(resolve, wait)));
       }
     }
     await Promise.race(waits);
@@ -565,7 +569,7 @@ export class Worker<T = unknown> {
       return;
     }
     if (timeoutMs !== undefined) {
-      entry.timer = setTimeout(() => {
+      entry.timer = setLongTimeout(() => {
         const error = new TaskTimeoutError(timeoutMs);
         abortEntry(entry, error);
         this.#settle(entry, { ok: false, error });
@@ -606,7 +610,7 @@ export class Worker<T = unknown> {
   #settle(entry: InFlight, outcome: Outcome): void {
     if (entry.settled) return;
     entry.settled = true;
-    clearTimeout(entry.timer);
+    entry.timer?.clear();
     this.#inFlight.delete(entry.row.id);
     let pending: PendingAck;
     try {
