@@ -74,6 +74,13 @@ export function openDatabase(path: string, options: OpenDatabaseOptions = {}): D
       `Cannot open database '${path}' as 'busyTimeoutMs' must be a whole number >= 0: current value is ${busyTimeoutMs}`,
     );
   }
+  // A deadline, never a timer: any number >= 0 works (Infinity: retry for as long as it takes).
+  const busyRetryMs = options.busyRetryMs ?? 60_000;
+  if (typeof busyRetryMs !== "number" || !(busyRetryMs >= 0)) {
+    throw new RangeError(
+      `Cannot open database '${path}' as 'busyRetryMs' must be a number >= 0: current value is ${busyRetryMs}`,
+    );
+  }
   const readOnly = options.readOnly ?? false;
   let native: NativeConnection;
   try {
@@ -111,7 +118,7 @@ export function openDatabase(path: string, options: OpenDatabaseOptions = {}): D
     path,
     driver,
     durability,
-    busyRetryMs: options.busyRetryMs ?? 60_000,
+    busyRetryMs,
     busyTimeoutMs,
   });
 }
