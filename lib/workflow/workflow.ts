@@ -281,7 +281,7 @@ export class Workflow<I = unknown, O = I> implements TaskFlow<I> {
     items: unknown[],
   ): Transition {
     if (items.length === 0) return this.#transition(storage, ctx, runId, [], { i: index + 1 }, 0);
-    const encoded = items.map((item) => storage.codec.encode(item));
+    const encoded = items.map((item) => storage.codec.encode(item ?? null));
     const join = `filterMap:${index}:${ctx.taskId}`;
     const nothing = storage.codec.encode(null);
     return new Transition({ items: items.length }, (db, now) => {
