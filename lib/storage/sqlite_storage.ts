@@ -155,7 +155,7 @@ export class SqliteStorage<T = unknown> {
 
   /**
    * @param db an open database (see `openDatabase`), set up with {@linkcode SqliteStorage.setup}
-   * @param queue the queue name, or a {@linkcode Config}
+   * @param queue the queue name (non-empty, no NUL character), or a {@linkcode Config}
    * @param options codec and clock
    */
   constructor(
@@ -164,7 +164,7 @@ export class SqliteStorage<T = unknown> {
     options: SqliteStorageOptions = {},
   ) {
     this.db = db;
-    this.config = typeof queue === "string" ? new Config(queue) : queue;
+    this.config = queue instanceof Config ? queue : new Config(queue); // checks the name
     this.codec = options.codec ?? JsonCodec;
     this.clock = options.clock ?? systemClock;
     this.shared = options.shared;
