@@ -44,6 +44,8 @@ function refuses(codec: Codec, kind: string): (error: unknown) => boolean {
   return (error) => {
     assert.ok(error instanceof TypeError, `a TypeError, got ${error}`);
     assert.ok(error.message.includes(kind), `'${kind}' in: ${error.message}`);
+    const format = codec.name === "json" ? "JSON" : "MessagePack";
+    assert.ok(error.message.includes(`${format} cannot hold`), error.message);
     return true;
   };
 }
