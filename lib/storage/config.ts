@@ -54,7 +54,10 @@ export class Config {
     return this.#with({ bufferSize: size });
   }
 
-  /** Sets the heartbeat period in milliseconds. */
+  /**
+   * Sets the heartbeat period in milliseconds (an integer >= 1, of any length). Keep it well
+   * below `reenqueueOrphanedAfterMs`, or other workers take this one for dead.
+   */
   setKeepAlive(ms: number): Config {
     positive("keepAliveMs", ms);
     return this.#with({ keepAliveMs: ms });
