@@ -1,6 +1,6 @@
 /**
- * CLI durations of 30 days: `work --timeout 30d`, `work --shutdown-timeout 30d`,
- * `stats --watch --interval 30d` and `board --refresh 30d`. Timers of 2^31 ms or more fired at
+ * CLI durations of 30 days: `work --timeout 30d`, `work --shutdown-timeout 30d` (with a task due
+ * in 30 days waiting), `stats --watch --interval 30d` and `board --refresh 30d`. Timers of 2^31 ms or more fired at
  * once (an immediate timeout, an immediate interrupt, a table per millisecond) and Bun and Deno
  * printed a TimeoutOverflowWarning each time. In process through `main`, and as real processes
  * (`deno run cli.ts`, and `bun run cli.ts` when bun is on PATH).
@@ -84,6 +84,8 @@ for (const runtime of RUNTIMES) {
       await using tmp = await tempDatabase();
       const storage = new SqliteStorage(tmp.db, "jobs");
       const id = await storage.push({ n: 1 }, { maxAttempts: 1 });
+      // Due in 30 days: the idle worker's timer for it overflowed and spun, warning each time.
+      const later = await storage.push({ n: 2 }, { runAfter: 30 * 86_400_000 });
       const spawn = (args: string[]) =>
         new Deno.Command(runtime.command, {
           args: [...runtime.args, "--db", tmp.path, ...args],
@@ -108,6 +110,7 @@ for (const runtime of RUNTIMES) {
         "the task to be done",
         20_000,
       );
+      await pause(500); // idle, with only the task due in 30 days
       worker.kill("SIGTERM");
       const workerStatus = await worker.status;
       const workerStderr = await workerErr;
@@ -115,6 +118,7 @@ for (const runtime of RUNTIMES) {
       assert.equal(workerStatus.code, 0, workerStderr);
       assert.doesNotMatch(workerStderr, /Timeout(Overflow|NaN)Warning/);
       assert.equal((await storage.fetchById(id))?.lastResult, "finished");
+      assert.equal((await storage.fetchById(later))?.status, "pending", "it did not run early");
 
       const stats = spawn(["stats", "--watch", "--interval", "30d", "--json"]);
       const statsOut = text(stats.stdout);
