@@ -105,6 +105,7 @@ export type {
 } from "./lib/worker/events.ts";
 export {
   AbortError,
+  NonError,
   ShutdownError,
   TaskTimeoutError,
   WorkerFatalError,

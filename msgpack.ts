@@ -16,17 +16,21 @@
  * @module
  */
 import { decode, encode } from "@msgpack/msgpack";
-import type { Codec } from "./lib/storage/codec.ts";
+import { type Codec, silentlyChanged } from "./lib/storage/codec.ts";
 
 /**
  * Encodes payloads and results as MessagePack (binary data round-trips as `Uint8Array`).
  * MessagePack strings are UTF-8, which cannot hold a lone surrogate: a string containing one is
  * refused with a `TypeError` naming where it is (the encoder would otherwise turn long ones into
- * U+FFFD and keep short ones, so data would change silently). JSON keeps them.
+ * U+FFFD and keep short ones, so data would change silently). JSON keeps them. Like the JSON
+ * codec it refuses a top-level `undefined`, function, Symbol, Map or Set (it keeps NaN and
+ * ±Infinity).
  */
 export const MsgPackCodec: Codec = {
   name: "msgpack",
   encode: (value: unknown): Uint8Array => {
+    const changed = silentlyChanged(value, false);
+    if (changed !== undefined) throw new TypeError(`MessagePack cannot hold ${changed}`);
     const bytes = encode(value); // first: it refuses nesting deeper than 100 on its own
     assertWellFormed(value, "the value", 0);
     return bytes;

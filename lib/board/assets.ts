@@ -142,6 +142,18 @@ export const BOARD_JS = `"use strict";
       if (stamp) stamp.textContent = "cannot reach the board; retrying";
     }
   }
-  if (every > 0) setInterval(refresh, every);
+  // Browser timers hold at most 2^31 - 1 ms (longer ones fire at once): wait in chunks.
+  const MAX_TIMER_MS = 2147483647;
+  function after(ms, fn) {
+    if (ms > MAX_TIMER_MS) setTimeout(() => after(ms - MAX_TIMER_MS, fn), MAX_TIMER_MS);
+    else setTimeout(fn, ms);
+  }
+  function tick() {
+    after(every, () => {
+      tick();
+      refresh();
+    });
+  }
+  if (every > 0) tick();
 })();
 `;

@@ -77,6 +77,13 @@ export function openDatabase(path: string, options: OpenDatabaseOptions = {}): D
       `Cannot open database '${path}' as 'busyTimeoutMs' must be a whole number >= 0: current value is ${busyTimeoutMs}`,
     );
   }
+  // A deadline, never a timer: any number >= 0 works (Infinity: retry for as long as it takes).
+  const busyRetryMs = options.busyRetryMs ?? 60_000;
+  if (typeof busyRetryMs !== "number" || !(busyRetryMs >= 0)) {
+    throw new RangeError(
+      `Cannot open database '${path}' as 'busyRetryMs' must be a number >= 0: current value is ${busyRetryMs}`,
+    );
+  }
   const readOnly = options.readOnly ?? false;
   // To read a WAL database, even read-only, SQLite creates its -wal and -shm files when they are
   // missing, and a read-only connection cannot remove them: note whether they were there.

@@ -39,7 +39,10 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
 /**
- * The default codec: JSON text as UTF-8 bytes.
+ * The default codec: JSON text as UTF-8 bytes. It refuses, with a `TypeError`, a top-level value
+ * JSON would silently change: `undefined`, a function, a Symbol, NaN and ±Infinity (stored as
+ * `null`), a Map or a Set (stored as `{}`). Inside objects and arrays JSON's own rules apply (an
+ * `undefined` property is left out, NaN becomes `null`).
  *
  * @example Usage
  * ```ts
@@ -64,10 +67,40 @@ export const JsonCodec: Codec = {
   encodeText: jsonText,
 };
 
-/** JSON text of `value`; `null` for what JSON cannot represent at all (`undefined`). */
+/** JSON text of `value`; refuses a top-level value JSON would silently change. */
 function jsonText(value: unknown): string {
-  const text = JSON.stringify(value);
-  return text === undefined ? "null" : text;
+  const changed = silentlyChanged(value, true);
+  if (changed !== undefined) throw new TypeError(`JSON cannot hold ${changed}`);
+  return JSON.stringify(value);
+}
+
+/**
+ * How a codec would silently change `value` at the top level, as words for an error: `undefined`,
+ * a function and a Symbol become `null`, a Map and a Set become `{}`, and (for JSON, when
+ * `nonFinite`) NaN and ±Infinity become `null`. `undefined` when the value is kept. Only the top
+ * level is checked: a push must stay cheap (nested values follow the codec's own rules).
+ */
+export function silentlyChanged(value: unknown, nonFinite: boolean): string | undefined {
+  switch (typeof value) {
+    case "object":
+      if (value instanceof Map) {
+        return "a Map (it would be stored as {}; pass Object.fromEntries(map))";
+      }
+      if (value instanceof Set) return "a Set (it would be stored as {}; pass [...set])";
+      return undefined;
+    case "number":
+      return nonFinite && !Number.isFinite(value)
+        ? `${value} (it would be stored as null)`
+        : undefined;
+    case "undefined":
+      return "undefined (it would be stored as null; pass null)";
+    case "function":
+      return "a function (it would be stored as null)";
+    case "symbol":
+      return "a Symbol (it would be stored as null)";
+    default:
+      return undefined;
+  }
 }
 
 /**

@@ -32,14 +32,11 @@ export class Config {
   /** When an idle worker polls again. @default {BackoffStrategy 100 ms → 60 s} */
   readonly pollStrategy: PollStrategy = DEFAULT_POLL_STRATEGY;
 
-  /** @param queue the queue name */
+  /** @param queue the queue name: a non-empty string without NUL characters */
   constructor(queue = "default") {
-    if (typeof queue !== "string" || queue.length === 0) {
-      throw new TypeError(
-        `Cannot create Config as 'queue' must be a non-empty string: current value is ${
-          JSON.stringify(queue)
-        }`,
-      );
+    const problem = queueNameProblem(queue);
+    if (problem !== undefined) {
+      throw new TypeError(`Cannot create Config as 'queue' ${problem}`);
     }
     this.queue = queue;
   }
@@ -57,7 +54,10 @@ export class Config {
     return this.#with({ bufferSize: size });
   }
 
-  /** Sets the heartbeat period in milliseconds. */
+  /**
+   * Sets the heartbeat period in milliseconds (an integer >= 1, of any length). Keep it well
+   * below `reenqueueOrphanedAfterMs`, or other workers take this one for dead.
+   */
   setKeepAlive(ms: number): Config {
     positive("keepAliveMs", ms);
     return this.#with({ keepAliveMs: ms });
@@ -78,6 +78,21 @@ export class Config {
   #with(changes: Partial<Config>): Config {
     return Object.assign(new Config(this.queue), { ...this, ...changes });
   }
+}
+
+/**
+ * What is wrong with a queue name, as the end of a sentence ("must be …"), or `undefined` for a
+ * good one: a non-empty string without NUL characters (some drivers end SQLite text at a NUL, so
+ * "a\0b" could be read back as "a").
+ */
+export function queueNameProblem(queue: unknown): string | undefined {
+  if (typeof queue !== "string" || queue.length === 0) {
+    return `must be a non-empty string: current value is ${JSON.stringify(queue) ?? String(queue)}`;
+  }
+  if (queue.includes("\0")) {
+    return `must not contain a NUL character: current value is ${JSON.stringify(queue)}`;
+  }
+  return undefined;
 }
 
 function positive(field: string, value: number): void {

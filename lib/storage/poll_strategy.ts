@@ -1,3 +1,5 @@
+import { sleep as longSleep } from "../time/timers.ts";
+
 /** One fetcher's view of a strategy: waits for the next moment to poll. */
 export interface PollTicker {
   /**
@@ -16,18 +18,9 @@ export interface PollStrategy {
   ticker(sleep?: Sleep): PollTicker;
 }
 
-/** The real timer-based {@linkcode Sleep}. */
+/** The real timer-based {@linkcode Sleep}: any duration, 30 days too (see `lib/time/timers.ts`). */
 export function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
+  return longSleep(ms, signal);
 }
 
 /**

@@ -4,16 +4,9 @@ import type { TaskRow, TaskStatus } from "../store/tasks.ts";
 import type { WorkerRow } from "../store/workers.ts";
 import type { Codec } from "./codec.ts";
 import { HOST_NAME, processAlive } from "./_process.ts";
+import { messageOf, type TaskError } from "./error_text.ts";
 
-/** An error as stored with a failed attempt. */
-export interface TaskError {
-  /** The error's class name, e.g. `"TypeError"`. */
-  name: string;
-  /** Its message. */
-  message: string;
-  /** Its stack, when it had one. */
-  stack?: string;
-}
+export { messageOf, serializeError, type TaskError } from "./error_text.ts";
 
 /** A task as read back from the database. Times are epoch milliseconds. */
 export interface TaskRecord<T = unknown> {
@@ -156,36 +149,12 @@ export function isWorkerAlive(row: WorkerRow, now: number, orphanAfterMs: number
   return true;
 }
 
-/** Serialises an error (or any thrown value) for storage. */
-export function serializeError(error: unknown): string {
-  if (error instanceof Error) {
-    const stored: TaskError = { name: error.name, message: error.message };
-    if (error.stack) stored.stack = error.stack;
-    return JSON.stringify(stored);
-  }
-  return JSON.stringify({ name: "NonError", message: describeValue(error) });
-}
-
-function describeValue(value: unknown): string {
-  if (typeof value === "string") return value;
-  try {
-    return JSON.stringify(value) ?? String(value);
-  } catch {
-    return String(value);
-  }
-}
-
 function parseError(text: string): TaskError {
   try {
     return JSON.parse(text) as TaskError;
   } catch {
     return { name: "Error", message: text };
   }
-}
-
-/** The message of anything thrown. */
-export function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : describeValue(error);
 }
 
 /** One task of a workflow run, as `workflowRun()` reports it. */

@@ -2,6 +2,7 @@ import { openDatabase } from "../sqlite/open.ts";
 import type { Database, OpenDatabaseOptions } from "../sqlite/types.ts";
 import { type ClaimedRow, taskClaimShared } from "../store/tasks.ts";
 import { Config } from "./config.ts";
+import { describeValue } from "./error_text.ts";
 import { SqliteStorage, type SqliteStorageOptions } from "./sqlite_storage.ts";
 
 /** A worker of a shared queue, as the shared fetcher sees it. */
@@ -121,8 +122,15 @@ export class SharedSqliteStorage {
     return [...this.#queues];
   }
 
-  /** A storage for one job type's queue; a queue can be registered once. */
+  /** A storage for one job type's queue (a name or a `Config`); a queue can be registered once. */
   makeShared<T>(queue: string | Config): SqliteStorage<T> {
+    if (typeof queue !== "string" && !(queue instanceof Config)) {
+      throw new TypeError(
+        `Cannot make a shared storage as 'queue' must be a queue name or a Config (one queue per job type, e.g. makeShared<Email>("email")): current value is ${
+          describeValue(queue)
+        }`,
+      );
+    }
     const config = typeof queue === "string" ? new Config(queue) : queue;
     if (this.#queues.has(config.queue)) {
       throw new SharedQueueError(

@@ -42,6 +42,8 @@ import {
   TaskStateError,
   WaitTimeoutError,
 } from "./errors.ts";
+import { describeValue, messageOf } from "./error_text.ts";
+import { sleep } from "../time/timers.ts";
 import {
   emptyCounts,
   type QueueInfo,
@@ -162,7 +164,7 @@ export class SqliteStorage<T = unknown> {
 
   /**
    * @param db an open database (see `openDatabase`), set up with {@linkcode SqliteStorage.setup}
-   * @param queue the queue name, or a {@linkcode Config}
+   * @param queue the queue name (non-empty, no NUL character), or a {@linkcode Config}
    * @param options codec and clock
    */
   constructor(
@@ -171,7 +173,7 @@ export class SqliteStorage<T = unknown> {
     options: SqliteStorageOptions = {},
   ) {
     this.db = db;
-    this.config = typeof queue === "string" ? new Config(queue) : queue;
+    this.config = queue instanceof Config ? queue : new Config(queue); // checks the name
     this.codec = options.codec ?? JsonCodec;
     this.clock = options.clock ?? systemClock;
     this.shared = options.shared;
@@ -372,13 +374,15 @@ export class SqliteStorage<T = unknown> {
 
   /**
    * Resolves when a run has ended (`done` or `failed`). Rejects with `WaitTimeoutError` after
-   * `timeoutMs`, and with `RunNotFoundError` for an unknown run id.
+   * `timeoutMs` (default 30 s; `Infinity`: no limit), and with `RunNotFoundError` for an unknown
+   * run id. It reads the run every `pollMs` (default 25). Throws a `RangeError` when a duration
+   * is not a number >= 0 (`pollMs`: finite and > 0).
    */
   async waitForRun<R = unknown>(
     runId: string,
     options: { timeoutMs?: number; pollMs?: number } = {},
   ): Promise<RunRecord<R>> {
-    const { timeoutMs = 30_000, pollMs = 25 } = options;
+    const { timeoutMs, pollMs } = waitOptions("waitForRun", options);
     const deadline = Date.now() + timeoutMs;
     while (true) {
       const run = runGet(this.db, runId);
@@ -387,7 +391,7 @@ export class SqliteStorage<T = unknown> {
         return toRunRecord<R>(run, runTasks(this.db, runId), this.codec);
       }
       if (Date.now() >= deadline) throw new WaitTimeoutError([runId], timeoutMs);
-      await new Promise((resolve) => setTimeout(resolve, Math.min(pollMs, deadline - Date.now())));
+      await sleep(Math.min(pollMs, deadline - Date.now()));
     }
   }
 
@@ -399,15 +403,17 @@ export class SqliteStorage<T = unknown> {
 
   /**
    * Resolves when every task has finished (`done` or `killed`), with their records in the
-   * order of `ids`. Rejects with `WaitTimeoutError` after `timeoutMs`, and with
-   * `TaskNotFoundError` for an unknown id.
+   * order of `ids`. Rejects with `WaitTimeoutError` after `timeoutMs` (default 30 s;
+   * `Infinity`: no limit), and with `TaskNotFoundError` for an unknown id. It reads the tasks
+   * every `pollMs` (default 25). Throws a `RangeError` when a duration is not a number >= 0
+   * (`pollMs`: finite and > 0).
    */
   async waitFor(
     ids: string | readonly string[],
     options: { timeoutMs?: number; pollMs?: number } = {},
   ): Promise<TaskRecord<T>[]> {
     const wanted = typeof ids === "string" ? [ids] : [...ids];
-    const { timeoutMs = 30_000, pollMs = 25 } = options;
+    const { timeoutMs, pollMs } = waitOptions("waitFor", options);
     const deadline = Date.now() + timeoutMs;
     while (true) {
       const rows = new Map(taskGetMany(this.db, wanted).map((row) => [row.id, row]));
@@ -421,7 +427,7 @@ export class SqliteStorage<T = unknown> {
         return wanted.map((id) => toTaskRecord<T>(rows.get(id)!, this.codec));
       }
       if (Date.now() >= deadline) throw new WaitTimeoutError(unfinished, timeoutMs);
-      await new Promise((resolve) => setTimeout(resolve, Math.min(pollMs, deadline - Date.now())));
+      await sleep(Math.min(pollMs, deadline - Date.now()));
     }
   }
 
@@ -688,7 +694,7 @@ export class SqliteStorage<T = unknown> {
     } catch (error) {
       throw new TypeError(
         `Cannot push task to queue '${this.queue}': the ${this.codec.name} codec cannot encode its arguments: ${
-          error instanceof Error ? error.message : String(error)
+          messageOf(error)
         }`,
         { cause: error },
       );
@@ -741,6 +747,29 @@ export class SqliteStorage<T = unknown> {
 
 function isConstraintError(error: unknown): boolean {
   return error instanceof Error && /UNIQUE constraint failed|PRIMARY KEY/i.test(error.message);
+}
+
+/** The durations of a wait, checked: `timeoutMs` a number >= 0 (`Infinity`: no limit). */
+function waitOptions(
+  method: string,
+  options: { timeoutMs?: number; pollMs?: number },
+): { timeoutMs: number; pollMs: number } {
+  const { timeoutMs = 30_000, pollMs = 25 } = options;
+  if (typeof timeoutMs !== "number" || !(timeoutMs >= 0)) {
+    throw new RangeError(
+      `Cannot ${method} as 'timeoutMs' must be a number of milliseconds >= 0 (Infinity: no limit): current value is ${
+        describeValue(timeoutMs)
+      }`,
+    );
+  }
+  if (typeof pollMs !== "number" || !Number.isFinite(pollMs) || pollMs <= 0) {
+    throw new RangeError(
+      `Cannot ${method} as 'pollMs' must be a finite number of milliseconds > 0: current value is ${
+        describeValue(pollMs)
+      }`,
+    );
+  }
+  return { timeoutMs, pollMs };
 }
 
 function assertPage(page: number, pageSize: number, what: string): void {

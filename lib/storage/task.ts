@@ -1,3 +1,4 @@
+import { messageOf } from "./error_text.ts";
 import { type BackoffOptions, validateBackoff } from "./backoff.ts";
 
 /** Options for one push; every field is optional. */
@@ -162,10 +163,35 @@ export function resolvePush(queue: string, options: PushOptions, now: number): R
         `Cannot push task to queue '${queue}' as 'meta' must be a plain object`,
       );
     }
-    meta = Object.keys(options.meta).length ? JSON.stringify(options.meta) : null;
+    meta = Object.keys(options.meta).length ? metaJson(queue, options.meta) : null;
   }
   const backoff = options.backoff === undefined
     ? null
     : JSON.stringify(validateBackoff(options.backoff, `task in queue '${queue}'`));
   return { id: options.id, runAt, priority, maxAttempts, meta, backoff };
+}
+
+/** The meta as JSON, or a `TypeError` naming the first key JSON cannot encode and why. */
+function metaJson(queue: string, meta: Record<string, unknown>): string {
+  try {
+    return JSON.stringify(meta);
+  } catch (error) {
+    // Only on failure: find the key whose value JSON refuses (a BigInt, a cycle, a toJSON that
+    // throws).
+    let where = "";
+    for (const key of Object.keys(meta)) {
+      try {
+        JSON.stringify(meta[key]);
+      } catch {
+        where = ` at key '${key}'`;
+        break;
+      }
+    }
+    throw new TypeError(
+      `Cannot push task to queue '${queue}' as its 'meta' cannot be encoded as JSON${where}: ${
+        messageOf(error)
+      }`,
+      { cause: error },
+    );
+  }
 }

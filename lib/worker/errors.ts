@@ -1,3 +1,5 @@
+import { describeValue } from "../storage/error_text.ts";
+
 /**
  * Throw it from a handler to kill the task at once, without further attempts.
  *
@@ -60,5 +62,32 @@ export class WorkerFatalError extends Error {
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = "WorkerFatalError";
+  }
+}
+
+/**
+ * What a failed attempt records when the handler (or a middleware, a workflow step, a DAG node)
+ * throws or rejects with no value, `undefined` or `null`: the attempt failed all the same, and is
+ * retried and finally killed like any other failure. Listeners receive it as the event's error.
+ *
+ * @example Usage
+ * ```ts
+ * import { NonError } from "@apalis/sqlite";
+ *
+ * const error = new NonError(undefined, "rejected with");
+ * if (error.message !== "The handler rejected with undefined") throw new Error("unexpected");
+ * ```
+ */
+export class NonError extends Error {
+  /** What was thrown (`undefined` or `null`). */
+  readonly value: unknown;
+  /**
+   * @param value what was thrown
+   * @param how how it came: thrown synchronously, or as a rejection
+   */
+  constructor(value: unknown, how: "threw" | "rejected with") {
+    super(`The handler ${how} ${describeValue(value)}`);
+    this.name = "NonError";
+    this.value = value;
   }
 }

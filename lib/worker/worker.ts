@@ -25,19 +25,27 @@ import {
   workerStop,
   workerUpsert,
 } from "../store/workers.ts";
-import { type Backoff, backoffDelay, type BackoffOptions } from "../storage/backoff.ts";
-import { isWorkerAlive, messageOf, serializeError } from "../storage/records.ts";
+import {
+  type Backoff,
+  backoffDelay,
+  type BackoffOptions,
+  DEFAULT_BACKOFF,
+} from "../storage/backoff.ts";
+import { isWorkerAlive } from "../storage/records.ts";
+import { describeError, describeValue, messageOf, serializeError } from "../storage/error_text.ts";
 import type { SqliteStorage } from "../storage/sqlite_storage.ts";
 import { ulid } from "../storage/ulid.ts";
 import { HOST_NAME, PROCESS_ID } from "../storage/_process.ts";
 import { notifyPushed, onPushed } from "../storage/_wakeup.ts";
 import { onExternalCommit } from "../storage/_commits.ts";
 import { isExactText } from "../storage/codec.ts";
+import { type LongTimer, MAX_TIMER_MS, setLongInterval, setLongTimeout } from "../time/timers.ts";
 import { TaskContext } from "./context.ts";
 import { Pace } from "./pace.ts";
 import { Transition } from "./transition.ts";
 import {
   AbortError,
+  NonError,
   ShutdownError,
   TaskTimeoutError,
   WorkerFatalError,
@@ -82,7 +90,8 @@ interface InFlight {
   controller: AbortController | undefined;
   abortReason: unknown;
   startedAt: number;
-  timer: ReturnType<typeof setTimeout> | undefined;
+  /** The attempt's timeout, if the worker has one. */
+  timer: LongTimer | undefined;
   settled: boolean;
 }
 
@@ -100,6 +109,9 @@ const NOTHING_CLAIMED: Claimed = { found: false, full: false };
 const AHEAD_WINDOW_MS = 10;
 /** Its pace is sampled over at least this long. */
 const PACE_SAMPLE_MS = 10;
+
+/** How an attempt ended: with a value, or with an error (`kill`: no retry). */
+type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown; kill?: boolean };
 
 interface PendingAck {
   ack: TaskAck;
@@ -220,7 +232,7 @@ export class Worker<T = unknown> {
       throw error;
     }
     const unsubscribe = onPushed(storage.db, storage.queue, () => this.#poke());
-    const heartbeat = setInterval(() => void this.#heartbeat(), storage.config.keepAliveMs);
+    const heartbeat = setLongInterval(() => void this.#heartbeat(), storage.config.keepAliveMs);
     const onSignal = () => {
       if (this.#state === "stopping") this.#abortAll();
       void this.stop();
@@ -230,18 +242,18 @@ export class Worker<T = unknown> {
       process.on("SIGTERM", onSignal);
     }
     this.#emit({ type: "start" });
-    let graceTimer: ReturnType<typeof setTimeout> | undefined;
+    let graceTimer: LongTimer | undefined;
     try {
       await this.#heartbeat();
       await this.#loop((stopping) => {
         if (stopping && graceTimer === undefined) {
-          graceTimer = setTimeout(() => this.#abortAll(), this.#o.shutdownTimeoutMs);
+          graceTimer = setLongTimeout(() => this.#abortAll(), this.#o.shutdownTimeoutMs);
         }
       });
     } finally {
-      clearTimeout(graceTimer);
+      graceTimer?.clear();
       clearTimeout(this.#stragglerTimer);
-      clearInterval(heartbeat);
+      heartbeat.clear();
       unsubscribe();
       this.#watchCommits(false);
       leave?.();
@@ -347,7 +359,9 @@ export class Worker<T = unknown> {
         ? undefined
         : this.#nextDue - this.#o.storage.clock.now();
       if (delay !== undefined && delay > 0) {
-        waits.push(new Promise((resolve) => dueTimer = setTimeout(resolve, delay)));
+        // Clamped to what one timer holds: waking early only claims nothing and waits again.
+        const wait = Math.min(delay, MAX_TIMER_MS);
+        waits.push(new Promise((resolve) => dueTimer = setTimeout(resolve, wait)));
       }
     }
     await Promise.race(waits);
@@ -555,7 +569,7 @@ export class Worker<T = unknown> {
       return;
     }
     if (timeoutMs !== undefined) {
-      entry.timer = setTimeout(() => {
+      entry.timer = setLongTimeout(() => {
         const error = new TaskTimeoutError(timeoutMs);
         abortEntry(entry, error);
         this.#settle(entry, { ok: false, error });
@@ -584,26 +598,53 @@ export class Worker<T = unknown> {
     try {
       result = Promise.resolve(this.#run!(args, ctx));
     } catch (error) {
-      result = Promise.reject(error);
+      this.#settle(entry, { ok: false, error: failureOf(error, "threw") });
+      return;
     }
     result.then(
       (value) => this.#settle(entry, { ok: true, value }),
-      (error) => this.#settle(entry, { ok: false, error }),
+      (error) => this.#settle(entry, { ok: false, error: failureOf(error, "rejected with") }),
     );
   }
 
-  #settle(
-    entry: InFlight,
-    outcome: { ok: true; value: unknown } | { ok: false; error: unknown; kill?: boolean },
-  ): void {
+  #settle(entry: InFlight, outcome: Outcome): void {
     if (entry.settled) return;
     entry.settled = true;
-    clearTimeout(entry.timer);
+    entry.timer?.clear();
     this.#inFlight.delete(entry.row.id);
+    let pending: PendingAck;
+    try {
+      pending = this.#outcome(entry, outcome);
+    } catch (cause) {
+      // Recording an outcome must never throw (the task would stay `running` and the process
+      // could crash): whatever could not be read or encoded fails the attempt instead.
+      const error = new Error(
+        `Cannot record the outcome of task '${entry.row.id}': ${describeError(cause)}`,
+        { cause },
+      );
+      pending = {
+        ack: this.#failure(entry, error, this.#o.storage.clock.now(), false),
+        followUp: undefined,
+        entry,
+        durationMs: Date.now() - entry.startedAt,
+        result: undefined,
+        error,
+      };
+      if (entry.row.run_id !== null) pending.ack.inRun = true;
+    }
+    this.#acks.push(pending);
+    this.#pace.settled();
+    if (this.#state === "running") this.#startAhead();
+    this.#poke();
+  }
+
+  /** The ack (and follow-up writes) of a finished attempt. */
+  #outcome(entry: InFlight, outcome: Outcome): PendingAck {
     const { row, attempt } = entry;
     const { storage } = this.#o;
     const now = storage.clock.now();
-    let error: unknown;
+    let failed = !outcome.ok;
+    let error: unknown = outcome.ok ? undefined : outcome.error;
     let value = outcome.ok ? outcome.value : undefined;
     let followUp: PendingAck["followUp"];
     if (value instanceof Transition) {
@@ -611,23 +652,21 @@ export class Worker<T = unknown> {
       value = value.result;
     }
     let encoded: Uint8Array | string | null = null;
-    if (outcome.ok) {
+    if (outcome.ok && value !== undefined) {
       const { codec } = storage;
       try {
-        if (value !== undefined) {
-          encoded = codec.encodeText ? codec.encodeText(value) : codec.encode(value);
-        }
+        encoded = codec.encodeText ? codec.encodeText(value) : codec.encode(value);
       } catch (cause) {
+        failed = true;
         error = new TypeError(
           `Cannot store the task's result with the ${codec.name} codec: ${messageOf(cause)}`,
           { cause },
         );
       }
-    } else {
-      error = outcome.error;
     }
-    const ack: TaskAck = error === undefined
-      ? {
+    const ack: TaskAck = failed
+      ? this.#failure(entry, error, now, !outcome.ok && outcome.kill === true)
+      : {
         id: row.id,
         queue: row.queue,
         attempt,
@@ -636,21 +675,16 @@ export class Worker<T = unknown> {
         error: null,
         runAt: null,
         doneAt: now,
-      }
-      : this.#failure(entry, error, now, !outcome.ok && outcome.kill === true);
-    if (error !== undefined) followUp = undefined;
+      };
     if (row.run_id !== null) ack.inRun = true;
-    this.#acks.push({
+    return {
       ack,
-      followUp,
+      followUp: failed ? undefined : followUp,
       entry,
       durationMs: Date.now() - entry.startedAt,
-      result: value,
+      result: failed ? undefined : value,
       error,
-    });
-    this.#pace.settled();
-    if (this.#state === "running") this.#startAhead();
-    this.#poke();
+    };
   }
 
   /** The ack of a failed attempt: `failed` with its retry time, or `killed` when it is over. */
@@ -660,10 +694,8 @@ export class Worker<T = unknown> {
       attempt >= Math.min(row.max_attempts, this.#o.maxAttempts ?? Infinity);
     let runAt: number | null = null;
     if (!kill) {
-      const backoff: Backoff = row.backoff === null
-        ? this.#o.backoff
-        : JSON.parse(row.backoff) as BackoffOptions;
-      runAt = now + (error instanceof ShutdownError ? 0 : backoffDelay(backoff, attempt, error));
+      // An attempt interrupted by a shutdown is due again at once, on another worker.
+      runAt = now + (isShutdownError(error) ? 0 : this.#retryDelay(entry, error));
     }
     return {
       id: row.id,
@@ -675,6 +707,32 @@ export class Worker<T = unknown> {
       runAt,
       doneAt: now,
     };
+  }
+
+  /**
+   * The backoff before the next attempt. A backoff function that throws or returns no usable
+   * number is reported (an `error` event) and the default backoff applies.
+   */
+  #retryDelay(entry: InFlight, error: unknown): number {
+    const { row, attempt } = entry;
+    const backoff: Backoff = row.backoff === null
+      ? this.#o.backoff
+      : JSON.parse(row.backoff) as BackoffOptions;
+    let problem: string;
+    try {
+      const delay = backoffDelay(backoff, attempt, error);
+      if (Number.isFinite(delay)) return delay;
+      problem = `returned ${describeValue(delay)}`;
+    } catch (cause) {
+      problem = `threw ${describeError(cause)}`;
+    }
+    this.#emit({
+      type: "error",
+      error: new TypeError(
+        `The backoff of worker '${this.name}' ${problem} for task '${row.id}' (attempt ${attempt}); the default backoff applies`,
+      ),
+    });
+    return backoffDelay(DEFAULT_BACKOFF, attempt, error);
   }
 
   /** Records each outcome in a transaction of its own; returns those that could not be written. */
@@ -719,8 +777,9 @@ export class Worker<T = unknown> {
         // A full, read-only or broken file says nothing about the task: the whole flush fails
         // and is tried again later with this same outcome.
         if (fileProblemOf(error) !== undefined) throw error;
-        item.ack = this.#failure(item.entry, error, now, false);
-        item.error = error;
+        const failure = failureOf(error, "threw");
+        item.ack = this.#failure(item.entry, failure, now, false);
+        item.error = failure;
         item.result = undefined;
         item.followUp = undefined;
         if (!taskAck(db, this.name, item.ack)) fenced.add(item.ack.id);
@@ -873,9 +932,27 @@ function abortEntry(entry: InFlight, reason: unknown): void {
   entry.controller?.abort(reason);
 }
 
+/** Whether `error` kills the task at once; false for anything that cannot be inspected. */
 function isAbortError(error: unknown): boolean {
-  return error instanceof AbortError ||
-    (error instanceof Error && error.name === "AbortError" && !(error instanceof DOMException));
+  try {
+    return error instanceof AbortError ||
+      (error instanceof Error && error.name === "AbortError" && !(error instanceof DOMException));
+  } catch {
+    return false; // a Proxy or a throwing getter: an ordinary failure
+  }
+}
+
+function isShutdownError(error: unknown): boolean {
+  try {
+    return error instanceof ShutdownError;
+  } catch {
+    return false;
+  }
+}
+
+/** What an attempt that threw `error` failed with: a {@linkcode NonError} for no value. */
+function failureOf(error: unknown, how: "threw" | "rejected with"): unknown {
+  return error === undefined || error === null ? new NonError(error, how) : error;
 }
 
 function sleep(ms: number): Promise<void> {

@@ -74,7 +74,10 @@ export class WorkerBuilder<T = unknown> {
     return this;
   }
 
-  /** Per-attempt time limit in milliseconds: the attempt fails and `ctx.signal` aborts. */
+  /**
+   * Per-attempt time limit in milliseconds (an integer >= 1, of any length: 30 days works): the
+   * attempt fails and `ctx.signal` aborts.
+   */
   timeout(ms: number): this {
     this.#positive("timeout", ms);
     this.#timeoutMs = ms;
@@ -133,7 +136,10 @@ export class WorkerBuilder<T = unknown> {
     return this;
   }
 
-  /** How long a shutdown waits for running handlers before aborting them. @default {30000} */
+  /**
+   * How long a shutdown waits for running handlers before aborting them, in milliseconds (a
+   * finite number >= 0, of any length). @default {30000}
+   */
   shutdownTimeout(ms: number): this {
     if (!Number.isFinite(ms) || ms < 0) {
       throw new RangeError(

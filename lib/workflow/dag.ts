@@ -387,7 +387,10 @@ class Spawner {
     const inputs = this.part(key, slot, input);
     if (inputs.length === successor.deps.length) {
       // Its payload shows its inputs; the node itself reads them from the join.
-      const args = this.storage.codec.encode(successor.deps.length === 1 ? inputs[0] : inputs);
+      // One input of `undefined` (a dependency that returned nothing) is shown as null.
+      const args = this.storage.codec.encode(
+        successor.deps.length === 1 ? inputs[0] ?? null : inputs,
+      );
       joinEnqueueIfComplete(db, { runId, key, now: this.now, args });
     }
   }

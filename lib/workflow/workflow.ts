@@ -2,6 +2,7 @@ import { DEFAULT_MAX_ATTEMPTS } from "../storage/task.ts";
 import type { SqliteStorage } from "../storage/sqlite_storage.ts";
 import { retryBusy } from "../sqlite/busy.ts";
 import type { WorkflowGraph } from "../storage/graph.ts";
+import { describeValue } from "../storage/error_text.ts";
 import { ulid } from "../storage/ulid.ts";
 import {
   joinDeclare,
@@ -117,7 +118,10 @@ export class Workflow<I = unknown, O = I> implements TaskFlow<I> {
     return this.#add({ kind: "delay", delay: () => ms });
   }
 
-  /** Waits as many milliseconds as `fn` computes from the previous output. */
+  /**
+   * Waits as many milliseconds as `fn` computes from the previous output: a finite number >= 0,
+   * else the step fails with a `RangeError`.
+   */
   delayWith(fn: (input: O) => number): Workflow<I, O> {
     return this.#add({ kind: "delay", delay: fn as (input: unknown) => number });
   }
@@ -229,8 +233,17 @@ export class Workflow<I = unknown, O = I> implements TaskFlow<I> {
     switch (step.kind) {
       case "map":
         return next(await step.fn(args, ctx), { i: at.i + 1 });
-      case "delay":
-        return next(args, { i: at.i + 1 }, step.delay(args));
+      case "delay": {
+        const ms = step.delay(args);
+        if (typeof ms !== "number" || !Number.isFinite(ms) || ms < 0) {
+          throw new RangeError(
+            `Cannot wait in delayWith in step ${at.i} of workflow '${this.name}' as the delay must be a finite number of milliseconds >= 0: current value is ${
+              describeValue(ms)
+            }`,
+          );
+        }
+        return next(args, { i: at.i + 1 }, ms);
+      }
       case "repeat": {
         const value = await step.fn(args, ctx);
         if (value === undefined || value === null) {
@@ -268,7 +281,7 @@ export class Workflow<I = unknown, O = I> implements TaskFlow<I> {
     items: unknown[],
   ): Transition {
     if (items.length === 0) return this.#transition(storage, ctx, runId, [], { i: index + 1 }, 0);
-    const encoded = items.map((item) => storage.codec.encode(item));
+    const encoded = items.map((item) => storage.codec.encode(item ?? null));
     const join = `filterMap:${index}:${ctx.taskId}`;
     const nothing = storage.codec.encode(null);
     return new Transition({ items: items.length }, (db, now) => {

@@ -42,7 +42,8 @@ Deno.test("JsonCodec.encode() and decode() round-trip JSON values", () => {
     assert.deepEqual(JsonCodec.decode(bytes), value);
   }
   assert.equal(new TextDecoder().decode(JsonCodec.encode({ a: 1 })), '{"a":1}');
-  assert.equal(JsonCodec.decode(JsonCodec.encode(undefined)), null);
+  assert.throws(() => JsonCodec.encode(undefined), TypeError); // it would become null
+  assert.deepEqual(JsonCodec.decode(JsonCodec.encode({ a: undefined })), {}); // nested: JSON rules
   assert.throws(() => JsonCodec.decode(new Uint8Array([0xff, 0xfe, 0x00])));
   assert.throws(() => JsonCodec.decode(new TextEncoder().encode("{not json")));
   assert.throws(() => JsonCodec.encode(10n));

@@ -55,6 +55,9 @@ Examples:
     });
     const [queue, payload] = expectPositionals("push", positionals, ["QUEUE", "JSON"], 1);
     if (!queue) throw new UsageError("the queue name must not be empty");
+    if (queue.includes("\0")) {
+      throw new UsageError("the queue name must not contain a NUL character");
+    }
     const options = pushOptions(values);
     const file = values.file;
     if (payload !== undefined && file !== undefined) {

@@ -1,6 +1,7 @@
 import { emptyCounts, type StatusCounts } from "../../storage/records.ts";
 import type { SqliteStorage } from "../../storage/sqlite_storage.ts";
 import { TASK_STATUSES } from "../../store/tasks.ts";
+import { sleep } from "../../time/timers.ts";
 import { type Command, openForCommand } from "../command.ts";
 import { UsageError } from "../errors.ts";
 import type { CliIo } from "../io.ts";
@@ -110,18 +111,4 @@ export function countCells(io: CliIo, counts: StatusCounts): string[] {
     }),
     String(counts.total),
   ];
-}
-
-/** Resolves after `ms`, or at once when `signal` aborts. */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done);
-  });
 }

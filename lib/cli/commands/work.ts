@@ -101,6 +101,9 @@ Examples:
     });
     const [queue] = expectPositionals("work", positionals, ["QUEUE"]);
     if (!queue) throw new UsageError("the queue name must not be empty");
+    if (queue.includes("\0")) {
+      throw new UsageError("the queue name must not contain a NUL character");
+    }
     if ((values.exec === undefined) === (values.http === undefined)) {
       throw new UsageError(
         `give exactly one of --exec "CMD" or --http URL (see 'apalis work --help')`,
