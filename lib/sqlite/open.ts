@@ -94,7 +94,6 @@ export function openDatabase(path: string, options: OpenDatabaseOptions = {}): D
   } catch (error) {
     throw new DatabaseOpenError(path, describe(path, error), { cause: error });
   }
-  const busyRetryMs = options.busyRetryMs ?? 60_000;
   try {
     // Processes that open a new file together wait for each other here: one of them creates the
     // file and switches it to WAL while the others find it locked.
