@@ -63,6 +63,8 @@
  * transactions of 1,000, through the driver's own prepared statement) for both `pushAll` rows, `ceiling_claim_ack_1` and `ceiling_claim_ack_100` (claim
  * a batch of 1 or 100 in one transaction, ack it in another) for `drain_c1` and `drain_c16`. Each
  * queue figure carries `ratio` = figure / ceiling and, where the project has one, its `target`.
+ * Beside the `pushAll` rows, `queue_sql_insert_1000` fills the queue's own table the way the
+ * ceiling fills its minimal one (raw INSERTs, no library): what the data model costs per row.
  * Beside `drain_c16`, `queue_sql_claim_ack_100` runs the queue's own schema and statements with
  * no worker (ack 100 and claim 100 per transaction, as the worker's flush does): the SQL the data
  * model needs, between the raw ceiling and the worker.
@@ -86,6 +88,7 @@ import {
   ceilingInsertBatch,
   ceilingInsertOne,
   queueSqlClaimAck,
+  queueSqlInsert,
 } from "./ceiling.ts";
 import {
   benchDrainProcesses,
@@ -303,6 +306,7 @@ export async function runBench(
   // smaller warm-up leaves to the measured runs (pushAll's first full runs were ~25 % slower).
   await benchPushAll("normal", counts.pushAll, PUSH_BATCH);
   await benchPushAll("normal", counts.pushAll, counts.pushAll);
+  await queueSqlInsert("normal", counts.pushAll, PUSH_BATCH);
   await ceilingInsertBatch("normal", counts.pushAll, PUSH_BATCH);
   await benchDrain("normal", counts.drainC1 / 10, 1);
   await ceilingClaimAck("normal", counts.drainC1 / 10, 1);
@@ -328,9 +332,10 @@ export async function runBench(
   }
   {
     const n = counts.pushAll;
-    const [batched, oneCall, ceiling] = await medians(runs, [
+    const [batched, oneCall, sql, ceiling] = await medians(runs, [
       () => benchPushAll(durability, n, PUSH_BATCH),
       () => benchPushAll(durability, n, n),
+      () => queueSqlInsert(durability, n, PUSH_BATCH),
       () => ceilingInsertBatch(durability, n, PUSH_BATCH),
     ]);
     const base = {
@@ -352,6 +357,17 @@ export async function runBench(
         key: "pushAll_one_call",
         scenario: `pushAll of ${fmt(n)} tasks in one call, built in the timer`,
         value: oneCall!,
+      },
+      base,
+      false,
+    );
+    addPair(
+      {
+        key: `queue_sql_insert_${PUSH_BATCH}`,
+        scenario: `the queue's own table, no library: raw INSERT, ${
+          fmt(PUSH_BATCH)
+        } rows per transaction`,
+        value: sql!,
       },
       base,
       true,

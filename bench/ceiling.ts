@@ -12,7 +12,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import { join } from "node:path";
-import { type Database, type Durability, openDatabase, SqliteStorage, Task } from "../mod.ts";
+import { type Database, type Durability, openDatabase, SqliteStorage, Task, ulid } from "../mod.ts";
 import { type ClaimedRow, type TaskAck, taskAckMany, taskClaim } from "../lib/store/tasks.ts";
 import { type Email, email, freshDatabase, QUEUE, rate } from "./_shared.ts";
 
@@ -83,15 +83,21 @@ async function openRaw(path: string, durability: Durability): Promise<RawConnect
   return db;
 }
 
-/** Runs `fn` on the ceiling's table in a fresh file opened with {@linkcode openRaw}. */
+/**
+ * Runs `fn` on a fresh file opened with {@linkcode openRaw}, after `schema` made its tables:
+ * SQL, or a function given the file's path (it must close what it opens).
+ */
 async function withRawTable<T>(
   durability: Durability,
   fn: (db: RawConnection) => T,
+  schema: string | ((path: string) => void) = SCHEMA,
 ): Promise<T> {
   const dir = await mkdtemp(join(os.tmpdir(), "apalis_ceiling_"));
-  const db = await openRaw(join(dir, "raw.db"), durability);
+  const path = join(dir, "raw.db");
+  if (typeof schema === "function") schema(path);
+  const db = await openRaw(path, durability);
   try {
-    db.exec(SCHEMA);
+    if (typeof schema === "string") db.exec(schema);
     return fn(db);
   } finally {
     db.close();
@@ -99,11 +105,12 @@ async function withRawTable<T>(
   }
 }
 
-/** `n` rows of ids and payloads (the benchmark's, encoded as the JSON codec does). */
+/** `n` rows of ids (ULIDs, as the queue makes them) and payloads (the benchmark's, as JSON). */
 function rows(n: number): [string, Uint8Array][] {
   const encoder = new TextEncoder();
+  const now = Date.now();
   return Array.from({ length: n }, (_, i) => [
-    `job-${String(i).padStart(22, "0")}`,
+    ulid(now),
     encoder.encode(JSON.stringify(email(i))),
   ]);
 }
@@ -146,6 +153,38 @@ export function ceilingInsertBatch(
       db.exec("COMMIT");
     }
     return rate(n, performance.now() - start);
+  });
+}
+
+/**
+ * Not a ceiling but the floor under `pushAll`: the queue's own table (`SqliteStorage.setup`),
+ * filled as {@linkcode ceilingInsertBatch} fills the ceiling's (the driver's own prepared INSERT
+ * of a plain task's columns, rows made before the clock starts, transactions of `batch`). What
+ * separates this from the ceiling is what the data model asks of SQLite per row (its unique text
+ * id and its claim index); what separates `pushAll` from this is the library.
+ */
+export function queueSqlInsert(durability: Durability, n: number, batch: number): Promise<number> {
+  const data = rows(n);
+  return withRawTable(durability, (db) => {
+    const insert = db.prepare(
+      `INSERT INTO apalis_tasks (id, queue, args, max_attempts, priority, run_at, created_at)
+       VALUES (?, '${QUEUE}', ?, 5, 0, ?, ?)`,
+    );
+    const now = Date.now();
+    const start = performance.now();
+    for (let first = 0; first < n; first += batch) {
+      db.exec("BEGIN IMMEDIATE");
+      for (let i = first; i < Math.min(n, first + batch); i++) {
+        const [id, args] = data[i]!;
+        insert.run(id, args, now, now);
+      }
+      db.exec("COMMIT");
+    }
+    return rate(n, performance.now() - start);
+  }, (path) => {
+    const setup = openDatabase(path, { durability });
+    SqliteStorage.setup(setup);
+    setup.close();
   });
 }
 

@@ -688,9 +688,13 @@ export class SqliteStorage<T = unknown> {
 
   #row(args: T, options: PushOptions, now = this.clock.now()): NewTaskRow & { id: string } {
     const resolved = resolvePush(this.queue, options, now);
-    let bytes: Uint8Array;
+    let bytes: Uint8Array | string;
     try {
-      bytes = this.codec.encode(args);
+      // A text codec's text goes to SQLite as it is, which stores its UTF-8 bytes as the blob
+      // (the INSERT casts it): no encoding in JavaScript first (pushAll of small objects: +7 %
+      // on Deno, +18 % on Bun).
+      const { codec } = this;
+      bytes = codec.encodeText ? codec.encodeText(args) : codec.encode(args);
     } catch (error) {
       throw new TypeError(
         `Cannot push task to queue '${this.queue}': the ${this.codec.name} codec cannot encode its arguments: ${

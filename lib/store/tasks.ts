@@ -132,7 +132,8 @@ function claimedRow(v: unknown[]): ClaimedRow {
 export interface NewTaskRow {
   id: string;
   queue: string;
-  args: Uint8Array;
+  /** The encoded arguments: bytes, or a text codec's text (stored as its UTF-8 bytes). */
+  args: Uint8Array | string;
   maxAttempts: number;
   priority: number;
   runAt: number;
@@ -166,7 +167,7 @@ const COLUMNS = "id, queue, status, args, attempts, max_attempts, priority, run_
 const INSERT_COLUMNS =
   "id, queue, status, args, attempts, max_attempts, priority, run_at, created_at, meta, backoff, " +
   "run_id, step, run_seq";
-const INSERT_ROW = "(?, ?, 'pending', ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, " +
+const INSERT_ROW = "(?, ?, 'pending', CAST(? AS BLOB), 0, ?, ?, ?, ?, ?, ?, ?, ?, " +
   "CASE WHEN ? IS NULL THEN NULL ELSE " +
   "(SELECT coalesce(max(run_seq), 0) + 1 FROM apalis_tasks WHERE run_id = ?) END)";
 const INSERT_CHUNK = 64; // 15 values a row: stays far below SQLite's limit of bound values
@@ -198,7 +199,7 @@ export function taskInsert(db: Database, row: NewTaskRow): void {
 // Most tasks have no meta, backoff or workflow: they bind 7 values instead of 13, and skip the
 // run_seq expression.
 const PLAIN_COLUMNS = "id, queue, args, max_attempts, priority, run_at, created_at";
-const PLAIN_ROW = "(?, ?, ?, ?, ?, ?, ?)";
+const PLAIN_ROW = "(?, ?, CAST(? AS BLOB), ?, ?, ?, ?)";
 const PLAIN_CHUNK = 128;
 
 function isPlain(row: NewTaskRow): boolean {

@@ -506,3 +506,24 @@ Deno.test("SqliteStorage.pushAll() keeps every option when plain tasks and tasks
   );
   assert.equal(backoffs.filter((row) => row.backoff !== null).length, 100);
 });
+
+Deno.test("SqliteStorage stores the JSON codec's arguments as a blob of their UTF-8 bytes, whichever push method wrote them", async () => {
+  await using tmp = await tempDatabase();
+  const storage = new SqliteStorage<{ to: string; note: string }>(tmp.db, "email");
+  const args = { to: "zoë@example.com", note: "日本語 🎉 \u0000 \ud800 \"quoted\"" };
+  const ids = [
+    await storage.push(args),
+    ...(await storage.pushAll([new Task(args), new Task(args, { meta: { k: 1 } })])),
+    storage.pushSync(args),
+    await storage.pushStart(args), // a run's id: its first task has it as run_id
+  ];
+  const expected = new TextEncoder().encode(JSON.stringify(args));
+  for (const id of ids) {
+    const row = tmp.db.get<{ type: string; args: Uint8Array }>(
+      "SELECT typeof(args) AS type, args FROM apalis_tasks WHERE id = ? OR run_id = ?",
+      [id, id],
+    );
+    assert.equal(row?.type, "blob", id);
+    assert.deepEqual(new Uint8Array(row!.args), expected, id);
+  }
+});
