@@ -510,7 +510,7 @@ Deno.test("SqliteStorage.pushAll() keeps every option when plain tasks and tasks
 Deno.test("SqliteStorage stores the JSON codec's arguments as a blob of their UTF-8 bytes, whichever push method wrote them", async () => {
   await using tmp = await tempDatabase();
   const storage = new SqliteStorage<{ to: string; note: string }>(tmp.db, "email");
-  const args = { to: "zoë@example.com", note: "日本語 🎉 \u0000 \ud800 \"quoted\"" };
+  const args = { to: "zoë@example.com", note: '日本語 🎉 \u0000 \ud800 "quoted"' };
   const ids = [
     await storage.push(args),
     ...(await storage.pushAll([new Task(args), new Task(args, { meta: { k: 1 } })])),
