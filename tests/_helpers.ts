@@ -97,3 +97,21 @@ export function gate(): { promise: Promise<void>; open: () => void } {
   const promise = new Promise<void>((resolve) => open = resolve);
   return { promise, open };
 }
+
+/** The same connection, counting its transactions (each flush of a worker is one). */
+export function countingTransactions(db: Database): { db: Database; count: () => number } {
+  let transactions = 0;
+  const counted = new Proxy(db, {
+    get(target, key) {
+      if (key === "transaction") {
+        return <T>(fn: () => T): T => {
+          transactions++;
+          return target.transaction(fn);
+        };
+      }
+      const value = Reflect.get(target, key, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  return { db: counted, count: () => transactions };
+}

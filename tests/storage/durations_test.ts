@@ -17,7 +17,7 @@ import {
   WaitTimeoutError,
   WorkerBuilder,
 } from "../../mod.ts";
-import { tempDatabase, waitUntil } from "../_helpers.ts";
+import { countingTransactions, tempDatabase, waitUntil } from "../_helpers.ts";
 
 const MONTH_MS = 30 * 86_400_000;
 
@@ -55,19 +55,7 @@ Deno.test("Poll strategies wait for 30 days (no TimeoutOverflowWarning) when tol
 
 Deno.test("Worker.run() with a 30-day poll interval stays asleep while the queue is empty", async () => {
   await using tmp = await tempDatabase();
-  let transactions = 0;
-  const counted = new Proxy(tmp.db, {
-    get(target, key) {
-      if (key === "transaction") {
-        return <T>(fn: () => T): T => {
-          transactions++;
-          return target.transaction(fn);
-        };
-      }
-      const value = Reflect.get(target, key, target);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
-  });
+  const { db: counted, count: transactions } = countingTransactions(tmp.db);
   const config = new Config("monthly-poll").withPollInterval(MONTH_MS);
   const storage = new SqliteStorage<string>(counted, config);
   let idle = false;
@@ -81,9 +69,9 @@ Deno.test("Worker.run() with a 30-day poll interval stays asleep while the queue
   const running = worker.run();
   try {
     await waitUntil(() => idle, "the worker to go idle");
-    const before = transactions;
+    const before = transactions();
     await new Promise((resolve) => setTimeout(resolve, 1000));
-    const flushes = transactions - before;
+    const flushes = transactions() - before;
     assert.ok(flushes <= 2, `an idle worker wrote ${flushes} transactions in one second`);
   } finally {
     await worker.stop();

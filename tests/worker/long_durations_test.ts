@@ -9,34 +9,15 @@ import assert from "node:assert/strict";
 import process from "node:process";
 import {
   Config,
-  type Database,
   IntervalStrategy,
   SqliteStorage,
   WorkerBuilder,
   type WorkerEvent,
 } from "../../mod.ts";
-import { gate, tempDatabase, waitUntil } from "../_helpers.ts";
+import { countingTransactions, gate, tempDatabase, waitUntil } from "../_helpers.ts";
 
 const DAY_MS = 86_400_000;
 const MONTH_MS = 30 * DAY_MS;
-
-/** The same connection, counting its transactions (each flush of a worker is one). */
-function countingTransactions(db: Database): { db: Database; count: () => number } {
-  let transactions = 0;
-  const counted = new Proxy(db, {
-    get(target, key) {
-      if (key === "transaction") {
-        return <T>(fn: () => T): T => {
-          transactions++;
-          return target.transaction(fn);
-        };
-      }
-      const value = Reflect.get(target, key, target);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
-  });
-  return { db: counted, count: () => transactions };
-}
 
 /** Records process warnings (a TimeoutOverflowWarning is one) until disposed. */
 function recordWarnings(): { seen: string[] } & Disposable {
