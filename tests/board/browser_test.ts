@@ -375,7 +375,9 @@ Deno.test({
     );
 
     // A restarted board (same database, same token) no longer takes the cookie: log in again.
-    // The browser sends it to the new port too (cookies do not depend on the port).
+    // The browser sends it to the new port too (cookies do not depend on the port). The page
+    // leaves the first board before it stops, or its live refresh would find it gone.
+    await page.goto("about:blank");
     await first[Symbol.asyncDispose]();
     await using second = await startBoard(tmp.db, { token });
     await page.goto(`${second.url}/`);
