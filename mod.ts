@@ -42,15 +42,16 @@ export type {
   SqlValue,
 } from "./lib/sqlite/types.ts";
 export { SCHEMA_VERSION, SchemaVersionError } from "./lib/store/schema.ts";
-export { TASK_STATUSES, type TaskStatus } from "./lib/store/tasks.ts";
-export type { RunStatus } from "./lib/store/runs.ts";
+export { type RunStatus, TASK_STATUSES, type TaskStatus } from "./lib/backend/types.ts";
 export {
+  Admin,
+  type AdminOptions,
   type ListRunsOptions,
   type ListTasksOptions,
-  SqliteStorage,
-  type SqliteStorageOptions,
   type ThroughputPoint,
-} from "./lib/storage/sqlite_storage.ts";
+} from "./lib/storage/admin.ts";
+export { Storage, type StorageOptions } from "./lib/storage/storage.ts";
+export { SqliteStorage, type SqliteStorageOptions } from "./lib/storage/sqlite_storage.ts";
 export { Config } from "./lib/storage/config.ts";
 export { SharedQueueError, SharedSqliteStorage } from "./lib/storage/shared.ts";
 export {

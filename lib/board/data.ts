@@ -1,7 +1,7 @@
 import type { RunRecord, RunSummary, TaskRecord, WorkerInfo } from "../storage/records.ts";
 import type { ListRunsOptions, SqliteStorage } from "../storage/sqlite_storage.ts";
-import type { RunStatus } from "../store/runs.ts";
-import { TASK_STATUSES, type TaskStatus } from "../store/tasks.ts";
+import type { RunStatus } from "../backend/types.ts";
+import { TASK_STATUSES, type TaskStatus } from "../backend/types.ts";
 import { emptyCounts, type QueueInfo, type StatusCounts } from "../storage/records.ts";
 import type { CostlyReads } from "./costly_reads.ts";
 

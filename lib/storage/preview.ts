@@ -1,4 +1,4 @@
-import type { ListedTaskRow } from "../store/tasks.ts";
+import type { ListedTaskRow } from "../backend/types.ts";
 import type { Codec } from "./codec.ts";
 import { type CutValue, type TaskRecord, toTaskRecord } from "./records.ts";
 

@@ -1,9 +1,13 @@
-import type { RunListRow, RunRow, RunStatus } from "../store/runs.ts";
+import type {
+  RunListRow,
+  RunRow,
+  RunStatus,
+  TaskRow,
+  TaskStatus,
+  WorkerListRow,
+} from "../backend/types.ts";
 import { stepNodeKey, type WorkflowGraph } from "./graph.ts";
-import type { TaskRow, TaskStatus } from "../store/tasks.ts";
-import type { WorkerRow } from "../store/workers.ts";
 import type { Codec } from "./codec.ts";
-import { HOST_NAME, processAlive } from "./_process.ts";
 import { messageOf, type TaskError } from "./error_text.ts";
 
 export { messageOf, serializeError, type TaskError } from "./error_text.ts";
@@ -126,8 +130,8 @@ export function toTaskRecord<T>(row: TaskRow, codec: Codec): TaskRecord<T> {
   return record;
 }
 
-/** Converts a worker row, judging whether it is alive. */
-export function toWorkerInfo(row: WorkerRow, now: number, orphanAfterMs: number): WorkerInfo {
+/** Converts a listed worker row (the backend judged whether it is alive). */
+export function toWorkerInfo(row: WorkerListRow): WorkerInfo {
   return {
     name: row.name,
     queue: row.queue,
@@ -137,16 +141,8 @@ export function toWorkerInfo(row: WorkerRow, now: number, orphanAfterMs: number)
     lastSeen: row.last_seen,
     stoppedAt: row.stopped_at,
     concurrency: row.concurrency,
-    alive: isWorkerAlive(row, now, orphanAfterMs),
+    alive: row.alive,
   };
-}
-
-/** A worker is alive if it has not stopped, heart-beats, and (on this host) its process exists. */
-export function isWorkerAlive(row: WorkerRow, now: number, orphanAfterMs: number): boolean {
-  if (row.stopped_at !== null) return false;
-  if (now - row.last_seen >= orphanAfterMs) return false;
-  if (row.host === HOST_NAME && !processAlive(row.pid)) return false;
-  return true;
 }
 
 function parseError(text: string): TaskError {

@@ -1,6 +1,6 @@
 import { openDatabase } from "../sqlite/open.ts";
 import type { Database, OpenDatabaseOptions } from "../sqlite/types.ts";
-import { type ClaimedRow, taskClaimShared } from "../store/tasks.ts";
+import type { ClaimedRow, SharedWant } from "../backend/types.ts";
 import { Config } from "./config.ts";
 import { describeValue } from "./error_text.ts";
 import { SqliteStorage, type SqliteStorageOptions } from "./sqlite_storage.ts";
@@ -51,31 +51,23 @@ export class SharedFetcher {
   }
 
   /**
-   * Claims, inside the caller's transaction, as many tasks as every other member wants (the free
-   * slots of an idle one), into `queued` under each one's worker, in one statement. Returns the
-   * tasks by queue (none when no other member wants any); the caller delivers them after commit.
+   * What every other member wants claimed for it now (the free slots of an idle one), for the
+   * flush of `self`'s worker to claim in its transaction, into `queued` under each one's worker.
    */
-  claimForOthers(db: Database, now: number, self: string): Map<string, ClaimedRow[]> | undefined {
-    const wants = [];
+  wants(self: string): SharedWant[] {
+    const wants: SharedWant[] = [];
     for (const member of this.#members.values()) {
       if (member.queue === self) continue;
       const limit = member.wants();
       if (limit > 0) wants.push({ queue: member.queue, worker: member.worker, limit });
     }
-    if (wants.length === 0) return undefined;
-    this.claims++;
-    const byQueue = new Map<string, ClaimedRow[]>();
-    for (const row of taskClaimShared(db, { now, wants })) {
-      let list = byQueue.get(row.queue);
-      if (!list) byQueue.set(row.queue, list = []);
-      list.push(row);
-    }
-    if (byQueue.size > 1) this.sharedClaims++;
-    return byQueue;
+    if (wants.length > 0) this.claims++;
+    return wants;
   }
 
   /** Hands claimed tasks to their queues' workers. */
   deliver(byQueue: ReadonlyMap<string, ClaimedRow[]>, except: string): void {
+    if (byQueue.size > 1) this.sharedClaims++;
     for (const [queue, rows] of byQueue) {
       if (queue !== except) this.#members.get(queue)?.deliver(rows);
     }

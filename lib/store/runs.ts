@@ -1,33 +1,9 @@
 import type { Database } from "../sqlite/types.ts";
 import type { TaskRow } from "./tasks.ts";
 
-/** Where a workflow run stands: `running` until its last step is done, or `failed` when a step is killed. */
-export type RunStatus = "running" | "done" | "failed";
-
-/** Every run state, in lifecycle order. */
-export const RUN_STATUSES: readonly RunStatus[] = ["running", "done", "failed"];
-
-/** A workflow run as stored. */
-export interface RunRow {
-  id: string;
-  queue: string;
-  workflow: string | null;
-  status: RunStatus;
-  created_at: number;
-  done_at: number | null;
-  result: Uint8Array | null;
-  error: string | null;
-  /** The workflow's shape as JSON (`WorkflowGraph`), recorded with its name. */
-  graph: string | null;
-}
-
-/** A run in a listing, with how many tasks it has in each state. */
-export interface RunListRow extends Omit<RunRow, "result" | "graph"> {
-  tasks: number;
-  tasks_done: number;
-  tasks_active: number;
-  tasks_killed: number;
-}
+export { RUN_STATUSES, type RunListRow, type RunRow, type RunStatus } from "../backend/types.ts";
+import type { JoinPartRow, RunListRow, RunRow, RunStatus } from "../backend/types.ts";
+export type { JoinPartRow } from "../backend/types.ts";
 
 /** Records a new run (its first tasks are inserted in the same transaction by the caller). */
 export function runInsert(db: Database, run: { id: string; queue: string; now: number }): void {
@@ -141,14 +117,6 @@ export function joinDeclare(db: Database, join: JoinSpec): void {
       join.backoff,
     ],
   );
-}
-
-/** A part of a join, as recorded. */
-export interface JoinPartRow {
-  slot: number;
-  status: "done" | "killed";
-  result: Uint8Array | null;
-  error: string | null;
 }
 
 /** The continuation insert shared by code and the trigger: once, when every part is in. */

@@ -1,74 +1,22 @@
 import type { Database, SqlValue } from "../sqlite/types.ts";
 import { OutcomeCounts, throughputAddRows } from "./throughput.ts";
 
-/**
- * Where a task stands. One closed union, stored verbatim:
- * - `pending`: waiting to be claimed; `runAt` may be in the future (scheduled).
- * - `queued`: claimed into a worker's buffer, not started yet.
- * - `running`: a handler is executing it; `lockBy` names the worker.
- * - `done`: the handler succeeded; its result is stored.
- * - `failed`: an attempt failed; it is retried at `runAt` (persisted backoff).
- * - `killed`: attempts exhausted, aborted on purpose, or undecodable; terminal until retried by hand.
- */
-export type TaskStatus = "pending" | "queued" | "running" | "done" | "failed" | "killed";
+import type {
+  ClaimedRow,
+  ListedTaskRow,
+  NewTaskRow,
+  TaskRow,
+  TaskStatus,
+} from "../backend/types.ts";
 
-/** Every status, in lifecycle order. */
-export const TASK_STATUSES: readonly TaskStatus[] = [
-  "pending",
-  "queued",
-  "running",
-  "done",
-  "failed",
-  "killed",
-];
-
-/** A task as stored: payload and result still encoded. */
-export interface TaskRow {
-  id: string;
-  queue: string;
-  status: TaskStatus;
-  args: Uint8Array;
-  attempts: number;
-  max_attempts: number;
-  priority: number;
-  run_at: number;
-  created_at: number;
-  lock_by: string | null;
-  lock_at: number | null;
-  done_at: number | null;
-  last_result: Uint8Array | null;
-  last_error: string | null;
-  meta: string | null;
-  backoff: string | null;
-  /** The workflow run the task belongs to. */
-  run_id: string | null;
-  /** The task's position in its workflow (JSON), set by the workflow layer. */
-  step: string | null;
-}
-
-/**
- * What a claim returns: what a worker needs to run a task, and nothing it does not. A claim with
- * `textArgs` reads the payload as text: `args` is then a string, and `args_bytes` the size of the
- * payload as stored, which tells text that spells the stored bytes exactly from text the driver
- * mended (see `isExactText` in lib/storage/codec.ts).
- */
-export type ClaimedRow =
-  & Pick<
-    TaskRow,
-    | "id"
-    | "queue"
-    | "status"
-    | "attempts"
-    | "max_attempts"
-    | "priority"
-    | "run_at"
-    | "lock_at"
-    | "meta"
-    | "backoff"
-    | "run_id"
-    | "step"
-  >
-  & { args: Uint8Array | string; args_bytes?: number };
+export {
+  type ClaimedRow,
+  type ListedTaskRow,
+  type NewTaskRow,
+  TASK_STATUSES,
+  type TaskRow,
+  type TaskStatus,
+} from "../backend/types.ts";
 
 // Fewer columns out of a claim is less to convert per row (results and errors of earlier
 // attempts can be large, and the worker never reads them). Claims read rows as arrays (cheaper
@@ -128,23 +76,7 @@ function claimedRow(v: unknown[]): ClaimedRow {
   };
 }
 
-/** What an insert needs. */
-export interface NewTaskRow {
-  id: string;
-  queue: string;
-  /** The encoded arguments: bytes, or a text codec's text (stored as its UTF-8 bytes). */
-  args: Uint8Array | string;
-  maxAttempts: number;
-  priority: number;
-  runAt: number;
-  createdAt: number;
-  meta: string | null;
-  backoff: string | null;
-  runId?: string | null;
-  step?: string | null;
-}
-
-/** The outcome of one attempt, written by the worker. */
+/** The outcome of one attempt, as the SQL records it. */
 export interface TaskAck {
   id: string;
   /** The task's queue: outcomes are counted per queue. */
@@ -780,12 +712,6 @@ function isSmallQueue(db: Database, queue: string): boolean {
   );
   return (row?.n ?? 0) < SMALL_QUEUE;
 }
-
-/**
- * A listed task: with `previewBytes`, `args` and `last_result` hold at most that many of their
- * first bytes, and `args_bytes` and `result_bytes` their whole size.
- */
-export type ListedTaskRow = TaskRow & { args_bytes?: number; result_bytes?: number | null };
 
 // The columns of a listing that reads at most `n` bytes of each payload and result (cut in
 // SQLite: only those bytes reach JavaScript). A value is cut as bytes even if stored as text.

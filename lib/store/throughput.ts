@@ -1,14 +1,7 @@
 import type { Database } from "../sqlite/types.ts";
 
-/** Outcomes recorded in one minute for one queue (counted by the statements that record them). */
-export interface ThroughputRow {
-  queue: string;
-  /** Epoch ms at the start of the minute. */
-  minute: number;
-  done: number;
-  failed: number;
-  killed: number;
-}
+export type { ThroughputRow } from "../backend/types.ts";
+import type { ThroughputRow } from "../backend/types.ts";
 
 /** Minutes at or after `since`, oldest first, for one queue or all. */
 export function throughputSince(db: Database, since: number, queue?: string): ThroughputRow[] {

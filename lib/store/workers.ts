@@ -1,17 +1,7 @@
 import type { Database } from "../sqlite/types.ts";
 
-/** A worker as stored. */
-export interface WorkerRow {
-  name: string;
-  queue: string;
-  instance_id: string;
-  host: string;
-  pid: number;
-  started_at: number;
-  last_seen: number;
-  stopped_at: number | null;
-  concurrency: number;
-}
+export type { WorkerRow } from "../backend/types.ts";
+import type { WorkerRow } from "../backend/types.ts";
 
 /** Reads one worker by name. */
 export function workerGet(db: Database, name: string): WorkerRow | undefined {

@@ -1,4 +1,4 @@
-import type { TaskStatus } from "../store/tasks.ts";
+import type { TaskStatus } from "../backend/types.ts";
 
 /** What a task event says about the task. */
 export interface TaskEventInfo {

@@ -1,19 +1,19 @@
-import type { Database } from "../sqlite/types.ts";
+import type { RunEffect } from "../backend/types.ts";
 
 /**
- * What a flow's handler returns instead of a plain value: the step's result, plus writes (the
- * next steps, the run's completion) that must commit in the same transaction as the step's ack.
- * If the ack is fenced off (the task was rescued or killed meanwhile) the writes are skipped; if
- * the writes throw, the attempt is recorded as failed and retried.
+ * What a flow's handler returns instead of a plain value: the step's result, plus the writes
+ * (the next steps, the run's completion) that must commit in the same transaction as the step's
+ * ack. If the ack is fenced off (the task was rescued or killed meanwhile) the writes are
+ * skipped; if they throw, the attempt is recorded as failed and retried.
  */
 export class Transition {
   /**
    * @param result the step's result, stored like a handler's return value
-   * @param apply synchronous writes, run inside the ack's transaction
+   * @param effects the writes, run in order inside the ack's transaction
    */
   constructor(
     readonly result: unknown,
-    readonly apply: (db: Database, now: number) => void,
+    readonly effects: readonly RunEffect[],
   ) {}
 }
 

@@ -1,43 +1,16 @@
 import process from "node:process";
 import { setImmediate } from "node:timers";
-import { retryBusy } from "../sqlite/busy.ts";
-import { fileProblemOf } from "../sqlite/file_error.ts";
-import type { Database } from "../sqlite/types.ts";
-import {
-  type ClaimedRow,
-  type TaskAck,
-  taskAck,
-  taskAckMany,
-  taskClaim,
-  taskGet,
-  taskNextRunAt,
-  taskRelease,
-  taskReleaseAhead,
-  taskRescueHeldBy,
-  taskRescueOrphans,
-  taskStartMany,
-  taskWaitingPriorities,
-} from "../store/tasks.ts";
-import {
-  workerGet,
-  workerHeartbeat,
-  workerListRunning,
-  workerStop,
-  workerUpsert,
-} from "../store/workers.ts";
+import type { ClaimedRow, FlushAck, FlushRequest, RunEffect, TaskAck } from "../backend/types.ts";
+import { HOST_NAME, PROCESS_ID } from "../backend/process.ts";
 import {
   type Backoff,
   backoffDelay,
   type BackoffOptions,
   DEFAULT_BACKOFF,
 } from "../storage/backoff.ts";
-import { isWorkerAlive } from "../storage/records.ts";
 import { describeError, describeValue, messageOf, serializeError } from "../storage/error_text.ts";
-import type { SqliteStorage } from "../storage/sqlite_storage.ts";
+import type { Storage } from "../storage/storage.ts";
 import { ulid } from "../storage/ulid.ts";
-import { HOST_NAME, PROCESS_ID } from "../storage/_process.ts";
-import { notifyPushed, onPushed } from "../storage/_wakeup.ts";
-import { onExternalCommit } from "../storage/_commits.ts";
 import { isExactText } from "../storage/codec.ts";
 import { type LongTimer, MAX_TIMER_MS, setLongInterval, setLongTimeout } from "../time/timers.ts";
 import { TaskContext } from "./context.ts";
@@ -69,7 +42,7 @@ export type Middleware<T> = (
 /** Everything a {@linkcode Worker} needs; assembled by `WorkerBuilder`. */
 export interface WorkerOptions<T> {
   name: string;
-  storage: SqliteStorage<T>;
+  storage: Storage<T>;
   handler: Handler<T>;
   concurrency: number;
   timeoutMs: number | undefined;
@@ -116,7 +89,7 @@ type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown; kill?
 interface PendingAck {
   ack: TaskAck;
   /** Writes that must commit with this ack (a workflow's next steps), if any. */
-  followUp: ((db: Database, now: number) => void) | undefined;
+  effects: readonly RunEffect[] | undefined;
   entry: InFlight;
   durationMs: number;
   result: unknown;
@@ -231,7 +204,7 @@ export class Worker<T = unknown> {
       leave?.();
       throw error;
     }
-    const unsubscribe = onPushed(storage.db, storage.queue, () => this.#poke());
+    const unsubscribe = storage.backend.onPushed(storage.queue, () => this.#poke());
     const heartbeat = setLongInterval(() => void this.#heartbeat(), storage.config.keepAliveMs);
     const onSignal = () => {
       if (this.#state === "stopping") this.#abortAll();
@@ -284,7 +257,7 @@ export class Worker<T = unknown> {
         claim = await this.#flush(stopping);
         failures = 0;
       } catch (error) {
-        if (this.#o.storage.db.closed) {
+        if (this.#o.storage.backend.closed) {
           this.#fail(
             new WorkerFatalError(`Worker '${this.name}' lost its database`, { cause: error }),
           );
@@ -386,7 +359,7 @@ export class Worker<T = unknown> {
       return false;
     }
     if (this.#unwatch) return false;
-    this.#unwatch = onExternalCommit(this.#o.storage.db, () => {
+    this.#unwatch = this.#o.storage.backend.onExternalCommit(() => {
       if (this.#inFlight.size < this.#o.concurrency) this.#poke();
     });
     return true;
@@ -407,7 +380,7 @@ export class Worker<T = unknown> {
    */
   async #flush(stopping: boolean): Promise<Claimed> {
     const { storage, concurrency } = this.#o;
-    const { db, clock, config } = storage;
+    const { config } = storage;
     const acks = this.#acks;
     this.#acks = [];
     if (!stopping) this.#startAhead();
@@ -422,77 +395,49 @@ export class Worker<T = unknown> {
     if (acks.length === 0 && wanted === 0 && !release && fromBuffer.length === 0) {
       return NOTHING_CLAIMED; // nothing to write
     }
-    let outcome: {
-      running: ClaimedRow[];
-      claimedAhead: ClaimedRow[];
-      resumed: Set<string>;
-      fenced: Set<string>;
-      now: number;
-      deliveries: Map<string, ClaimedRow[]> | undefined;
+    const request: FlushRequest = {
+      queue: storage.queue,
+      worker: this.name,
+      acks: acks.map((pending) => this.#flushAck(pending)),
+      start: fromBuffer.map((row) => row.id),
+      claim: { direct, ahead, textArgs: storage.codec.decodeText !== undefined },
     };
+    const now = storage.databaseNow();
+    if (now !== undefined) request.now = now;
+    if (release) request.release = { ahead: aheadToRelease };
+    const wants = shared?.wants(storage.queue);
+    if (wants && wants.length > 0) request.shared = wants;
+    let outcome: Awaited<ReturnType<typeof storage.backend.workerFlush>>;
     try {
-      outcome = await retryBusy(db, () =>
-        db.transaction(() => {
-          const now = clock.now();
-          const plain = acks.filter((pending) => pending.followUp === undefined);
-          const fenced = taskAckMany(db, this.name, plain.map((pending) => pending.ack));
-          this.#ackWithFollowUps(db, acks.filter((pending) => pending.followUp), now, fenced);
-          if (release) {
-            taskRelease(db, this.name);
-            taskReleaseAhead(db, this.name, aheadToRelease);
-          }
-          const resumed = taskStartMany(db, fromBuffer.map((row) => row.id), this.name, now);
-          let running: ClaimedRow[] = [];
-          let claimedAhead: ClaimedRow[] = [];
-          if (wanted > 0) {
-            const claim = { queue: storage.queue, worker: this.name, now };
-            // The queue's waiting priorities, read once for both claims and the next-due lookup
-            // (see taskWaitingPriorities; a claim can only remove a priority, which that skips).
-            const levels = taskWaitingPriorities(db, storage.queue);
-            const textArgs = storage.codec.decodeText !== undefined;
-            if (direct > 0) {
-              running = taskClaim(db, { ...claim, limit: direct, levels, textArgs });
-            }
-            if (ahead > 0 && running.length === direct) {
-              claimedAhead = taskClaim(db, {
-                ...claim,
-                limit: ahead,
-                ahead: true,
-                levels,
-                textArgs,
-              });
-            }
-            // A short claim means nothing else is due: learn when something will be. (A claim
-            // ahead may also come back short because it skips tasks on their last attempt.)
-            if (direct > 0) {
-              const short = running.length < direct;
-              this.#nextDue = short ? taskNextRunAt(db, storage.queue, levels) : undefined;
-            }
-          }
-          const deliveries = shared?.claimForOthers(db, now, storage.queue);
-          return { running, claimedAhead, resumed, fenced, now, deliveries };
-        }), `record outcomes and claim tasks for worker '${this.name}'`);
+      outcome = await storage.backend.workerFlush(request);
     } catch (error) {
       // Nothing was written: keep the outcomes for the next try. On a full disk, first record
       // those that still fit, one by one, so that a large result does not hold back the others.
-      const kept = fileProblemOf(error) === "full" ? this.#ackEach(acks) : acks;
+      const kept = storage.backend.isStorageFull(error) ? await this.#ackEach(acks) : acks;
       this.#acks = kept.concat(this.#acks);
       throw error;
     }
-    const { running, claimedAhead, resumed, fenced, now, deliveries } = outcome;
+    const { running, started: resumed, fenced, deliveries } = outcome;
+    const claimedAhead = outcome.ahead;
+    if (outcome.nextDueInMs !== undefined) {
+      this.#nextDue = outcome.nextDueInMs === null
+        ? undefined
+        : storage.clock.now() + outcome.nextDueInMs;
+    } else if (direct > 0) {
+      this.#nextDue = undefined;
+    }
     if (shared && deliveries) shared.deliver(deliveries, storage.queue);
     this.#buffer = stopping ? [] : this.#buffer.slice(fromBuffer.length);
     if (stopping) this.#ahead = [];
     else if (claimedAhead.length > 0) this.#ahead.push(...claimedAhead);
+    this.#replaceFailedEffects(acks, outcome.replaced);
     for (const pending of acks) this.#report(pending, fenced.has(pending.ack.id));
-    // Follow-ups (a workflow's next steps) may have enqueued tasks: wake this process's fetchers.
-    if (acks.some((pending) => pending.followUp)) notifyPushed(db, storage.queue);
     const started: ClaimedRow[] = [];
     for (const row of fromBuffer) {
       if (!resumed.has(row.id)) continue; // killed or rescued while buffered
       row.attempts++;
       row.status = "running";
-      row.lock_at = now;
+      row.lock_at = outcome.now;
       started.push(row);
     }
     started.push(...running);
@@ -500,6 +445,35 @@ export class Worker<T = unknown> {
     for (const row of started) this.#execute(row);
     const claimed = running.length + claimedAhead.length;
     return { found: claimed > 0, full: wanted > 0 && claimed >= wanted };
+  }
+
+  /** What a flush records for an outcome: the ack, and a workflow step's effects with it. */
+  #flushAck(pending: PendingAck): FlushAck {
+    const { effects, entry } = pending;
+    if (effects === undefined) return { ack: pending.ack };
+    return {
+      ack: pending.ack,
+      run: { id: entry.row.run_id!, effects },
+      // Effects that throw turn the attempt into a failure (retried with backoff).
+      onEffectsFailed: (error) =>
+        this.#failure(entry, failureOf(error, "threw"), this.#o.storage.clock.now(), false),
+    };
+  }
+
+  /** Takes in the acks a flush recorded instead of those whose effects failed. */
+  #replaceFailedEffects(
+    acks: readonly PendingAck[],
+    replaced: ReadonlyMap<string, { ack: TaskAck; error: unknown }> | undefined,
+  ): void {
+    if (!replaced) return;
+    for (const pending of acks) {
+      const failure = replaced.get(pending.ack.id);
+      if (!failure) continue;
+      pending.ack = failure.ack;
+      pending.error = failureOf(failure.error, "threw");
+      pending.result = undefined;
+      pending.effects = undefined;
+    }
   }
 
   /** Starts tasks claimed ahead in the slots that are free. */
@@ -536,14 +510,16 @@ export class Worker<T = unknown> {
         error: pending.error,
         status: ack.status,
       };
-      if (ack.status === "failed" && ack.runAt !== null) event.retryAt = ack.runAt;
+      if (ack.status === "failed" && ack.retryInMs !== null) {
+        event.retryAt = ack.doneAt + ack.retryInMs;
+      }
       this.#emit(event);
     }
   }
 
   /** Runs a started task (`row` is as the start wrote it: `running`, attempt counted). */
   #execute(row: ClaimedRow): void {
-    const { storage, timeoutMs } = this.#o;
+    const { storage } = this.#o;
     const entry: InFlight = {
       row,
       attempt: row.attempts,
@@ -554,20 +530,50 @@ export class Worker<T = unknown> {
       settled: false,
     };
     this.#inFlight.set(row.id, entry);
-    let args: T;
-    try {
-      args = decodeArgs(storage, row) as T;
-    } catch (error) {
-      const decodeError = new AbortError(
-        `Cannot decode the task's arguments with the ${storage.codec.name} codec: ${
-          messageOf(error)
-        }`,
-        { cause: error },
+    const { codec } = storage;
+    if (
+      typeof row.args === "string" &&
+      !(codec.decodeText && isExactText(row.args, row.args_bytes ?? -1))
+    ) {
+      // Text that does not spell the stored bytes exactly: decode the bytes, read again.
+      storage.backend.taskGet(row.id).then(
+        (stored) => {
+          if (stored === undefined) throw new Error("the task no longer exists");
+          return codec.decode(stored.args);
+        },
+      ).then(
+        (args) => this.#begin(entry, args as T),
+        (error) => this.#undecodable(entry, error),
       );
-      decodeError.name = "DecodeError";
-      this.#settle(entry, { ok: false, error: decodeError, kill: true });
       return;
     }
+    let args: T;
+    try {
+      args =
+        (typeof row.args === "string" ? codec.decodeText!(row.args) : codec.decode(row.args)) as T;
+    } catch (error) {
+      this.#undecodable(entry, error);
+      return;
+    }
+    this.#begin(entry, args);
+  }
+
+  /** A task whose arguments cannot be decoded is killed: no attempt can do better. */
+  #undecodable(entry: InFlight, error: unknown): void {
+    const decodeError = new AbortError(
+      `Cannot decode the task's arguments with the ${this.#o.storage.codec.name} codec: ${
+        messageOf(error)
+      }`,
+      { cause: error },
+    );
+    decodeError.name = "DecodeError";
+    this.#settle(entry, { ok: false, error: decodeError, kill: true });
+  }
+
+  /** Runs the handler on a started task's decoded arguments. */
+  #begin(entry: InFlight, args: T): void {
+    const { timeoutMs } = this.#o;
+    const { row } = entry;
     if (timeoutMs !== undefined) {
       entry.timer = setLongTimeout(() => {
         const error = new TaskTimeoutError(timeoutMs);
@@ -624,7 +630,7 @@ export class Worker<T = unknown> {
       );
       pending = {
         ack: this.#failure(entry, error, this.#o.storage.clock.now(), false),
-        followUp: undefined,
+        effects: undefined,
         entry,
         durationMs: Date.now() - entry.startedAt,
         result: undefined,
@@ -646,9 +652,9 @@ export class Worker<T = unknown> {
     let failed = !outcome.ok;
     let error: unknown = outcome.ok ? undefined : outcome.error;
     let value = outcome.ok ? outcome.value : undefined;
-    let followUp: PendingAck["followUp"];
+    let effects: PendingAck["effects"];
     if (value instanceof Transition) {
-      followUp = value.apply;
+      effects = value.effects;
       value = value.result;
     }
     let encoded: Uint8Array | string | null = null;
@@ -673,13 +679,13 @@ export class Worker<T = unknown> {
         status: "done",
         result: encoded,
         error: null,
-        runAt: null,
+        retryInMs: null,
         doneAt: now,
       };
     if (row.run_id !== null) ack.inRun = true;
     return {
       ack,
-      followUp: failed ? undefined : followUp,
+      effects: failed || row.run_id === null ? undefined : effects,
       entry,
       durationMs: Date.now() - entry.startedAt,
       result: failed ? undefined : value,
@@ -692,10 +698,10 @@ export class Worker<T = unknown> {
     const { row, attempt } = entry;
     const kill = forceKill || isAbortError(error) ||
       attempt >= Math.min(row.max_attempts, this.#o.maxAttempts ?? Infinity);
-    let runAt: number | null = null;
+    let retryInMs: number | null = null;
     if (!kill) {
       // An attempt interrupted by a shutdown is due again at once, on another worker.
-      runAt = now + (isShutdownError(error) ? 0 : this.#retryDelay(entry, error));
+      retryInMs = isShutdownError(error) ? 0 : this.#retryDelay(entry, error);
     }
     return {
       id: row.id,
@@ -704,7 +710,7 @@ export class Worker<T = unknown> {
       status: kill ? "killed" : "failed",
       result: null,
       error: serializeError(error),
-      runAt,
+      retryInMs,
       doneAt: now,
     };
   }
@@ -736,55 +742,31 @@ export class Worker<T = unknown> {
   }
 
   /** Records each outcome in a transaction of its own; returns those that could not be written. */
-  #ackEach(acks: PendingAck[]): PendingAck[] {
-    const { db, clock, queue } = this.#o.storage;
+  async #ackEach(acks: PendingAck[]): Promise<PendingAck[]> {
+    const { storage } = this.#o;
     const kept: PendingAck[] = [];
     for (const pending of acks) {
-      const hadFollowUp = pending.followUp !== undefined;
+      const request: FlushRequest = {
+        queue: storage.queue,
+        worker: this.name,
+        acks: [this.#flushAck(pending)],
+        start: [],
+        claim: { direct: 0, ahead: 0, textArgs: false },
+      };
+      const now = storage.databaseNow();
+      if (now !== undefined) request.now = now;
       let fenced: Set<string>;
       try {
-        fenced = db.transaction(() => {
-          if (!hadFollowUp) return taskAckMany(db, this.name, [pending.ack]);
-          const discarded = new Set<string>();
-          this.#ackWithFollowUps(db, [pending], clock.now(), discarded);
-          return discarded;
-        });
+        const outcome = await storage.backend.workerFlush(request);
+        this.#replaceFailedEffects([pending], outcome.replaced);
+        fenced = outcome.fenced;
       } catch {
         kept.push(pending);
         continue;
       }
       this.#report(pending, fenced.has(pending.ack.id));
-      if (hadFollowUp) notifyPushed(db, queue);
     }
     return kept;
-  }
-
-  /**
-   * Acks with follow-up writes, one savepoint each: the ack and its writes commit together or
-   * not at all. Writes that throw turn the attempt into a failure (retried with backoff).
-   */
-  #ackWithFollowUps(db: Database, pending: PendingAck[], now: number, fenced: Set<string>): void {
-    for (const item of pending) {
-      try {
-        db.transaction(() => {
-          if (!taskAck(db, this.name, item.ack)) {
-            fenced.add(item.ack.id);
-            return;
-          }
-          item.followUp!(db, now);
-        });
-      } catch (error) {
-        // A full, read-only or broken file says nothing about the task: the whole flush fails
-        // and is tried again later with this same outcome.
-        if (fileProblemOf(error) !== undefined) throw error;
-        const failure = failureOf(error, "threw");
-        item.ack = this.#failure(item.entry, failure, now, false);
-        item.error = failure;
-        item.result = undefined;
-        item.followUp = undefined;
-        if (!taskAck(db, this.name, item.ack)) fenced.add(item.ack.id);
-      }
-    }
   }
 
   /** Aborts every running handler; after a moment, records the stragglers as interrupted. */
@@ -802,52 +784,42 @@ export class Worker<T = unknown> {
 
   async #register(): Promise<void> {
     const { storage, concurrency } = this.#o;
-    const { db, clock, config } = storage;
-    await retryBusy(db, () =>
-      db.transaction(() => {
-        const now = clock.now();
-        const existing = workerGet(db, this.name);
-        if (existing && isWorkerAlive(existing, now, config.reenqueueOrphanedAfterMs)) {
-          throw new WorkerNameTakenError(
-            this.name,
-            `an instance is alive on host '${existing.host}' (pid ${existing.pid}, last heartbeat ${
-              Math.max(0, now - existing.last_seen)
-            } ms ago); stop it or choose another name`,
-          );
-        }
-        // A previous incarnation that died leaves tasks under this name: take them back first.
-        taskRescueHeldBy(db, this.name, now);
-        workerUpsert(db, {
-          name: this.name,
-          queue: storage.queue,
-          instance_id: this.#instanceId,
-          host: HOST_NAME,
-          pid: PROCESS_ID,
-          started_at: now,
-          last_seen: now,
-          stopped_at: null,
-          concurrency,
-        });
-      }), `register worker '${this.name}'`);
+    const registration: Parameters<typeof storage.backend.workerRegister>[0] = {
+      name: this.name,
+      queue: storage.queue,
+      instanceId: this.#instanceId,
+      host: HOST_NAME,
+      pid: PROCESS_ID,
+      concurrency,
+      orphanAfterMs: storage.config.reenqueueOrphanedAfterMs,
+    };
+    const now = storage.databaseNow();
+    if (now !== undefined) registration.now = now;
+    const alive = await storage.backend.workerRegister(registration);
+    if (alive) {
+      throw new WorkerNameTakenError(
+        this.name,
+        `an instance is alive on host '${alive.host}' (pid ${alive.pid}, last heartbeat ${
+          Math.max(0, (now ?? Date.now()) - alive.last_seen)
+        } ms ago); stop it or choose another name`,
+      );
+    }
   }
 
   /** Keeps this worker alive in the table and rescues tasks of workers that died. */
   async #heartbeat(): Promise<void> {
     if (this.#state === "exited" || this.#fatal !== undefined) return;
-    const { db, clock, config } = this.#o.storage;
+    const { storage } = this.#o;
     try {
-      const rescued = await retryBusy(db, () =>
-        db.transaction(() => {
-          const now = clock.now();
-          if (!workerHeartbeat(db, this.name, this.#instanceId, now)) return -1;
-          for (const other of workerListRunning(db, this.name)) {
-            if (!isWorkerAlive(other, now, config.reenqueueOrphanedAfterMs)) {
-              workerStop(db, other.name, other.instance_id, now);
-            }
-          }
-          return taskRescueOrphans(db, now);
-        }), `record the heartbeat of worker '${this.name}'`);
-      if (rescued < 0) {
+      const beat: Parameters<typeof storage.backend.workerHeartbeat>[0] = {
+        name: this.name,
+        instanceId: this.#instanceId,
+        orphanAfterMs: storage.config.reenqueueOrphanedAfterMs,
+      };
+      const now = storage.databaseNow();
+      if (now !== undefined) beat.now = now;
+      const rescued = await storage.backend.workerHeartbeat(beat);
+      if (rescued === null) {
         this.#fail(
           new WorkerFatalError(
             `Worker '${this.name}' was taken over by another instance (its heartbeat went stale)`,
@@ -858,7 +830,7 @@ export class Worker<T = unknown> {
       this.#emit({ type: "heartbeat", rescued });
       if (rescued > 0) this.#poke(); // rescued tasks are due now: claim them without waiting a poll
     } catch (error) {
-      if (db.closed) {
+      if (storage.backend.closed) {
         this.#fail(
           new WorkerFatalError(`Worker '${this.name}' lost its database`, { cause: error }),
         );
@@ -869,15 +841,17 @@ export class Worker<T = unknown> {
   }
 
   async #unregister(): Promise<void> {
-    const { db, clock } = this.#o.storage;
-    if (db.closed) return;
+    const { storage } = this.#o;
+    if (storage.backend.closed) return;
     try {
-      await retryBusy(db, () =>
-        db.transaction(() => {
-          taskRelease(db, this.name);
-          taskReleaseAhead(db, this.name, this.#ahead);
-          workerStop(db, this.name, this.#instanceId, clock.now());
-        }), `unregister worker '${this.name}'`);
+      const worker: Parameters<typeof storage.backend.workerUnregister>[0] = {
+        name: this.name,
+        instanceId: this.#instanceId,
+        ahead: this.#ahead,
+      };
+      const now = storage.databaseNow();
+      if (now !== undefined) worker.now = now;
+      await storage.backend.workerUnregister(worker);
     } catch (error) {
       // The row stays "alive" until its heartbeat goes stale; orphan rescue covers its tasks.
       this.#emit({ type: "error", error });
@@ -961,19 +935,4 @@ function sleep(ms: number): Promise<void> {
 
 function yieldToEventLoop(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
-}
-
-/**
- * A claimed task's payload, decoded: from text when the claim read text that spells the stored
- * bytes exactly, else from the stored bytes (read again when the claim read text).
- */
-function decodeArgs<T>(storage: SqliteStorage<T>, row: ClaimedRow): unknown {
-  const { codec, db } = storage;
-  if (typeof row.args !== "string") return codec.decode(row.args);
-  if (codec.decodeText && isExactText(row.args, row.args_bytes ?? -1)) {
-    return codec.decodeText(row.args);
-  }
-  const stored = taskGet(db, row.id);
-  if (stored === undefined) throw new Error("the task no longer exists");
-  return codec.decode(stored.args);
 }

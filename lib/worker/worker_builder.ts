@@ -1,5 +1,5 @@
 import { type Backoff, DEFAULT_BACKOFF, validateBackoff } from "../storage/backoff.ts";
-import type { SqliteStorage } from "../storage/sqlite_storage.ts";
+import type { Storage } from "../storage/storage.ts";
 import type { EventListener } from "./events.ts";
 import type { TaskFlow } from "./transition.ts";
 import { type Handler, type Middleware, Worker } from "./worker.ts";
@@ -37,7 +37,7 @@ export interface RetryOptions {
  */
 export class WorkerBuilder<T = unknown> {
   #name: string;
-  #storage: SqliteStorage<T> | undefined;
+  #storage: Storage<T> | undefined;
   #concurrency = 1;
   #timeoutMs: number | undefined;
   #maxAttempts: number | undefined;
@@ -61,7 +61,7 @@ export class WorkerBuilder<T = unknown> {
   }
 
   /** The storage (queue) to consume. */
-  backend<U>(storage: SqliteStorage<U>): WorkerBuilder<U> {
+  backend<U>(storage: Storage<U>): WorkerBuilder<U> {
     const self = this as unknown as WorkerBuilder<U>;
     self.#storage = storage;
     return self;

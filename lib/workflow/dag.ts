@@ -1,18 +1,7 @@
-import type { SqliteStorage } from "../storage/sqlite_storage.ts";
-import { retryBusy } from "../sqlite/busy.ts";
+import type { JoinSpec, RunEffect, StepTask } from "../backend/types.ts";
+import type { Codec } from "../storage/codec.ts";
+import type { Storage } from "../storage/storage.ts";
 import type { WorkflowGraph } from "../storage/graph.ts";
-import { ulid } from "../storage/ulid.ts";
-import {
-  joinAddPart,
-  joinDeclare,
-  joinEnqueueIfComplete,
-  joinParts,
-  runComplete,
-  runIsRunning,
-  runSetWorkflow,
-} from "../store/runs.ts";
-import { taskBackoff, taskInsert } from "../store/tasks.ts";
-import type { Database } from "../sqlite/types.ts";
 import type { TaskContext } from "../worker/context.ts";
 import { AbortError } from "../worker/errors.ts";
 import { type TaskFlow, Transition } from "../worker/transition.ts";
@@ -215,7 +204,7 @@ export class DagFlow implements TaskFlow<unknown> {
 
   /** The handler a worker runs for this DAG (`WorkerBuilder.build(dag)` calls it). Validates. */
   toHandler(
-    storage: SqliteStorage<unknown>,
+    storage: Storage<unknown>,
   ): (args: unknown, ctx: TaskContext) => Promise<unknown> {
     this.validate();
     const nodes = [...this.#nodes.values()];
@@ -239,7 +228,7 @@ export class DagFlow implements TaskFlow<unknown> {
     };
   }
 
-  async #run(storage: SqliteStorage<unknown>, graph: Graph, args: unknown, ctx: TaskContext) {
+  async #run(storage: Storage<unknown>, graph: Graph, args: unknown, ctx: TaskContext) {
     const runId = ctx.runId;
     if (runId === undefined) {
       throw new AbortError(
@@ -248,10 +237,7 @@ export class DagFlow implements TaskFlow<unknown> {
     }
     if (ctx.step === undefined) {
       // The run's first task: name the run now, so that a run failing here is named too.
-      await retryBusy(
-        storage.db,
-        () => runSetWorkflow(storage.db, runId, this.name, this.#graphJson),
-      );
+      await storage.backend.runName(runId, this.name, this.#graphJson);
     }
     const at: DagPosition = ctx.step === undefined ? {} : JSON.parse(ctx.step);
     let node = at.node === undefined ? undefined : graph.nodes.get(at.node);
@@ -261,43 +247,55 @@ export class DagFlow implements TaskFlow<unknown> {
     if (!node) {
       // The run's first task: one entry node takes the input as it is; several take one each.
       if (graph.entries.length === 1) node = graph.entries[0]!;
-      else return this.#fanOut(storage, graph, runId, args, ctx);
+      else return this.#fanOut(storage, graph, args, ctx);
     }
     // A node after others reads its inputs from its join (the task's own payload is empty).
-    const input = node.deps.length === 0 ? args : this.#inputs(storage, runId, node);
+    const input = node.deps.length === 0 ? args : await this.#inputs(storage, runId, node);
     const output = await node.fn(input, ctx);
     const bytes = output === undefined ? null : storage.codec.encode(output);
-    const done = node;
-    return new Transition(output, (db, now) => {
-      runSetWorkflow(db, runId, this.name, this.#graphJson);
-      const next = new Spawner(db, storage, ctx, runId, now);
-      // Inputs are recorded even when the run has failed meanwhile: retrying the killed step
-      // revives the run, and the joins this branch completed resume with it.
-      for (const successor of graph.successors.get(done.name)!) {
-        next.feed(successor, successor.deps.indexOf(done.name), bytes);
-      }
-      if (graph.sinks.includes(done)) {
-        const results = next.part(END_JOIN, graph.sinks.indexOf(done), bytes);
-        if (results.length === graph.sinks.length && runIsRunning(db, runId)) {
-          const result = graph.sinks.length === 1 ? bytes : storage.codec.encode(results);
-          runComplete(db, runId, result, now);
-        }
-      }
-    });
+    const { codec } = storage;
+    const effects: RunEffect[] = [this.#naming()];
+    // Inputs are recorded even when the run has failed meanwhile: retrying the killed step
+    // revives the run, and the joins this branch completed resume with it.
+    for (const successor of graph.successors.get(node.name)!) {
+      effects.push({
+        kind: "feed",
+        join: joinOf(successor, ctx, codec),
+        slot: successor.deps.indexOf(node.name),
+        result: bytes,
+        // Its payload shows its inputs; the node itself reads them from the join. One input of
+        // `undefined` (a dependency that returned nothing) is shown as null.
+        combine: (results) => {
+          const inputs = results.map((result) => decoded(codec, result));
+          return codec.encode(successor.deps.length === 1 ? inputs[0] ?? null : inputs);
+        },
+      });
+    }
+    if (graph.sinks.includes(node)) {
+      const single = graph.sinks.length === 1;
+      effects.push({
+        kind: "finish",
+        key: END_JOIN,
+        slot: graph.sinks.indexOf(node),
+        expected: graph.sinks.length,
+        result: bytes,
+        combine: (results) =>
+          single ? bytes : codec.encode(results.map((result) => decoded(codec, result))),
+      });
+    }
+    return new Transition(output, effects);
   }
 
   /** A node's inputs, decoded from its join: one value, or an array in `dependsOn` order. */
-  #inputs(storage: SqliteStorage<unknown>, runId: string, node: NodeDef): unknown {
-    const values = joinParts(storage.db, runId, joinKey(node.name)).map((part) =>
-      part.result === null ? undefined : storage.codec.decode(part.result)
-    );
+  async #inputs(storage: Storage<unknown>, runId: string, node: NodeDef): Promise<unknown> {
+    const parts = await storage.backend.joinParts(runId, joinKey(node.name));
+    const values = parts.map((part) => decoded(storage.codec, part.result));
     return node.deps.length === 1 ? values[0] : values;
   }
 
   #fanOut(
-    storage: SqliteStorage<unknown>,
+    storage: Storage<unknown>,
     graph: Graph,
-    runId: string,
     args: unknown,
     ctx: TaskContext,
   ): Transition {
@@ -311,13 +309,24 @@ export class DagFlow implements TaskFlow<unknown> {
         } (use storage.startFanOut with one input per entry node)`,
       );
     }
-    const inputs = args.map((input) => input === undefined ? null : storage.codec.encode(input));
-    return new Transition({ entries: names.length }, (db, now) => {
-      runSetWorkflow(db, runId, this.name, this.#graphJson);
-      if (!runIsRunning(db, runId)) return;
-      const next = new Spawner(db, storage, ctx, runId, now);
-      names.forEach((name, i) => next.node(name, inputs[i]!));
-    });
+    const tasks = names.map((name, i): StepTask => ({
+      queue: ctx.queue,
+      args: storage.codec.encode(args[i] === undefined ? null : args[i]),
+      maxAttempts: ctx.maxAttempts,
+      priority: ctx.priority,
+      delayMs: 0,
+      meta: metaOf(ctx),
+      step: JSON.stringify({ node: name } satisfies DagPosition),
+    }));
+    return new Transition({ entries: names.length }, [
+      this.#naming(),
+      { kind: "enqueue", tasks },
+    ]);
+  }
+
+  /** The effect that names the run's DAG (once: a run started by a push has no name). */
+  #naming(): RunEffect {
+    return { kind: "name", workflow: this.name, graph: this.#graphJson };
   }
 }
 
@@ -328,70 +337,30 @@ interface Graph {
   entries: NodeDef[];
 }
 
-/** Writes a DAG step's consequences inside the ack's transaction. */
-class Spawner {
-  constructor(
-    readonly db: Database,
-    readonly storage: SqliteStorage<unknown>,
-    readonly ctx: TaskContext,
-    readonly runId: string,
-    readonly now: number,
-  ) {}
+/**
+ * The join a successor waits on: its task (with a fixed id) is enqueued by the transaction that
+ * records its last input, and only while the run is running.
+ */
+function joinOf(successor: NodeDef, ctx: TaskContext, codec: Codec): JoinSpec {
+  return {
+    key: joinKey(successor.name),
+    expected: successor.deps.length,
+    taskId: `${ctx.runId}.${successor.name}`,
+    queue: ctx.queue,
+    args: codec.encode(null),
+    step: JSON.stringify({ node: successor.name } satisfies DagPosition),
+    priority: ctx.priority,
+    maxAttempts: ctx.maxAttempts,
+    meta: metaOf(ctx),
+  };
+}
 
-  /** Enqueues a node's task with its input. */
-  node(name: string, input: Uint8Array | null): void {
-    const { ctx, now } = this;
-    taskInsert(this.db, {
-      id: ulid(now),
-      queue: ctx.queue,
-      args: input ?? this.storage.codec.encode(null),
-      maxAttempts: ctx.maxAttempts,
-      priority: ctx.priority,
-      runAt: now,
-      createdAt: now,
-      meta: Object.keys(ctx.meta).length ? JSON.stringify(ctx.meta) : null,
-      backoff: taskBackoff(this.db, ctx.taskId),
-      runId: this.runId,
-      step: JSON.stringify({ node: name } satisfies DagPosition),
-    });
-  }
+/** A part's result decoded (`undefined` for none). */
+function decoded(codec: Codec, result: Uint8Array | null): unknown {
+  return result === null ? undefined : codec.decode(result);
+}
 
-  /** Records one input of a join and returns every input recorded so far, decoded, by slot. */
-  part(key: string, slot: number, input: Uint8Array | null): unknown[] {
-    joinAddPart(this.db, { runId: this.runId, key, slot, result: input });
-    return joinParts(this.db, this.runId, key).map((part) =>
-      part.result === null ? undefined : this.storage.codec.decode(part.result)
-    );
-  }
-
-  /**
-   * Gives a successor one of its inputs. Its task (with a fixed id) is enqueued by the
-   * transaction that records its last input, and only while the run is running.
-   */
-  feed(successor: NodeDef, slot: number, input: Uint8Array | null): void {
-    const { ctx, runId, db } = this;
-    const key = joinKey(successor.name);
-    joinDeclare(db, {
-      runId,
-      key,
-      expected: successor.deps.length,
-      taskId: `${runId}.${successor.name}`,
-      queue: ctx.queue,
-      args: this.storage.codec.encode(null),
-      step: JSON.stringify({ node: successor.name } satisfies DagPosition),
-      priority: ctx.priority,
-      maxAttempts: ctx.maxAttempts,
-      meta: Object.keys(ctx.meta).length ? JSON.stringify(ctx.meta) : null,
-      backoff: taskBackoff(db, ctx.taskId),
-    });
-    const inputs = this.part(key, slot, input);
-    if (inputs.length === successor.deps.length) {
-      // Its payload shows its inputs; the node itself reads them from the join.
-      // One input of `undefined` (a dependency that returned nothing) is shown as null.
-      const args = this.storage.codec.encode(
-        successor.deps.length === 1 ? inputs[0] ?? null : inputs,
-      );
-      joinEnqueueIfComplete(db, { runId, key, now: this.now, args });
-    }
-  }
+/** A task's metadata as its successors store it. */
+function metaOf(ctx: TaskContext): string | null {
+  return Object.keys(ctx.meta).length ? JSON.stringify(ctx.meta) : null;
 }

@@ -1,18 +1,9 @@
+import type { RunEffect, StepTask } from "../backend/types.ts";
 import { DEFAULT_MAX_ATTEMPTS } from "../storage/task.ts";
-import type { SqliteStorage } from "../storage/sqlite_storage.ts";
-import { retryBusy } from "../sqlite/busy.ts";
+import type { Storage } from "../storage/storage.ts";
 import type { WorkflowGraph } from "../storage/graph.ts";
 import { describeValue } from "../storage/error_text.ts";
 import { ulid } from "../storage/ulid.ts";
-import {
-  joinDeclare,
-  joinParts,
-  runComplete,
-  runIsRunning,
-  runSetWorkflow,
-} from "../store/runs.ts";
-import type { Database } from "../sqlite/types.ts";
-import { taskBackoff, taskInsert } from "../store/tasks.ts";
 import type { TaskContext } from "../worker/context.ts";
 import { AbortError } from "../worker/errors.ts";
 import { type TaskFlow, Transition } from "../worker/transition.ts";
@@ -191,7 +182,7 @@ export class Workflow<I = unknown, O = I> implements TaskFlow<I> {
   }
 
   /** The handler a worker runs for this workflow (`WorkerBuilder.build(workflow)` calls it). */
-  toHandler(storage: SqliteStorage<I>): (args: I, ctx: TaskContext) => Promise<unknown> {
+  toHandler(storage: Storage<I>): (args: I, ctx: TaskContext) => Promise<unknown> {
     if (this.#steps.length === 0) {
       throw new TypeError(`Cannot run workflow '${this.name}': it has no steps`);
     }
@@ -203,7 +194,7 @@ export class Workflow<I = unknown, O = I> implements TaskFlow<I> {
     return new Workflow<I, N>(this.name, [...this.#steps, step]);
   }
 
-  async #run(storage: SqliteStorage<I>, args: unknown, ctx: TaskContext): Promise<Transition> {
+  async #run(storage: Storage<I>, args: unknown, ctx: TaskContext): Promise<Transition> {
     const runId = ctx.runId;
     if (runId === undefined) {
       throw new AbortError(
@@ -212,15 +203,12 @@ export class Workflow<I = unknown, O = I> implements TaskFlow<I> {
     }
     if (ctx.step === undefined) {
       // The run's first task: name the run now, so that a run failing here is named too.
-      await retryBusy(
-        storage.db,
-        () => runSetWorkflow(storage.db, runId, this.name, this.#graphJson),
-      );
+      await storage.backend.runName(runId, this.name, this.#graphJson);
     }
     const at = parsePosition(ctx.step);
     if (at.i === this.#steps.length) {
       // The end of a workflow whose last step was a delay: the run completes now.
-      return this.#transition(storage, ctx, runId, args, { i: at.i + 1 }, 0);
+      return this.#transition(storage, ctx, args, { i: at.i + 1 }, 0);
     }
     const step = this.#steps[at.i];
     if (!step) {
@@ -229,7 +217,7 @@ export class Workflow<I = unknown, O = I> implements TaskFlow<I> {
       );
     }
     const next = (value: unknown, position: Position, delayMs = 0) =>
-      this.#transition(storage, ctx, runId, value, position, delayMs);
+      this.#transition(storage, ctx, value, position, delayMs);
     switch (step.kind) {
       case "map":
         return next(await step.fn(args, ctx), { i: at.i + 1 });
@@ -252,13 +240,13 @@ export class Workflow<I = unknown, O = I> implements TaskFlow<I> {
         return next(value, { i: at.i + 1 });
       }
       case "filterMap":
-        if (at.item) return new Transition(await step.fn(args, ctx), () => {});
+        if (at.item) return new Transition(await step.fn(args, ctx), []);
         if (at.collect !== undefined) {
-          return next(this.#collect(storage.db, storage, runId, at, step.failedItems), {
+          return next(await this.#collect(storage, runId, at, step.failedItems), {
             i: at.i + 1,
           });
         }
-        return this.#fanOut(storage, ctx, runId, at.i, toArray(args, this.name, at.i));
+        return this.#fanOut(storage, ctx, at.i, toArray(args, this.name, at.i));
       case "fold": {
         const state: FoldState = at.fold
           ? args as FoldState
@@ -274,63 +262,53 @@ export class Workflow<I = unknown, O = I> implements TaskFlow<I> {
 
   /** A filterMap's first arrival: one task per item, and a join that enqueues the collector. */
   #fanOut(
-    storage: SqliteStorage<I>,
+    storage: Storage<I>,
     ctx: TaskContext,
-    runId: string,
     index: number,
     items: unknown[],
   ): Transition {
-    if (items.length === 0) return this.#transition(storage, ctx, runId, [], { i: index + 1 }, 0);
-    const encoded = items.map((item) => storage.codec.encode(item ?? null));
+    if (items.length === 0) return this.#transition(storage, ctx, [], { i: index + 1 }, 0);
     const join = `filterMap:${index}:${ctx.taskId}`;
-    const nothing = storage.codec.encode(null);
-    return new Transition({ items: items.length }, (db, now) => {
-      runSetWorkflow(db, runId, this.name, this.#graphJson);
-      if (!runIsRunning(db, runId)) return;
-      const meta = Object.keys(ctx.meta).length ? JSON.stringify(ctx.meta) : null;
-      const backoff = taskBackoff(db, ctx.taskId);
-      joinDeclare(db, {
-        runId,
-        key: join,
-        expected: items.length,
-        taskId: ulid(now),
-        queue: ctx.queue,
-        args: nothing,
-        step: JSON.stringify({ i: index, collect: join } satisfies Position),
-        priority: ctx.priority,
-        maxAttempts: ctx.maxAttempts,
-        meta,
-        backoff,
-      });
-      encoded.forEach((args, slot) =>
-        taskInsert(db, {
-          id: ulid(now),
+    const meta = metaOf(ctx);
+    const tasks = items.map((item, slot): StepTask => ({
+      queue: ctx.queue,
+      args: storage.codec.encode(item ?? null),
+      maxAttempts: ctx.maxAttempts,
+      priority: ctx.priority,
+      delayMs: 0,
+      meta,
+      step: JSON.stringify({ i: index, item: 1, join, slot } satisfies Position),
+    }));
+    return new Transition({ items: items.length }, [
+      this.#naming(),
+      {
+        kind: "declare",
+        join: {
+          key: join,
+          expected: items.length,
+          taskId: ulid(),
           queue: ctx.queue,
-          args,
-          maxAttempts: ctx.maxAttempts,
+          args: storage.codec.encode(null),
+          step: JSON.stringify({ i: index, collect: join } satisfies Position),
           priority: ctx.priority,
-          runAt: now,
-          createdAt: now,
+          maxAttempts: ctx.maxAttempts,
           meta,
-          backoff,
-          runId,
-          step: JSON.stringify({ i: index, item: 1, join, slot } satisfies Position),
-        })
-      );
-    });
+        },
+      },
+      { kind: "enqueue", tasks },
+    ]);
   }
 
   /** A filterMap's collector: the items' results in input order, failures reported. */
-  #collect(
-    db: Database,
-    storage: SqliteStorage<I>,
+  async #collect(
+    storage: Storage<I>,
     runId: string,
     at: Position,
     failedItems: "fail" | "skip",
-  ): unknown[] {
+  ): Promise<unknown[]> {
     const values: unknown[] = [];
     const failures: string[] = [];
-    for (const part of joinParts(db, runId, at.collect!)) {
+    for (const part of await storage.backend.joinParts(runId, at.collect!)) {
       if (part.status === "killed") {
         let message = "unknown error";
         try {
@@ -358,9 +336,8 @@ export class Workflow<I = unknown, O = I> implements TaskFlow<I> {
 
   /** The step's result, plus the writes that commit with its ack: the next task, or the run's end. */
   #transition(
-    storage: SqliteStorage<I>,
+    storage: Storage<I>,
     ctx: TaskContext,
-    runId: string,
     value: unknown,
     position: Position,
     delayMs: number,
@@ -370,28 +347,35 @@ export class Workflow<I = unknown, O = I> implements TaskFlow<I> {
     // A trailing delay still waits: an end marker task at {i: length} completes the run.
     const last = position.i > this.#steps.length ||
       (position.i === this.#steps.length && delayMs <= 0);
-    return new Transition(value, (db, now) => {
-      runSetWorkflow(db, runId, this.name, this.#graphJson);
-      if (last) {
-        runComplete(db, runId, bytes, now);
-        return;
-      }
-      if (!runIsRunning(db, runId)) return; // failed or finished meanwhile: nothing follows
-      taskInsert(db, {
-        id: ulid(now),
-        queue: ctx.queue,
-        args: bytes ?? storage.codec.encode(null),
-        maxAttempts: ctx.maxAttempts ?? DEFAULT_MAX_ATTEMPTS,
-        priority: ctx.priority,
-        runAt: now + Math.max(0, Math.round(delayMs)),
-        createdAt: now,
-        meta: Object.keys(ctx.meta).length ? JSON.stringify(ctx.meta) : null,
-        backoff: taskBackoff(db, ctx.taskId),
-        runId,
-        step: JSON.stringify(position),
+    const effects: RunEffect[] = [this.#naming()];
+    if (last) {
+      effects.push({ kind: "complete", result: bytes });
+    } else {
+      effects.push({
+        kind: "enqueue",
+        tasks: [{
+          queue: ctx.queue,
+          args: bytes ?? storage.codec.encode(null),
+          maxAttempts: ctx.maxAttempts ?? DEFAULT_MAX_ATTEMPTS,
+          priority: ctx.priority,
+          delayMs: Math.max(0, delayMs),
+          meta: metaOf(ctx),
+          step: JSON.stringify(position),
+        }],
       });
-    });
+    }
+    return new Transition(value, effects);
   }
+
+  /** The effect that names the run's workflow (once: a run started by a push has no name). */
+  #naming(): RunEffect {
+    return { kind: "name", workflow: this.name, graph: this.#graphJson };
+  }
+}
+
+/** A task's metadata as its successors store it. */
+function metaOf(ctx: TaskContext): string | null {
+  return Object.keys(ctx.meta).length ? JSON.stringify(ctx.meta) : null;
 }
 
 function parsePosition(step: string | undefined): Position {

@@ -94,7 +94,7 @@ Deno.test("main() prints one line naming the file and exits 1 when data pages ar
     push.err,
     new RegExp(
       `^apalis push: ${
-        literal(`Cannot push 1 task to queue 'q' in database '${path}': the file is corrupt`)
+        literal(`Cannot push task to queue 'q' in database '${path}': the file is corrupt`)
       }`,
     ),
   );
@@ -149,7 +149,7 @@ Deno.test({
     assert.equal(push.stdout, "");
     assert.equal(
       push.stderr,
-      `apalis push: Cannot push 1 task to queue 'q' in database '${path}': the file or its directory is read-only (attempt to write a readonly database)\n`,
+      `apalis push: Cannot push task to queue 'q' in database '${path}': the file or its directory is read-only (attempt to write a readonly database)\n`,
     );
   },
 });

@@ -1,4 +1,4 @@
-import { TASK_STATUSES, type TaskStatus } from "../../store/tasks.ts";
+import { TASK_STATUSES, type TaskStatus } from "../../backend/types.ts";
 import type { TaskRecord } from "../../storage/records.ts";
 import { type Command, openForCommand } from "../command.ts";
 import { UsageError } from "../errors.ts";

@@ -1,5 +1,5 @@
 import type { QueueInfo } from "../../storage/records.ts";
-import { TASK_STATUSES } from "../../store/tasks.ts";
+import { TASK_STATUSES } from "../../backend/types.ts";
 import { type Command, openForCommand } from "../command.ts";
 import type { CliIo } from "../io.ts";
 import { expectPositionals, formatDuration, json, parseOptions, table } from "../format.ts";

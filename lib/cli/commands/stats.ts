@@ -1,6 +1,6 @@
 import { emptyCounts, type StatusCounts } from "../../storage/records.ts";
 import type { SqliteStorage } from "../../storage/sqlite_storage.ts";
-import { TASK_STATUSES } from "../../store/tasks.ts";
+import { TASK_STATUSES } from "../../backend/types.ts";
 import { sleep } from "../../time/timers.ts";
 import { type Command, openForCommand } from "../command.ts";
 import { UsageError } from "../errors.ts";

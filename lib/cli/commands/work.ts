@@ -1,4 +1,4 @@
-import { HOST_NAME, PROCESS_ID } from "../../storage/_process.ts";
+import { HOST_NAME, PROCESS_ID } from "../../backend/process.ts";
 import { WorkerBuilder } from "../../worker/worker_builder.ts";
 import { type Command, openForCommand } from "../command.ts";
 import { UsageError } from "../errors.ts";

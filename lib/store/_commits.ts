@@ -1,6 +1,6 @@
 import { type FSWatcher, watch } from "node:fs";
 import type { Database } from "../sqlite/types.ts";
-import { dataVersion } from "../store/changes.ts";
+import { dataVersion } from "./changes.ts";
 
 type Listener = () => void;
 

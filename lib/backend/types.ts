@@ -1,0 +1,519 @@
+/**
+ * The backend seam: what the queue needs from a database, as one interface that SQLite and
+ * PostgreSQL implement each with their own SQL. Storages, workers, workflows, the dashboard and
+ * the CLI call it and never see SQL, a driver or a file path. Every operation is one unit of
+ * work with the guarantee its documentation states; every one that writes runs in one
+ * transaction of its own (or, for `workerFlush`, one transaction for all it does).
+ *
+ * Rows keep the database's names (`run_at`, `lock_by`); times are epoch milliseconds. An
+ * operation that takes `now` uses it as the current time; when it is `undefined` the backend
+ * uses its own time (PostgreSQL: the database server's, so that hosts with skewed clocks agree).
+ *
+ * @module
+ */
+
+/**
+ * Where a task stands. One closed union, stored verbatim:
+ * - `pending`: waiting to be claimed; `runAt` may be in the future (scheduled).
+ * - `queued`: claimed into a worker's buffer, not started yet.
+ * - `running`: a handler is executing it; `lockBy` names the worker.
+ * - `done`: the handler succeeded; its result is stored.
+ * - `failed`: an attempt failed; it is retried at `runAt` (persisted backoff).
+ * - `killed`: attempts exhausted, aborted on purpose, or undecodable; terminal until retried by hand.
+ */
+export type TaskStatus = "pending" | "queued" | "running" | "done" | "failed" | "killed";
+
+/** Every status, in lifecycle order. */
+export const TASK_STATUSES: readonly TaskStatus[] = [
+  "pending",
+  "queued",
+  "running",
+  "done",
+  "failed",
+  "killed",
+];
+
+/** A task as stored: payload and result still encoded. */
+export interface TaskRow {
+  id: string;
+  queue: string;
+  status: TaskStatus;
+  args: Uint8Array;
+  attempts: number;
+  max_attempts: number;
+  priority: number;
+  run_at: number;
+  created_at: number;
+  lock_by: string | null;
+  lock_at: number | null;
+  done_at: number | null;
+  last_result: Uint8Array | null;
+  last_error: string | null;
+  meta: string | null;
+  backoff: string | null;
+  /** The workflow run the task belongs to. */
+  run_id: string | null;
+  /** The task's position in its workflow (JSON), set by the workflow layer. */
+  step: string | null;
+}
+
+/**
+ * A listed task: with `previewBytes`, `args` and `last_result` hold at most that many of their
+ * first bytes, and `args_bytes` and `result_bytes` their whole size.
+ */
+export type ListedTaskRow = TaskRow & { args_bytes?: number; result_bytes?: number | null };
+
+/**
+ * What a claim returns: what a worker needs to run a task, and nothing it does not. A claim with
+ * `textArgs` may read the payload as text: `args` is then a string, and `args_bytes` the size of
+ * the payload as stored, which tells text that spells the stored bytes exactly from text a
+ * driver mended (see `isExactText` in lib/storage/codec.ts).
+ */
+export type ClaimedRow =
+  & Pick<
+    TaskRow,
+    | "id"
+    | "queue"
+    | "status"
+    | "attempts"
+    | "max_attempts"
+    | "priority"
+    | "run_at"
+    | "lock_at"
+    | "meta"
+    | "backoff"
+    | "run_id"
+    | "step"
+  >
+  & { args: Uint8Array | string; args_bytes?: number };
+
+/** What an insert needs. */
+export interface NewTaskRow {
+  id: string;
+  queue: string;
+  /** The encoded arguments: bytes, or a text codec's text (stored as its UTF-8 bytes). */
+  args: Uint8Array | string;
+  maxAttempts: number;
+  priority: number;
+  /** When it falls due. */
+  runAt: number;
+  createdAt: number;
+  meta: string | null;
+  backoff: string | null;
+  runId?: string | null;
+  step?: string | null;
+}
+
+/** The outcome of one attempt, written by the worker. */
+export interface TaskAck {
+  id: string;
+  /** The task's queue: outcomes are counted per queue. */
+  queue: string;
+  /** The attempt number the worker ran: fences acks of an attempt that was since rescued. */
+  attempt: number;
+  status: "done" | "failed" | "killed";
+  /** The encoded result: bytes, or a text codec's text. */
+  result: Uint8Array | string | null;
+  /** The serialised error (JSON of `TaskError`). */
+  error: string | null;
+  /** For `failed`: how long until the next attempt falls due. */
+  retryInMs: number | null;
+  /** When the attempt ended, by the worker's clock (the backend may use its own time instead). */
+  doneAt: number;
+  /** The task belongs to a workflow run: its ack must reach the run's bookkeeping. */
+  inRun?: boolean;
+}
+
+/** Where a workflow run stands: `running` until its last step is done, or `failed` when a step is killed. */
+export type RunStatus = "running" | "done" | "failed";
+
+/** Every run state, in lifecycle order. */
+export const RUN_STATUSES: readonly RunStatus[] = ["running", "done", "failed"];
+
+/** A workflow run as stored. */
+export interface RunRow {
+  id: string;
+  queue: string;
+  workflow: string | null;
+  status: RunStatus;
+  created_at: number;
+  done_at: number | null;
+  result: Uint8Array | null;
+  error: string | null;
+  /** The workflow's shape as JSON (`WorkflowGraph`), recorded with its name. */
+  graph: string | null;
+}
+
+/** A run in a listing, with how many tasks it has in each state. */
+export interface RunListRow extends Omit<RunRow, "result" | "graph"> {
+  tasks: number;
+  tasks_done: number;
+  tasks_active: number;
+  tasks_killed: number;
+}
+
+/** A part of a join, as recorded. */
+export interface JoinPartRow {
+  slot: number;
+  status: "done" | "killed";
+  result: Uint8Array | null;
+  error: string | null;
+}
+
+/** A registered worker, as stored. */
+export interface WorkerRow {
+  name: string;
+  queue: string;
+  instance_id: string;
+  host: string;
+  pid: number;
+  started_at: number;
+  last_seen: number;
+  stopped_at: number | null;
+  concurrency: number;
+}
+
+/** A registered worker in a listing. */
+export interface WorkerListRow extends WorkerRow {
+  /** Whether it is alive: not stopped, and its heartbeat (or, on this host, its process) says so. */
+  alive: boolean;
+}
+
+/** Outcomes recorded in one minute for one queue. */
+export interface ThroughputRow {
+  queue: string;
+  /** Epoch ms at the start of the minute. */
+  minute: number;
+  done: number;
+  failed: number;
+  killed: number;
+}
+
+/** How many tasks of a queue are in a status. */
+export interface CountRow {
+  queue: string;
+  status: TaskStatus;
+  n: number;
+}
+
+/**
+ * A task a workflow step enqueues: its own fields; it inherits the backoff of the task whose
+ * ack enqueues it, and its run's id.
+ */
+export interface StepTask {
+  /** Its id; made by the backend when absent. */
+  id?: string;
+  queue: string;
+  args: Uint8Array;
+  maxAttempts: number;
+  priority: number;
+  /** How long after the ack it falls due. */
+  delayMs: number;
+  meta: string | null;
+  step: string;
+}
+
+/**
+ * What a join enqueues when its last part arrives: its continuation task (with a fixed id, so
+ * that it is enqueued once). Like a {@linkcode StepTask}, it inherits the acked task's backoff.
+ */
+export interface JoinSpec {
+  key: string;
+  expected: number;
+  taskId: string;
+  queue: string;
+  /** A placeholder payload, replaced by the combined inputs when the join completes. */
+  args: Uint8Array;
+  step: string;
+  priority: number;
+  maxAttempts: number;
+  meta: string | null;
+}
+
+/**
+ * A write that commits with a workflow step's ack, in its transaction, in order. Effects are
+ * data, so that each backend runs them in its own way: SQLite synchronously inside its
+ * transaction, PostgreSQL with awaited statements inside its own.
+ */
+export type RunEffect =
+  /** Names the run's workflow and records its shape, if not done yet. */
+  | { kind: "name"; workflow: string; graph: string }
+  /** Marks the run done with `result`, if it is still running. */
+  | { kind: "complete"; result: Uint8Array | null }
+  /** Enqueues these tasks, if the run is still running. */
+  | { kind: "enqueue"; tasks: StepTask[] }
+  /** Declares a join (ignored if already declared), if the run is still running. */
+  | { kind: "declare"; join: JoinSpec }
+  /**
+   * Records part `slot` of join `key`, even if the run has failed (retrying the killed step
+   * revives the run, and the joins this branch completed resume with it). When the join (declared
+   * by `join`, ignored if it already exists) then has all its parts and the run is running, its
+   * continuation is enqueued once, with `combine` of the parts' results as its payload.
+   */
+  | {
+    kind: "feed";
+    join: JoinSpec;
+    slot: number;
+    result: Uint8Array | null;
+    combine: (results: (Uint8Array | null)[]) => Uint8Array;
+  }
+  /**
+   * Records part `slot` of the run's end (the sinks of a DAG); when all `expected` parts are in
+   * and the run is running, marks it done with `combine` of the parts' results.
+   */
+  | {
+    kind: "finish";
+    key: string;
+    slot: number;
+    expected: number;
+    result: Uint8Array | null;
+    combine: (results: (Uint8Array | null)[]) => Uint8Array | null;
+  };
+
+/** An outcome to record in a flush, with the writes that must commit with it. */
+export interface FlushAck {
+  ack: TaskAck;
+  /** A workflow step's run and the writes that commit with its ack, or not at all. */
+  run?: { id: string; effects: readonly RunEffect[] };
+  /**
+   * Called (synchronously) when the effects throw for a reason that is not a problem of the
+   * database itself: returns the ack of the failed attempt to record instead (no effects).
+   */
+  onEffectsFailed?: (error: unknown) => TaskAck;
+}
+
+/** A claim of a shared storage for another queue's idle worker. */
+export interface SharedWant {
+  queue: string;
+  worker: string;
+  limit: number;
+}
+
+/**
+ * One write of a worker: record finished attempts, release what it holds when stopping, start
+ * tasks another worker claimed for it, and claim due tasks. See {@linkcode Backend.workerFlush}.
+ */
+export interface FlushRequest {
+  queue: string;
+  worker: string;
+  /** The worker's clock; the backend's own time when absent. */
+  now?: number;
+  acks: readonly FlushAck[];
+  /** Stopping: return the worker's `queued` tasks and these claimed-ahead ones to `pending`. */
+  release?: { ahead: readonly { id: string; attempts: number }[] };
+  /** `queued` tasks claimed for this worker to start now. */
+  start: readonly string[];
+  /** Tasks to claim into `running`: for free slots (`direct`) and to start ahead of them. */
+  claim: { direct: number; ahead: number; textArgs: boolean };
+  /** Claims for other queues' idle workers (a shared storage), in the same transaction. */
+  shared?: readonly SharedWant[];
+}
+
+/** What a flush did. */
+export interface FlushResult {
+  /** Tasks claimed into `running` for free slots. */
+  running: ClaimedRow[];
+  /** Tasks claimed into `running` to start ahead, as slots free up. */
+  ahead: ClaimedRow[];
+  /** The ids of `start` that were still this worker's, now `running`. */
+  started: Set<string>;
+  /** The ids of acks whose attempt was fenced off (killed or rescued meanwhile): not recorded. */
+  fenced: Set<string>;
+  /** The time the flush used. */
+  now: number;
+  /**
+   * When the direct claim came back short: how long until the next waiting task of the queue
+   * falls due (`null`: none is waiting). Absent when it was not short.
+   */
+  nextDueInMs?: number | null;
+  /** Tasks claimed for other queues' workers, by queue (committed as `queued`). */
+  deliveries?: Map<string, ClaimedRow[]>;
+  /**
+   * The acks recorded instead of those whose effects failed (see `FlushAck.onEffectsFailed`), by
+   * task id, with the error.
+   */
+  replaced?: Map<string, { ack: TaskAck; error: unknown }>;
+}
+
+/** A worker coming up. */
+export interface WorkerRegistration {
+  name: string;
+  queue: string;
+  instanceId: string;
+  host: string;
+  pid: number;
+  concurrency: number;
+  /** A worker whose heartbeat is older than this is dead. */
+  orphanAfterMs: number;
+  now?: number;
+}
+
+/** Filters of a task listing. */
+export interface TaskListFilter {
+  queue?: string;
+  status?: TaskStatus;
+  limit: number;
+  offset: number;
+  /** Read at most this many bytes of each payload and result (see `ListedTaskRow`). */
+  previewBytes?: number;
+}
+
+/** Filters of a run listing. */
+export interface RunListFilter {
+  queue?: string;
+  status?: RunStatus;
+  limit: number;
+  offset: number;
+}
+
+/**
+ * A database the queue runs on. Implementations: `SqliteBackend` (lib/store/backend.ts) and
+ * `PostgresBackend` (lib/postgres/backend.ts).
+ */
+export interface Backend {
+  /** The engine: `"sqlite"` or `"postgres"`. */
+  readonly engine: "sqlite" | "postgres";
+  /** Where the database is, for messages: a file path, or a URL without its password. */
+  readonly location: string;
+  /** Whether the connection was closed (a worker then stops with `WorkerFatalError`). */
+  readonly closed: boolean;
+
+  // --- schema
+
+  /** Creates or upgrades the tables; idempotent, safe when several processes run it at once. */
+  setup(): Promise<number>;
+
+  // --- inserts
+
+  /**
+   * Inserts tasks in one transaction, all or none, and wakes the queue's workers. With a
+   * duplicate id, nothing is written and that id is returned.
+   */
+  taskInsertMany(rows: readonly NewTaskRow[]): Promise<{ duplicate: string | null }>;
+  /**
+   * Starts a workflow run: the run and its first task, in one transaction. With a duplicate
+   * task id, nothing is written and that id is returned.
+   */
+  runStart(
+    run: { id: string; queue: string; now?: number },
+    first: NewTaskRow,
+  ): Promise<{ duplicate: string | null }>;
+
+  // --- reads
+
+  /** One task, or undefined. */
+  taskGet(id: string): Promise<TaskRow | undefined>;
+  /** Several tasks by id (missing ids are left out). */
+  taskGetMany(ids: readonly string[]): Promise<TaskRow[]>;
+  /** Tasks newest first. */
+  taskList(filter: TaskListFilter): Promise<ListedTaskRow[]>;
+  /** Counts per queue and status (of one queue, or all). */
+  taskCounts(queue?: string): Promise<CountRow[]>;
+  /** The `run_at` of the oldest due waiting task, per queue. */
+  taskOldestDue(now?: number): Promise<{ queue: string; run_at: number }[]>;
+  /**
+   * Registered workers, most recently seen first, each with whether it is alive for `orphanAfterMs`
+   * (a heartbeat younger than that; SQLite also knows a worker of this host dead when its process
+   * is gone).
+   */
+  workerList(
+    queue: string | undefined,
+    orphanAfterMs: number,
+    now?: number,
+  ): Promise<WorkerListRow[]>;
+  /** Outcomes per queue and minute since `since`, oldest first. */
+  throughputSince(since: number, queue?: string): Promise<ThroughputRow[]>;
+  /** One run, or undefined. */
+  runGet(id: string): Promise<RunRow | undefined>;
+  /** A run's tasks in the order they were enqueued. */
+  runTasks(id: string): Promise<TaskRow[]>;
+  /** Runs newest first. */
+  runList(filter: RunListFilter): Promise<RunListRow[]>;
+  /** The parts of a join, by slot. */
+  joinParts(runId: string, key: string): Promise<JoinPartRow[]>;
+  /** The time now, as the backend sees it (PostgreSQL: the server's clock). */
+  timeNow(): Promise<number>;
+
+  // --- changes by hand (each one transaction; workflow bookkeeping follows)
+
+  /**
+   * Runs a finished or waiting task again with a fresh attempt budget, due at `now`. False if
+   * it does not exist or is held by a worker (`queued`, `running`).
+   */
+  taskRetry(id: string, now?: number): Promise<boolean>;
+  /** Retries every task of `queue` in `status`, in batches; returns how many. */
+  taskRetryAll(
+    filter: { queue: string; status: TaskStatus; now?: number },
+    batchSize: number,
+  ): Promise<number>;
+  /** Kills a task that has not finished, with `error`; false if it had finished or is missing. */
+  taskKill(id: string, error: string, now?: number): Promise<boolean>;
+  /** Deletes a task whatever its state; false if it was missing. */
+  taskDelete(id: string): Promise<boolean>;
+  /**
+   * Deletes `done` and `killed` tasks that finished at or before `before`, and the outcome
+   * counts of minutes that ended by then, in batches; returns how many tasks.
+   */
+  taskVacuum(before: number, batchSize: number): Promise<number>;
+  /** Names a run's workflow and records its shape, if not done yet. */
+  runName(id: string, workflow: string, graph: string): Promise<void>;
+
+  // --- workers
+
+  /**
+   * Registers a worker under its name. While another instance of the name is alive, writes
+   * nothing and returns that instance's row; otherwise first rescues the tasks the name still
+   * holds (a previous incarnation died), records this instance and returns null.
+   */
+  workerRegister(worker: WorkerRegistration): Promise<WorkerRow | null>;
+  /**
+   * Records a worker's heartbeat, marks workers whose heartbeat went stale as stopped, and
+   * rescues the tasks no live worker holds (a `running` task on its last attempt is killed).
+   * Returns how many tasks it rescued, or `null` when this instance no longer owns its name
+   * (another instance took it over).
+   */
+  workerHeartbeat(
+    worker: { name: string; instanceId: string; orphanAfterMs: number; now?: number },
+  ): Promise<number | null>;
+  /**
+   * Unregisters a worker that stops: returns its `queued` tasks and `ahead` (claimed ahead, never
+   * started: their attempt is given back) to `pending`, and marks it stopped.
+   */
+  workerUnregister(
+    worker: {
+      name: string;
+      instanceId: string;
+      ahead: readonly { id: string; attempts: number }[];
+      now?: number;
+    },
+  ): Promise<void>;
+  /**
+   * One transaction for a worker's writes. In order: records the acks (fenced by attempt: an
+   * ack of an attempt that was rescued or killed meanwhile changes nothing and is reported in
+   * `fenced`), each ack with effects together with its effects or not at all; releases what the
+   * worker holds when stopping; starts the `queued` tasks in `start`; claims due tasks of the
+   * queue into `running` (highest priority first, then earliest due, then id), those for free
+   * slots first, then those ahead (never a task's last attempt); and claims for other queues'
+   * workers (`shared`). A database problem (locked past the retry time, full, read-only) rejects
+   * and writes nothing: the caller keeps its acks for the next flush.
+   */
+  workerFlush(request: FlushRequest): Promise<FlushResult>;
+
+  // --- wake-ups
+
+  /** Calls `listener` when a task of `queue` is pushed in this process; returns an unsubscribe. */
+  onPushed(queue: string, listener: () => void): () => void;
+  /** Tells this process's listeners of `queue` that tasks were pushed. */
+  notifyPushed(queue: string): void;
+  /**
+   * Calls `listener` soon after another process commits (SQLite: a file watch; PostgreSQL:
+   * LISTEN); returns an unsubscribe. Polling stays the fallback.
+   */
+  onExternalCommit(listener: () => void): () => void;
+
+  /** Whether `error`, thrown by an operation, means the database has no room left. */
+  isStorageFull(error: unknown): boolean;
+
+  /** Closes the connection (the backend is unusable after). */
+  close(): Promise<void>;
+}

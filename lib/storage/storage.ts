@@ -1,0 +1,198 @@
+import type { NewTaskRow } from "../backend/types.ts";
+import { Admin, type AdminOptions } from "./admin.ts";
+import type { Codec } from "./codec.ts";
+import { Config } from "./config.ts";
+import { DuplicateTaskError } from "./errors.ts";
+import { messageOf } from "./error_text.ts";
+import type { SharedFetcher } from "./shared.ts";
+import { type PushOptions, resolvePush, type Task } from "./task.ts";
+import { ulid } from "./ulid.ts";
+
+/** Options of a storage. */
+export interface StorageOptions extends Omit<AdminOptions, "orphanAfterMs"> {
+  /** @internal Set by `SharedSqliteStorage.makeShared`: the fetcher its workers share. */
+  shared?: SharedFetcher;
+}
+
+const STREAM_BATCH = 1000;
+
+/**
+ * A queue on a database, whatever the engine: push tasks, start workflow runs, and (as an
+ * {@linkcode Admin} of its database) inspect and repair them. Workers consume it (see
+ * `WorkerBuilder`). `SqliteStorage` and `PostgresStorage` are the two kinds.
+ *
+ * @typeParam T the arguments' type
+ */
+export abstract class Storage<T = unknown> extends Admin<T> {
+  /** Queue name and fetch settings. */
+  readonly config: Config;
+  /** The fetcher shared with other queues' workers, for a storage of a shared storage. */
+  readonly shared: SharedFetcher | undefined;
+
+  /**
+   * @param backend the database
+   * @param queue the queue name (non-empty, no NUL character), or a {@linkcode Config}
+   * @param options codec and clock
+   */
+  constructor(
+    backend: Admin["backend"],
+    queue: string | Config = "default",
+    options: StorageOptions = {},
+  ) {
+    const config = queue instanceof Config ? queue : new Config(queue); // checks the name
+    const adminOptions: AdminOptions = { orphanAfterMs: config.reenqueueOrphanedAfterMs };
+    if (options.codec) adminOptions.codec = options.codec;
+    if (options.clock) adminOptions.clock = options.clock;
+    super(backend, adminOptions);
+    this.config = config;
+    this.shared = options.shared;
+  }
+
+  /** The queue name. */
+  get queue(): string {
+    return this.config.queue;
+  }
+
+  /**
+   * The time a worker of this storage passes to the database: its clock's, or `undefined` when
+   * time comes from the database.
+   */
+  databaseNow(): number | undefined {
+    return this.timeForDatabase();
+  }
+
+  /** The same queue with another codec. */
+  abstract withCodec(codec: Codec): Storage<T>;
+
+  /** The same storage for another queue, sharing connection, codec and clock. */
+  abstract forQueue<U = unknown>(queue: string): Storage<U>;
+
+  /** Enqueues one task; resolves to its id. */
+  async push(args: T, options: PushOptions = {}): Promise<string> {
+    const row = this.taskRow(args, options);
+    await this.#insert([row]);
+    return row.id;
+  }
+
+  /** Enqueues a built {@linkcode Task}. */
+  pushTask(task: Task<T>): Promise<string> {
+    return this.push(task.args, task.options);
+  }
+
+  /**
+   * Enqueues many tasks in one transaction: all or none. Accepts arrays, iterables and async
+   * iterables of {@linkcode Task}s.
+   */
+  async pushAll(tasks: Iterable<Task<T>> | AsyncIterable<Task<T>>): Promise<string[]> {
+    const rows: NewTaskRow[] = [];
+    // One time for the whole call: tasks pushed together with one delay fall due together.
+    const now = this.clock.now();
+    if (Symbol.iterator in tasks) {
+      // A plain loop: `for await` over an array costs a promise and a microtask per task.
+      for (const task of tasks) rows.push(this.taskRow(task.args, task.options, now));
+    } else {
+      for await (const task of tasks) rows.push(this.taskRow(task.args, task.options, now));
+    }
+    await this.#insert(rows);
+    return rows.map((row) => row.id);
+  }
+
+  /**
+   * Enqueues arguments from a (possibly endless) iterable or async iterable, written in
+   * transactions of `batchSize`. A failure stops the stream; batches already written stay.
+   */
+  async pushStream(
+    args: Iterable<T> | AsyncIterable<T>,
+    options: PushOptions & { batchSize?: number } = {},
+  ): Promise<string[]> {
+    const { batchSize = STREAM_BATCH, ...pushOptions } = options;
+    const ids: string[] = [];
+    let batch: NewTaskRow[] = [];
+    for await (const item of args) {
+      batch.push(this.taskRow(item, pushOptions));
+      if (batch.length >= batchSize) {
+        await this.#insert(batch);
+        for (const row of batch) ids.push(row.id);
+        batch = [];
+      }
+    }
+    await this.#insert(batch);
+    for (const row of batch) ids.push(row.id);
+    return ids;
+  }
+
+  /**
+   * Starts a workflow run: records the run and enqueues its first step with `args`, in one
+   * transaction. A worker built with a `Workflow` (or a `DagFlow`) on this queue runs it.
+   * Resolves to the run's id.
+   */
+  async pushStart(args: T, options: PushOptions = {}): Promise<string> {
+    const row = this.taskRow(args, options);
+    const runId = ulid(row.createdAt);
+    row.runId = runId;
+    const run: { id: string; queue: string; now?: number } = { id: runId, queue: this.queue };
+    const now = this.timeForDatabase();
+    if (now !== undefined) run.now = now;
+    const { duplicate } = await this.backend.runStart(run, row);
+    if (duplicate !== null) throw new DuplicateTaskError(duplicate, this.queue);
+    return runId;
+  }
+
+  /**
+   * Starts a `DagFlow` run with one input per entry node (in the order the nodes were added).
+   * The DAG's worker checks that the count matches its entry nodes.
+   */
+  startFanOut(argsList: readonly unknown[], options: PushOptions = {}): Promise<string> {
+    if (!Array.isArray(argsList)) {
+      throw new TypeError(
+        `Cannot start a fan-out on queue '${this.queue}': 'argsList' must be an array`,
+      );
+    }
+    return this.pushStart([...argsList] as T, options);
+  }
+
+  protected override get orphanAfterMs(): number {
+    return this.config.reenqueueOrphanedAfterMs;
+  }
+
+  /** A task's row: options checked, arguments encoded (a text codec's as text). */
+  protected taskRow(
+    args: T,
+    options: PushOptions,
+    now: number = this.clock.now(),
+  ): NewTaskRow & { id: string } {
+    const resolved = resolvePush(this.queue, options, now);
+    let bytes: Uint8Array | string;
+    try {
+      // A text codec's text goes to the database as it is, which stores its UTF-8 bytes (the
+      // INSERT casts it): no encoding in JavaScript first (pushAll of small objects: +7 % on
+      // Deno, +18 % on Bun).
+      const { codec } = this;
+      bytes = codec.encodeText ? codec.encodeText(args) : codec.encode(args);
+    } catch (error) {
+      throw new TypeError(
+        `Cannot push task to queue '${this.queue}': the ${this.codec.name} codec cannot encode its arguments: ${
+          messageOf(error)
+        }`,
+        { cause: error },
+      );
+    }
+    return {
+      id: resolved.id ?? ulid(now),
+      queue: this.queue,
+      args: bytes,
+      maxAttempts: resolved.maxAttempts,
+      priority: resolved.priority,
+      runAt: resolved.runAt,
+      createdAt: now,
+      meta: resolved.meta,
+      backoff: resolved.backoff,
+    };
+  }
+
+  async #insert(rows: NewTaskRow[]): Promise<void> {
+    if (rows.length === 0) return;
+    const { duplicate } = await this.backend.taskInsertMany(rows);
+    if (duplicate !== null) throw new DuplicateTaskError(duplicate, this.queue);
+  }
+}
