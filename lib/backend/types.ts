@@ -98,6 +98,12 @@ export interface NewTaskRow {
   /** When it falls due. */
   runAt: number;
   createdAt: number;
+  /**
+   * Set when the due time is relative (a delay, or none) and the storage takes time from the
+   * database: the backend then makes `run_at` its own time plus this, and `created_at` its own
+   * time, ignoring `runAt` and `createdAt` (made by this host's clock).
+   */
+  runAfterMs?: number;
   meta: string | null;
   backoff: string | null;
   runId?: string | null;

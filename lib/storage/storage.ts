@@ -177,7 +177,7 @@ export abstract class Storage<T = unknown> extends Admin<T> {
         { cause: error },
       );
     }
-    return {
+    const row: NewTaskRow & { id: string } = {
       id: resolved.id ?? ulid(now),
       queue: this.queue,
       args: bytes,
@@ -188,6 +188,9 @@ export abstract class Storage<T = unknown> extends Admin<T> {
       meta: resolved.meta,
       backoff: resolved.backoff,
     };
+    // A delay counts from the database's time when time comes from it (hosts' clocks differ).
+    if (this.databaseTime && options.runAt === undefined) row.runAfterMs = resolved.runAt - now;
+    return row;
   }
 
   async #insert(rows: NewTaskRow[]): Promise<void> {
