@@ -1,5 +1,5 @@
 import type { RunRecord, RunSummary, TaskRecord, WorkerInfo } from "../storage/records.ts";
-import type { ListRunsOptions, SqliteStorage } from "../storage/sqlite_storage.ts";
+import type { Admin, ListRunsOptions } from "../storage/admin.ts";
 import type { RunStatus } from "../backend/types.ts";
 import { TASK_STATUSES, type TaskStatus } from "../backend/types.ts";
 import { emptyCounts, type QueueInfo, type StatusCounts } from "../storage/records.ts";
@@ -43,7 +43,7 @@ const MINUTES = 60;
 
 /** Gathers the overview: counts, throughput, oldest pending age and workers per queue. */
 export async function overview(
-  storage: SqliteStorage,
+  storage: Admin,
   now: number,
   reads: CostlyReads,
 ): Promise<Overview> {
@@ -132,7 +132,7 @@ export const LIST_PREVIEW_BYTES = 1024;
 
 /** One page of a queue's tasks, newest first, payloads cut to {@linkcode LIST_PREVIEW_BYTES}. */
 export async function queuePage(
-  storage: SqliteStorage,
+  storage: Admin,
   reads: CostlyReads,
   asked: { queue: string; status: TaskStatus | null; page: number; pageSize: number },
 ): Promise<QueuePage> {
@@ -149,7 +149,7 @@ export async function queuePage(
 }
 
 /** `GET /api/workers`. */
-export function workers(storage: SqliteStorage): Promise<WorkerInfo[]> {
+export function workers(storage: Admin): Promise<WorkerInfo[]> {
   return storage.listWorkers();
 }
 
@@ -165,7 +165,7 @@ export interface RunsPage {
 
 /** One page of workflow runs, newest first. */
 export async function runsPage(
-  storage: SqliteStorage,
+  storage: Admin,
   filter: { queue: string | null; status: RunStatus | null; page: number; pageSize: number },
 ): Promise<RunsPage> {
   const options: ListRunsOptions = { page: filter.page, pageSize: filter.pageSize };
@@ -185,7 +185,7 @@ export interface RunView extends RunRecord {
 }
 
 /** A run and the state of each node of its graph, or undefined. */
-export async function runView(storage: SqliteStorage, id: string): Promise<RunView | undefined> {
+export async function runView(storage: Admin, id: string): Promise<RunView | undefined> {
   const run = await storage.workflowRun(id);
   if (!run) return undefined;
   const nodeStates: Record<string, NodeState> = {};

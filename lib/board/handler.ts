@@ -1,9 +1,10 @@
 import type { Database } from "../sqlite/types.ts";
+import { Admin, type AdminOptions } from "../storage/admin.ts";
+import { SqliteStorage } from "../storage/sqlite_storage.ts";
 import type { Clock } from "../storage/clock.ts";
 import { systemClock } from "../storage/clock.ts";
 import type { Codec } from "../storage/codec.ts";
 import { TaskNotFoundError, TaskStateError } from "../storage/errors.ts";
-import { SqliteStorage } from "../storage/sqlite_storage.ts";
 import { CostlyReads } from "./costly_reads.ts";
 import { RUN_STATUSES, type RunStatus } from "../backend/types.ts";
 import { TASK_STATUSES, type TaskStatus } from "../backend/types.ts";
@@ -81,7 +82,9 @@ class HttpError extends Error {
 /**
  * The dashboard as a `fetch` handler: HTML pages for queues, tasks, workers and workflow runs
  * (refreshing their data live), and the same data as JSON under `/api/`. It reads and writes
- * through the public `SqliteStorage` API, and its pages, styles and script are built in.
+ * through the public {@linkcode Admin} API of the database it is given (a SQLite connection, or
+ * the admin of any storage: `PostgresStorage.admin(pg)` for PostgreSQL), and its pages, styles
+ * and script are built in.
  *
  * It answers only requests addressed to this machine's loopback names (`localhost`,
  * `127.0.0.1`, `[::1]`) or to a name in `allowedHosts`: mounted in a server that people reach by
@@ -112,7 +115,10 @@ class HttpError extends Error {
  * db.close();
  * ```
  */
-export function createBoardHandler(db: Database, options: BoardOptions = {}): BoardHandler {
+export function createBoardHandler(
+  database: Database | Admin,
+  options: BoardOptions = {},
+): BoardHandler {
   const base = normalizeBase(options.basePath ?? "");
   const hosts = hostPolicy(options.allowedHosts ?? [], options.allowIpHosts ?? false);
   if (options.token !== undefined && options.token.trim() === "") {
@@ -126,10 +132,11 @@ export function createBoardHandler(db: Database, options: BoardOptions = {}): Bo
   }
   const sessionMs = checkSessionMs(options.sessionMs ?? DEFAULT_SESSION_MS);
   const clock = options.clock ?? systemClock;
-  const storage = new SqliteStorage<unknown>(db, "apalis-board", {
-    clock,
-    ...(options.codec ? { codec: options.codec } : {}),
-  });
+  const adminOptions: AdminOptions = { clock };
+  if (options.codec) adminOptions.codec = options.codec;
+  const storage = database instanceof Admin
+    ? new Admin(database.backend, adminOptions)
+    : SqliteStorage.admin(database, adminOptions);
   const auth = options.token === undefined
     ? undefined
     : new BoardAuth(options.token, { path: base, sessionMs, clock });
@@ -139,7 +146,7 @@ export function createBoardHandler(db: Database, options: BoardOptions = {}): Bo
     now: clock.now(),
     protected: auth !== undefined,
     refreshMs,
-    dbPath: db.path,
+    dbPath: storage.backend.location,
   });
 
   return async (req, info) => {
@@ -209,7 +216,7 @@ async function routePage(
   req: Request,
   url: URL,
   path: string,
-  storage: SqliteStorage,
+  storage: Admin,
   reads: CostlyReads,
   ctx: PageContext,
 ): Promise<Response> {
@@ -280,7 +287,7 @@ async function routeApi(
   req: Request,
   url: URL,
   path: string,
-  storage: SqliteStorage,
+  storage: Admin,
   reads: CostlyReads,
   ctx: PageContext,
 ): Promise<Response> {

@@ -1,5 +1,6 @@
 import { type BoardOptions, createBoardHandler } from "./handler.ts";
 import type { Database } from "../sqlite/types.ts";
+import type { Admin } from "../storage/admin.ts";
 import { isLoopbackAddress } from "./hosts.ts";
 
 /** Options of {@linkcode serveBoard}. */
@@ -30,8 +31,9 @@ interface BunRuntime {
 }
 
 /**
- * Serves the board on Deno or Bun until `signal` aborts. Listens on 127.0.0.1 unless told
- * otherwise: pass `hostname: "0.0.0.0"` only together with a `token`.
+ * Serves the board of a database (a SQLite connection, or an `Admin` such as
+ * `PostgresStorage.admin(pg)`) on Deno or Bun until `signal` aborts. Listens on 127.0.0.1 unless
+ * told otherwise: pass `hostname: "0.0.0.0"` only together with a `token`.
  *
  * It answers only requests addressed to a loopback name (`localhost`, `127.0.0.1`, `[::1]`) or a
  * name in `allowedHosts`, and, when it listens on an address that is not loopback, to any IP
@@ -49,14 +51,17 @@ interface BunRuntime {
  * db.close();
  * ```
  */
-export async function serveBoard(db: Database, options: ServeBoardOptions = {}): Promise<void> {
+export async function serveBoard(
+  database: Database | Admin,
+  options: ServeBoardOptions = {},
+): Promise<void> {
   const { port = 8000, hostname = "127.0.0.1", signal, onListen, ...boardOptions } = options;
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new RangeError(
       `Cannot serve the board as 'port' must be an integer from 0 to 65535: current value is ${port}`,
     );
   }
-  const handler = createBoardHandler(db, {
+  const handler = createBoardHandler(database, {
     ...boardOptions,
     // Reached from elsewhere by address (`http://192.0.2.7:8000/`): answer addresses, which DNS
     // cannot rebind. Names still need allowedHosts.

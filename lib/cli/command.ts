@@ -1,7 +1,9 @@
 import { existsSync } from "node:fs";
 import { type Database, openDatabase } from "../sqlite/mod.ts";
-import { SCHEMA_VERSION, schemaVersion, SchemaVersionError } from "../store/schema.ts";
+import { SCHEMA_VERSION, SchemaVersionError } from "../store/schema.ts";
+import type { Admin } from "../storage/admin.ts";
 import { SqliteStorage } from "../storage/sqlite_storage.ts";
+import type { Storage } from "../storage/storage.ts";
 import { UsageError } from "./errors.ts";
 import { WritableOnDemand } from "./writable_on_demand.ts";
 import type { CliIo } from "./io.ts";
@@ -49,16 +51,27 @@ export interface Command {
  */
 export type DatabaseAccess = "read" | "read-then-write" | "write" | "create" | "setup";
 
+/** A command's database, whatever its engine. */
+export interface CommandDatabase {
+  /** Where it is, for messages: a file path, or a URL without its password. */
+  readonly location: string;
+  /** Its reads and repairs across queues. */
+  readonly admin: Admin;
+  /** A storage of `queue` on it (push, work). */
+  storage<T = unknown>(queue: string): Storage<T>;
+  /** Its schema version. */
+  schemaVersion(): Promise<number>;
+  /** Closes it. */
+  close(): Promise<void>;
+}
+
 /**
  * Opens the command's database for `access`. A missing file is a usage error (exit 2) unless
  * the command creates one, and so is a file without apalis tables unless the command is `init`:
  * both are refused before anything opens the file for writing, so that such a file is left
  * exactly as it was. A file from a newer version of the library is refused.
  */
-export function openForCommand(
-  globals: GlobalOptions,
-  access: DatabaseAccess,
-): { db: Database; storage: SqliteStorage } {
+export function openForCommand(globals: GlobalOptions, access: DatabaseAccess): CommandDatabase {
   const path = globals.db;
   const exists = existsSync(path);
   if (!exists && access !== "create" && access !== "setup") {
@@ -66,7 +79,7 @@ export function openForCommand(
       `Cannot open database '${path}': no such file (create it with 'apalis init', or pass --db)`,
     );
   }
-  if (access === "setup" || !exists) return withStorage(openAndSetUp(path));
+  if (access === "setup" || !exists) return sqliteDatabase(openAndSetUp(path));
   const reader = openDatabase(path, { readOnly: true });
   try {
     assertApalisSchema(reader);
@@ -74,12 +87,12 @@ export function openForCommand(
     reader.close();
     throw error;
   }
-  if (access === "read") return withStorage(reader);
+  if (access === "read") return sqliteDatabase(reader);
   if (access === "read-then-write") {
-    return withStorage(new WritableOnDemand(reader, () => openDatabase(path)));
+    return sqliteDatabase(new WritableOnDemand(reader, () => openDatabase(path)));
   }
   reader.close();
-  if (access === "create") return withStorage(openAndSetUp(path));
+  if (access === "create") return sqliteDatabase(openAndSetUp(path));
   const db = openDatabase(path);
   try {
     assertApalisSchema(db);
@@ -87,11 +100,20 @@ export function openForCommand(
     db.close();
     throw error;
   }
-  return withStorage(db);
+  return sqliteDatabase(db);
 }
 
-function withStorage(db: Database): { db: Database; storage: SqliteStorage } {
-  return { db, storage: new SqliteStorage(db) };
+function sqliteDatabase(db: Database): CommandDatabase {
+  return {
+    location: db.path,
+    admin: SqliteStorage.admin(db),
+    storage: <T>(queue: string) => new SqliteStorage<T>(db, queue),
+    schemaVersion: () => Promise.resolve(SqliteStorage.schemaVersion(db)),
+    close: () => {
+      db.close();
+      return Promise.resolve();
+    },
+  };
 }
 
 function openAndSetUp(path: string): Database {
@@ -107,7 +129,7 @@ function openAndSetUp(path: string): Database {
 
 /** Refuses a database without apalis tables (exit 2) or from a newer version of the library. */
 function assertApalisSchema(db: Database): void {
-  const version = schemaVersion(db);
+  const version = SqliteStorage.schemaVersion(db);
   if (version === 0) {
     throw new UsageError(
       `Cannot use database '${db.path}': it has no apalis tables (run 'apalis init' first)`,

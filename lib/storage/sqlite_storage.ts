@@ -1,5 +1,5 @@
 import { toFileError } from "../sqlite/file_error.ts";
-import { migrate } from "../store/schema.ts";
+import { migrate, schemaVersion } from "../store/schema.ts";
 import { openDatabase } from "../sqlite/open.ts";
 import type { Database, OpenDatabaseOptions } from "../sqlite/types.ts";
 import { SqliteBackend } from "../store/backend.ts";
@@ -61,6 +61,25 @@ export class SqliteStorage<T = unknown> extends Storage<T> {
     } catch (error) {
       throw toFileError(db.path, error, "set up the queue tables");
     }
+  }
+
+  /**
+   * The schema version of a database's queue tables: 0 when it has none (never set up). Reads
+   * only, so it works on a read-only connection.
+   *
+   * @example Usage
+   * ```ts
+   * import { openDatabase, SCHEMA_VERSION, SqliteStorage } from "@apalis/sqlite";
+   *
+   * const db = openDatabase(":memory:");
+   * if (SqliteStorage.schemaVersion(db) !== 0) throw new Error("unexpected");
+   * SqliteStorage.setup(db);
+   * if (SqliteStorage.schemaVersion(db) !== SCHEMA_VERSION) throw new Error("unexpected");
+   * db.close();
+   * ```
+   */
+  static schemaVersion(db: Database): number {
+    return schemaVersion(db);
   }
 
   /**

@@ -77,7 +77,7 @@ Examples:
       : values.refresh === "0"
       ? 0
       : parseDuration(values.refresh, "--refresh");
-    const { db } = openForCommand(globals, "read-then-write");
+    const database = openForCommand(globals, "read-then-write");
     try {
       if (!LOOPBACK.has(hostname) && token === undefined) {
         io.stderr(
@@ -89,7 +89,7 @@ Examples:
           "warning: --allow-host * without a token: a page on any site can reach this board through DNS rebinding and read and change every queue (set --token or $APALIS_BOARD_TOKEN)\n",
         );
       }
-      await serveBoard(db, {
+      await serveBoard(database.admin, {
         port,
         hostname,
         refreshMs,
@@ -100,7 +100,7 @@ Examples:
         onListen: (address) => {
           const host = address.hostname.includes(":") ? `[${address.hostname}]` : address.hostname;
           io.stdout(
-            `apalis board on http://${host}:${address.port}/ for ${db.path}${
+            `apalis board on http://${host}:${address.port}/ for ${database.location}${
               token === undefined ? "" : " (token required)"
             } — Ctrl-C to stop\n`,
           );
@@ -108,7 +108,7 @@ Examples:
       });
       return 0;
     } finally {
-      db.close();
+      await database.close();
     }
   },
 };

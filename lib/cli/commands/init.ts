@@ -1,5 +1,4 @@
 import { resolve } from "node:path";
-import { schemaVersion } from "../../store/schema.ts";
 import { type Command, openForCommand } from "../command.ts";
 import { expectPositionals, json, parseOptions } from "../format.ts";
 
@@ -23,10 +22,10 @@ Example:
   async run({ io, args, globals }) {
     const { positionals } = parseOptions("init", args, {});
     expectPositionals("init", positionals, []);
-    const { db } = openForCommand(globals, "setup");
+    const database = openForCommand(globals, "setup");
     try {
       const path = resolve(globals.db);
-      const version = schemaVersion(db);
+      const version = await database.schemaVersion();
       io.stdout(
         globals.json
           ? json({ path, schemaVersion: version })
@@ -34,7 +33,7 @@ Example:
       );
       return 0;
     } finally {
-      db.close();
+      await database.close();
     }
   },
 };

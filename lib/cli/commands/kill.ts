@@ -23,7 +23,8 @@ Example:
   async run({ io, args, globals }) {
     const { values, positionals } = parseOptions("kill", args, { reason: { type: "string" } });
     const [id] = expectPositionals("kill", positionals, ["ID"]);
-    const { db, storage } = openForCommand(globals, "write");
+    const database = openForCommand(globals, "write");
+    const storage = database.admin;
     try {
       const task = await storage.kill(id!, values.reason).catch((error) => {
         throw error instanceof TaskNotFoundError ? new UsageError(error.message) : error;
@@ -31,7 +32,7 @@ Example:
       io.stdout(globals.json ? json(task) : `Task ${task.id} is ${paint(io, "red", "killed")}\n`);
       return 0;
     } finally {
-      db.close();
+      await database.close();
     }
   },
 };

@@ -46,7 +46,8 @@ Example:
     const status = parseStatus(values.status);
     const pageSize = values.limit === undefined ? 20 : parseInteger(values.limit, "--limit", 1);
     const page = values.page === undefined ? 1 : parseInteger(values.page, "--page", 1);
-    const { db, storage } = openForCommand(globals, "read");
+    const database = openForCommand(globals, "read");
+    const storage = database.admin;
     try {
       const tasks = await storage.listTasks({ queue, status, page, pageSize });
       if (globals.json) io.stdout(json(tasks));
@@ -60,7 +61,7 @@ Example:
       }
       return 0;
     } finally {
-      db.close();
+      await database.close();
     }
   },
 };

@@ -1,5 +1,5 @@
 import { createReadStream } from "node:fs";
-import type { SqliteStorage } from "../../storage/sqlite_storage.ts";
+import type { Storage } from "../../storage/storage.ts";
 import { type PushOptions, Task } from "../../storage/task.ts";
 import { type Command, openForCommand } from "../command.ts";
 import { UsageError } from "../errors.ts";
@@ -82,13 +82,13 @@ Examples:
       if (globals.json) io.stdout(json([]));
       return 0;
     }
-    const { db, storage } = openForCommand(globals, "create");
+    const database = openForCommand(globals, "create");
     try {
-      const ids = await write(io, storage.forQueue(queue), payloads, options, !globals.json);
+      const ids = await write(io, database.storage(queue), payloads, options, !globals.json);
       if (globals.json) io.stdout(json(ids));
       return 0;
     } finally {
-      db.close();
+      await database.close();
     }
   },
 };
@@ -167,7 +167,7 @@ async function readNdjson(chunks: AsyncIterable<string>, name: string): Promise<
 /** Writes the tasks in batches, printing ids as they commit; a progress bar on a terminal. */
 async function write(
   io: CliIo,
-  storage: SqliteStorage<unknown>,
+  storage: Storage<unknown>,
   payloads: unknown[],
   options: PushOptions,
   printIds: boolean,

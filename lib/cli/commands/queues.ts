@@ -23,7 +23,8 @@ Example:
   async run({ io, args, globals }) {
     const { positionals } = parseOptions("queues", args, {});
     expectPositionals("queues", positionals, []);
-    const { db, storage } = openForCommand(globals, "read");
+    const database = openForCommand(globals, "read");
+    const storage = database.admin;
     try {
       const queues = await storage.listQueues();
       if (globals.json) io.stdout(json(queues));
@@ -31,7 +32,7 @@ Example:
       else io.stdout(render(io, queues, storage.clock.now()));
       return 0;
     } finally {
-      db.close();
+      await database.close();
     }
   },
 };

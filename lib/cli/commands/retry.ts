@@ -42,7 +42,8 @@ Examples:
         }`,
       );
     }
-    const { db, storage } = openForCommand(globals, "write");
+    const database = openForCommand(globals, "write");
+    const storage = database.admin;
     try {
       if (bulk) {
         const retried = await storage.retryAll({
@@ -66,7 +67,7 @@ Examples:
       );
       return 0;
     } finally {
-      db.close();
+      await database.close();
     }
   },
 };

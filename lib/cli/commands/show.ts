@@ -30,14 +30,15 @@ Example:
   async run({ io, args, globals }) {
     const { positionals } = parseOptions("show", args, {});
     const [id] = expectPositionals("show", positionals, ["ID"]);
-    const { db, storage } = openForCommand(globals, "read");
+    const database = openForCommand(globals, "read");
+    const storage = database.admin;
     try {
       const task = await storage.fetchById(id!);
       if (!task) throw new UsageError(`Cannot find task '${id}': no task has this id`);
       io.stdout(globals.json ? json(task) : render(io, task));
       return 0;
     } finally {
-      db.close();
+      await database.close();
     }
   },
 };

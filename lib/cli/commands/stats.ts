@@ -1,5 +1,5 @@
 import { emptyCounts, type StatusCounts } from "../../storage/records.ts";
-import type { SqliteStorage } from "../../storage/sqlite_storage.ts";
+import type { Admin } from "../../storage/admin.ts";
 import { TASK_STATUSES } from "../../backend/types.ts";
 import { sleep } from "../../time/timers.ts";
 import { type Command, openForCommand } from "../command.ts";
@@ -53,7 +53,8 @@ Examples:
     }
     const interval = parseDuration(values.interval ?? "2s", "--interval");
     if (interval < 1) throw new UsageError("option '--interval' must be at least 1ms");
-    const { db, storage } = openForCommand(globals, "read");
+    const database = openForCommand(globals, "read");
+    const storage = database.admin;
     try {
       if (!values.watch) {
         const stats = await collect(storage, queue);
@@ -75,12 +76,12 @@ Examples:
       }
       return 0;
     } finally {
-      db.close();
+      await database.close();
     }
   },
 };
 
-async function collect(storage: SqliteStorage, queue: string | undefined): Promise<Stats> {
+async function collect(storage: Admin, queue: string | undefined): Promise<Stats> {
   const rows = queue !== undefined
     ? [{ name: queue, counts: await storage.stats(queue) }]
     : await storage.listQueues();

@@ -26,7 +26,8 @@ Example:
     const olderThanMs = values["older-than"] === undefined
       ? 0
       : parseDuration(values["older-than"], "--older-than");
-    const { db, storage } = openForCommand(globals, "write");
+    const database = openForCommand(globals, "write");
+    const storage = database.admin;
     try {
       const deleted = await storage.vacuum({ olderThanMs });
       io.stdout(
@@ -34,7 +35,7 @@ Example:
       );
       return 0;
     } finally {
-      db.close();
+      await database.close();
     }
   },
 };

@@ -125,7 +125,7 @@ Examples:
     if (values.name === "") throw new UsageError("option '--name' must not be empty");
     const name = values.name ?? `${HOST_NAME}-${PROCESS_ID}`;
 
-    const { db, storage } = openForCommand(globals, "write");
+    const database = openForCommand(globals, "write");
     const runner = url === undefined
       ? execRunner(values.exec!, io.env, { maxOutputBytes })
       : httpRunner(url, { maxOutputBytes });
@@ -146,7 +146,7 @@ Examples:
       });
 
       const builder = new WorkerBuilder(name)
-        .backend(storage.forQueue(queue))
+        .backend(database.storage(queue))
         .concurrency(concurrency)
         .handleSignals(false)
         .onEvent((_, event) => {
@@ -211,7 +211,7 @@ Examples:
       return 0;
     } finally {
       await runner.close?.();
-      db.close();
+      await database.close();
     }
   },
 };

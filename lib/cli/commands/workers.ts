@@ -30,7 +30,8 @@ Example:
   async run({ io, args, globals }) {
     const { positionals } = parseOptions("workers", args, {});
     const [queue] = expectPositionals("workers", positionals, ["QUEUE"], 0);
-    const { db, storage } = openForCommand(globals, "read");
+    const database = openForCommand(globals, "read");
+    const storage = database.admin;
     try {
       const workers = await storage.listWorkers(queue);
       if (globals.json) io.stdout(json(workers));
@@ -39,7 +40,7 @@ Example:
       } else io.stdout(render(io, workers, storage.clock.now()));
       return 0;
     } finally {
-      db.close();
+      await database.close();
     }
   },
 };
