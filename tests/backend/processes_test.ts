@@ -196,3 +196,61 @@ backendTest(
     }
   },
 );
+
+backendTest(
+  "cross-process: SIGTERM stops a worker gracefully: running handlers finish, tasks claimed ahead go back with their attempt",
+  async (db) => {
+    const total = 1_000;
+    const queue = "graceful";
+    const dir = await Deno.makeTempDir({ prefix: "apalis_records_" });
+    const record = `${dir}/starts.log`;
+    const storage = db.storage<{ n: number }>(queue);
+    await storage.pushAll(Array.from({ length: total }, (_, n) => new Task({ n })));
+    // Quick tasks at 2 slots: the worker claims several ahead of its slots.
+    const child = spawnChild(db.location, "graceful", [
+      "--queue",
+      queue,
+      "--concurrency",
+      "2",
+      "--sleep-ms",
+      "2",
+      "--record",
+      record,
+    ]);
+    try {
+      await child.ready;
+      await waitUntil(
+        async () =>
+          (await readRecords(record)).length >= 10 && (await storage.stats(queue)).running > 2,
+        "the worker to hold tasks ahead of its 2 slots",
+        DRAIN_TIMEOUT_MS,
+      );
+      await stopChild(child);
+
+      const counts = await storage.stats(queue);
+      assert.deepEqual(
+        [counts.queued, counts.running, counts.failed, counts.killed],
+        [0, 0, 0, 0],
+        `nothing left held or failed: ${JSON.stringify(counts)}`,
+      );
+      assert.equal(counts.done + counts.pending, total);
+      assert.ok(counts.pending > 0, "the stop came before the queue was drained");
+      const pending = await storage.listTasks({ queue, status: "pending", pageSize: total });
+      assert.deepEqual(
+        pending.filter((task) => task.attempts !== 0 || task.lockBy !== null).map((task) =>
+          task.id
+        ),
+        [],
+        "tasks claimed ahead go back to pending with their attempt given back",
+      );
+      const started = countBy(await readRecords(record), (start) => start.taskId);
+      assert.equal(started.size, counts.done, "every task that started finished done");
+      assert.deepEqual([...started.values()].filter((n) => n !== 1), [], "none started twice");
+      const [worker] = await storage.listWorkers(queue);
+      assert.ok(worker && !worker.alive && worker.stoppedAt !== null, "the worker is stopped");
+    } finally {
+      await child[Symbol.asyncDispose]();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);

@@ -8,7 +8,7 @@
  *   deno run -A tests/backend/worker_child.ts --location LOCATION --name NAME [--queue default]
  *     [--concurrency 1] [--buffer-size 400] [--keep-alive-ms 30000] [--orphan-after-ms 300000]
  *     [--poll-ms 50] [--sleep-ms 0] [--fail-first 0] [--backoff-ms 10] [--record PATH]
- *     [--flow fanin]
+ *     [--flow fanin|steps]
  *
  * --sleep-ms N     each handler sleeps N ms (keeps tasks in flight when a kill lands)
  * --fail-first N   throw on attempts 1..N of every task (retried after --backoff-ms)
@@ -17,6 +17,8 @@
  * --flow fanin     run the fan-in DAG instead of a plain handler: entry nodes `left` (2n) and
  *                  `right` (3n), and `collector` ("l/r") that depends on both; start runs with
  *                  `startFanOut([n, n])`
+ * --flow steps     run a 4-step Workflow on numbers, n → n + 1 → × 2 → + 3 → × 10 (see
+ *                  `stepsResult`); start runs with `pushStart(n)`
  *
  * Once its worker has registered it prints `ready NAME PID` on stdout. SIGTERM stops the worker
  * gracefully, then it exits 0. Anything that goes wrong goes to stderr (fatal: exit 1).
@@ -26,7 +28,14 @@
 import { closeSync, openSync, writeSync } from "node:fs";
 import process from "node:process";
 import { parseArgs } from "node:util";
-import { Config, DagFlow, type TaskContext, type Worker, WorkerBuilder } from "../../mod.ts";
+import {
+  Config,
+  DagFlow,
+  type TaskContext,
+  type Worker,
+  WorkerBuilder,
+  Workflow,
+} from "../../mod.ts";
 import { openLocation } from "./_backends.ts";
 
 /** The fields of a `--record` line, space-separated, `-` for none. */
@@ -35,10 +44,15 @@ export interface ExecutionRecord {
   attempt: number;
   worker: string;
   pid: number;
-  /** The DAG node, for `--flow fanin`. */
+  /** The DAG node (`--flow fanin`) or the step's index (`--flow steps`). */
   node: string | null;
-  /** The workflow run, for `--flow fanin`. */
+  /** The workflow run, for `--flow`. */
   runId: string | null;
+}
+
+/** The result of a `--flow steps` run started with `n`. */
+export function stepsResult(n: number): number {
+  return ((n + 1) * 2 + 3) * 10;
 }
 
 class PlannedFailure extends Error {
@@ -78,8 +92,8 @@ async function main(): Promise<void> {
     strict: true,
   });
   if (!values.location || !values.name) throw new TypeError("--location and --name are required");
-  if (values.flow !== undefined && values.flow !== "fanin") {
-    throw new TypeError(`--flow must be "fanin": current value is ${values.flow}`);
+  if (values.flow !== undefined && values.flow !== "fanin" && values.flow !== "steps") {
+    throw new TypeError(`--flow must be "fanin" or "steps": current value is ${values.flow}`);
   }
   const name = values.name;
   const sleepMs = integer("sleep-ms", values["sleep-ms"], 0);
@@ -132,6 +146,20 @@ async function main(): Promise<void> {
     node("collector", ([l, r]: [number, number]) => `${l}/${r}`).dependsOn([left, right]);
     dag.validate();
     worker = builder.build(dag);
+  } else if (values.flow === "steps") {
+    // Each step records its execution (with its index and run), then sleeps, then computes.
+    const step =
+      (index: number, fn: (n: number) => number) => async (n: number, ctx: TaskContext) => {
+        record(ctx, String(index));
+        await pause();
+        return fn(n);
+      };
+    const flow = new Workflow<number>("steps")
+      .andThen(step(0, (n) => n + 1))
+      .andThen(step(1, (n) => n * 2))
+      .andThen(step(2, (n) => n + 3))
+      .andThen(step(3, (n) => n * 10));
+    worker = builder.build(flow as unknown as Workflow<unknown>);
   } else {
     worker = builder.build(async (_args, ctx) => {
       record(ctx, null);
