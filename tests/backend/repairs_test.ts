@@ -206,3 +206,60 @@ backendTest(
     assert.deepEqual((await admin.listTasks()).map((t) => t.id), [fresh]);
   },
 );
+
+backendTest(
+  "Admin.kill() of a task waiting for its retry, and delete() of a running one: no further attempt, the worker goes on",
+  async (db) => {
+    const storage = db.storage<string>("repairs-in-flight");
+    const admin = db.admin();
+    const waiting = await storage.push("waits", { maxAttempts: 3 });
+    const deleted = await storage.push("deleted");
+    const release = gate();
+    const deletedStarted = gate();
+    const calls = new Map<string, number>();
+    const log = eventLog();
+    const worker = new WorkerBuilder("in-flight")
+      .backend(storage)
+      .concurrency(2)
+      .retry({ backoff: { initialMs: 3_600_000, jitter: 0 } })
+      .handleSignals(false)
+      .onEvent(log.listener)
+      .build(async (name) => {
+        calls.set(name, (calls.get(name) ?? 0) + 1);
+        if (name === "waits") throw new Error("try again in an hour");
+        if (name === "deleted") {
+          deletedStarted.open();
+          await release.promise;
+        }
+        return name;
+      });
+    await using running = start(worker);
+    await deletedStarted.promise;
+    await waitUntil(
+      async () => (await storage.fetchById(waiting))?.status === "failed",
+      "a failure",
+    );
+    const killed = await admin.kill(waiting, "not worth waiting for");
+    assert.deepEqual([killed.status, killed.attempts], ["killed", 1]);
+    assert.equal(await admin.delete(deleted), true);
+    release.open();
+    await waitUntil(() => worker.inFlight === 0, "the deleted task's handler to finish");
+    const later = await storage.push("later");
+    const [laterTask] = await storage.waitFor(later, { timeoutMs: 10_000 });
+    await running.stop();
+
+    assert.equal(laterTask?.status, "done", "the worker went on");
+    assert.equal(await storage.fetchById(deleted), undefined, "the late outcome did not revive it");
+    assert.deepEqual(Object.fromEntries(calls), { waits: 1, deleted: 1, later: 1 });
+    assert.equal((await storage.fetchById(waiting))?.status, "killed");
+    assert.deepEqual(await admin.stats("repairs-in-flight"), {
+      pending: 0,
+      queued: 0,
+      running: 0,
+      done: 1,
+      failed: 0,
+      killed: 1,
+      total: 2,
+    });
+  },
+);

@@ -2,7 +2,8 @@
  * Conformance: workflow runs. A `Workflow`'s steps run one after another, each its own task (a
  * `delayFor` step schedules the next one: it is not claimed before it is due), `filterMap` fans
  * out and collects, `fold` and `repeatUntil` run one task per turn; a `DagFlow` fans out and
- * fans in, each node once. Runs end `done` with their result or `failed` with their error.
+ * fans in, each node once. Runs end `done` with their result or `failed` with their error; a
+ * killed step fails its run and `retry()` revives it.
  *
  * @module
  */
@@ -18,7 +19,7 @@ import {
   WorkerBuilder,
   Workflow,
 } from "../../mod.ts";
-import { afterReads, backendTest, CountingClock, start, waitUntil } from "./_suite.ts";
+import { afterReads, backendTest, CountingClock, gate, start, waitUntil } from "./_suite.ts";
 
 const RUN_TIMEOUT_MS = 10_000;
 
@@ -244,5 +245,57 @@ backendTest(
     ]);
     assert.equal(byNode(failed).has("join"), false, "the join of a failed run is never enqueued");
     assert.equal(joined, 1);
+  },
+);
+
+backendTest(
+  "Admin.kill() of a running DAG dependency fails the run and discards its outcome; retry() revives the run and the fan-in runs once",
+  async (db) => {
+    const storage = db.storage<unknown>("revive");
+    const admin = db.admin();
+    const release = gate();
+    let slowCalls = 0;
+    const joined: number[][] = [];
+    const dag = new DagFlow("revive");
+    const fast = dag.addNode("fast", (n: number) => n + 1);
+    const slow = dag.addNode("slow", async (n: number) => {
+      if (++slowCalls === 1) await release.promise;
+      return n * 2;
+    });
+    dag.addNode("join", (inputs: number[]) => {
+      joined.push(inputs);
+      return inputs.join(",");
+    }).dependsOn([fast, slow]);
+    const runId = await storage.startFanOut([1, 2]);
+    const worker = new WorkerBuilder("reviver").backend(storage).concurrency(3).handleSignals(false)
+      .build(dag);
+    await using running = start(worker);
+    const stepOf = async (node: string) =>
+      (await storage.workflowRun(runId))?.steps.find((step) => step.node === node);
+    await waitUntil(async () => (await stepOf("slow"))?.status === "running", "slow to run");
+    await afterNode(storage, runId, "fast");
+
+    const slowStep = (await stepOf("slow"))!;
+    await admin.kill(slowStep.taskId, "cancelled");
+    release.open();
+    const failed = await storage.waitForRun(runId, { timeoutMs: RUN_TIMEOUT_MS });
+    assert.equal(failed.status, "failed");
+    assert.equal(failed.error?.message, "cancelled");
+    await waitUntil(() => worker.inFlight === 0, "the killed node's handler to finish");
+    assert.equal((await stepOf("slow"))?.status, "killed", "its late outcome was discarded");
+    assert.equal(await stepOf("join"), undefined, "no fan-in for a failed run");
+
+    await admin.retry(slowStep.taskId);
+    assert.equal((await storage.workflowRun(runId))?.status, "running", "the run is revived");
+    const run = await storage.waitForRun(runId, { timeoutMs: RUN_TIMEOUT_MS });
+    await running.stop();
+    assert.equal(run.status, "done", JSON.stringify(run.error));
+    assert.equal(run.result, "2,4");
+    assert.deepEqual(joined, [[2, 4]], "the fan-in ran once");
+    assert.equal(slowCalls, 2);
+    assert.deepEqual(
+      run.steps.map((step) => [step.node, step.status, step.attempts]),
+      [[null, "done", 1], ["fast", "done", 1], ["slow", "done", 1], ["join", "done", 1]],
+    );
   },
 );
