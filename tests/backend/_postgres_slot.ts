@@ -4,7 +4,7 @@
  * TO ADD POSTGRESQL (once `tests/_postgres.ts` exists, on the `postgres` branch): return its
  * backend here, e.g.
  *
- * ```ts
+ * ```text
  * import { postgresBackend } from "../_postgres.ts";
  * export async function postgresBackends(): Promise<BackendUnderTest[]> {
  *   return [await postgresBackend()];
