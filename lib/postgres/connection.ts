@@ -92,6 +92,8 @@ export async function connectPostgres(
   const sql = postgres(url, {
     max,
     connect_timeout: connectTimeoutSeconds,
+    // Reconnect soon after the server is back (the client's default backoff grows to 20 s).
+    backoff: (attempt: number) => Math.min(0.05 * 2 ** attempt, 2) * (0.5 + Math.random() / 2),
     onnotice: () => {},
     types: { bigint: BIGINT_AS_NUMBER },
     connection: { application_name: applicationName },
