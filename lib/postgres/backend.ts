@@ -1,4 +1,4 @@
-import type { TransactionSql } from "postgres";
+import type { PendingQuery, Row, TransactionSql } from "postgres";
 import type {
   Backend,
   ClaimedRow,
@@ -32,6 +32,7 @@ import { migratePostgres } from "./schema.ts";
 import {
   ackTasks,
   claimedRows,
+  type ClaimRow,
   claimTasks,
   countOutcomes,
   type Executor,
@@ -39,6 +40,7 @@ import {
   nowParam,
   releaseAhead,
   releaseQueued,
+  releaseUnknown,
   rescueTasks,
   startQueued,
 } from "./tasks.ts";
@@ -52,12 +54,6 @@ const backends = new WeakMap<PostgresConnection, PostgresBackend>();
 
 const TASK_COLUMNS = "id, queue, status, args, attempts, max_attempts, priority, run_at, " +
   "created_at, lock_by, lock_at, done_at, last_result, last_error, meta, backoff, run_id, step";
-
-/** What a flush whose commit went unanswered may have left behind, to undo at the next one. */
-interface Uncertain {
-  /** Tasks it claimed: released (their attempt given back) unless the worker got them. */
-  claimed: { id: string; attempts: number }[];
-}
 
 /**
  * The PostgreSQL backend: the queue's operations as PostgreSQL statements, each writing
@@ -77,7 +73,14 @@ export class PostgresBackend implements Backend {
   /** The connection. */
   readonly pg: PostgresConnection;
   readonly #wakeups: Wakeups;
-  #uncertain = new Map<string, Uncertain>();
+  /**
+   * Per worker name: the tasks this backend handed to it (claimed, started) and it has not
+   * acked or released yet. After a flush whose commit went unanswered, a task `running` under
+   * the name and not among these was claimed by that flush and never reached the worker.
+   */
+  #held = new Map<string, Set<string>>();
+  /** Workers whose last flush failed without an answer from the server. */
+  #uncertain = new Set<string>();
 
   private constructor(pg: PostgresConnection) {
     this.pg = pg;
@@ -510,6 +513,8 @@ export class PostgresBackend implements Backend {
             return row as WorkerRow;
           }
           const now = time!.now;
+          this.#held.set(worker.name, new Set());
+          this.#uncertain.delete(worker.name);
           // A previous incarnation that died leaves tasks under this name: take them back first.
           await rescueTasks(tx, now, worker.name);
           await tx`
@@ -562,11 +567,12 @@ export class PostgresBackend implements Backend {
     await this.#op(`unregister worker '${worker.name}'`, () =>
       this.pg.sql.begin(async (tx) => {
         const now = nowParam(worker.now);
-        const uncertain = this.#uncertain.get(worker.name);
         await Promise.all([
+          ...(this.#uncertain.has(worker.name)
+            ? [releaseUnknown(tx, worker.name, this.#heldBy(worker.name)).execute()]
+            : []),
           releaseQueued(tx, worker.name).execute(),
-          releaseAhead(tx, worker.name, [...worker.ahead, ...(uncertain?.claimed ?? [])])
-            .execute(),
+          releaseAhead(tx, worker.name, worker.ahead).execute(),
           tx`UPDATE apalis_workers
              SET stopped_at = coalesce(${now}::bigint, apalis_now()),
                last_seen = greatest(last_seen, coalesce(${now}::bigint, apalis_now()))
@@ -575,6 +581,7 @@ export class PostgresBackend implements Backend {
         ]);
       }));
     this.#uncertain.delete(worker.name);
+    this.#held.delete(worker.name);
   }
 
   async workerFlush(request: FlushRequest): Promise<FlushResult> {
@@ -584,25 +591,19 @@ export class PostgresBackend implements Backend {
         `Cannot claim for other queues' workers on PostgreSQL at ${this.location}: shared storage (SharedSqliteStorage) is SQLite-only; give each queue its own worker`,
       );
     }
-    const uncertain = this.#uncertain.get(worker);
-    let claimed: { id: string; attempts: number }[] = [];
+    const uncertain = this.#uncertain.has(worker);
     let result: FlushResult;
     try {
-      result = await this.pg.sql.begin(async (tx) => {
-        const flushed = await this.#flush(tx, request, uncertain);
-        claimed = [...flushed.running, ...flushed.ahead].map((row) => ({
-          id: row.id,
-          attempts: row.attempts,
-        }));
-        return flushed;
-      });
+      // Plain flushes (the hot path) are one round trip: the statements in one batch, which
+      // the server runs as one implicit transaction. Steps' effects need a transaction.
+      result = !uncertain && !request.acks.some((item) => item.run)
+        ? await this.#flushBatch(request)
+        : await this.pg.sql.begin((tx) => this.#flush(tx, request, uncertain));
     } catch (error) {
-      // A connection lost while committing leaves the outcome unknown: give back at the next
-      // flush what this one may have claimed (fenced by attempt, it changes nothing otherwise).
+      // A connection lost while committing leaves the outcome unknown: the next flush gives
+      // back what this one may have claimed, and treats acks found recorded as recorded.
       if (!isServerError(error) && !(error instanceof EffectCodeError)) {
-        this.#uncertain.set(worker, {
-          claimed: [...(uncertain?.claimed ?? []), ...claimed],
-        });
+        this.#uncertain.add(worker);
       }
       throw new PostgresOperationError(
         `record outcomes and claim tasks for worker '${worker}'`,
@@ -611,15 +612,91 @@ export class PostgresBackend implements Backend {
       );
     }
     this.#uncertain.delete(worker);
+    const held = this.#heldBy(worker);
+    for (const item of request.acks) held.delete(item.ack.id);
+    if (request.release) { for (const task of request.release.ahead) held.delete(task.id); }
+    for (const row of result.running) held.add(row.id);
+    for (const row of result.ahead) held.add(row.id);
+    for (const id of result.started) held.add(id);
     // Workflow steps may have enqueued tasks: wake this process's fetchers.
     if (request.acks.some((item) => item.run)) this.notifyPushed(queue);
     return result;
   }
 
+  #heldBy(worker: string): Set<string> {
+    let held = this.#held.get(worker);
+    if (!held) this.#held.set(worker, held = new Set());
+    return held;
+  }
+
+  /** A flush without steps' effects, as one batch of statements (one round trip). */
+  async #flushBatch(request: FlushRequest): Promise<FlushResult> {
+    const { sql } = this.pg;
+    const { worker, claim } = request;
+    const plain: TaskAck[] = [];
+    const inRun: TaskAck[] = [];
+    for (const item of request.acks) (item.ack.inRun ? inRun : plain).push(item.ack);
+    // deno-lint-ignore no-explicit-any
+    const queries: PendingQuery<any[]>[] = [];
+    if (inRun.length > 0) queries.push(lockRunsOf(sql, inRun.map((ack) => ack.id)));
+    const ackAt: [TaskAck[], number][] = [];
+    if (plain.length > 0) {
+      ackAt.push([plain, queries.push(ackTasks(sql, plain, worker, request.now, false)) - 1]);
+    }
+    if (inRun.length > 0) {
+      ackAt.push([inRun, queries.push(ackTasks(sql, inRun, worker, request.now, true)) - 1]);
+    }
+    if (request.release) {
+      queries.push(releaseQueued(sql, worker));
+      if (request.release.ahead.length > 0) {
+        queries.push(releaseAhead(sql, worker, request.release.ahead));
+      }
+    }
+    const startAt = request.start.length > 0
+      ? queries.push(startQueued(sql, request.start, worker, request.now)) - 1
+      : -1;
+    const claimAt = queries.push(claimTasks(sql, {
+      queue: request.queue,
+      worker,
+      now: request.now,
+      direct: claim.direct,
+      ahead: claim.ahead,
+    })) - 1;
+    const results = await sql.batch(queries) as Row[][];
+    const fenced = new Set<string>();
+    for (const [group, at] of ackAt) {
+      const recorded = new Set((results[at] as { id: string }[]).map((row) => row.id));
+      for (const ack of group) if (!recorded.has(ack.id)) fenced.add(ack.id);
+    }
+    const started = startAt < 0
+      ? new Set<string>()
+      : new Set((results[startAt] as { id: string }[]).map((row) => row.id));
+    return this.#result(claimedRows(results[claimAt] as ClaimRow[], request.queue), {
+      started,
+      fenced,
+    });
+  }
+
+  #result(
+    claimed: ReturnType<typeof claimedRows>,
+    rest: { started: Set<string>; fenced: Set<string> },
+  ): FlushResult {
+    const flushed: FlushResult = {
+      running: claimed.running,
+      ahead: claimed.ahead,
+      started: rest.started,
+      fenced: rest.fenced,
+      now: claimed.now,
+    };
+    if (claimed.nextDueInMs !== undefined) flushed.nextDueInMs = claimed.nextDueInMs;
+    return flushed;
+  }
+
+  /** A flush in a transaction of its own: with steps' effects, or after an unanswered one. */
   async #flush(
     tx: TransactionSql,
     request: FlushRequest,
-    uncertain: Uncertain | undefined,
+    uncertain: boolean,
   ): Promise<FlushResult> {
     const { worker, claim } = request;
     const plain: TaskAck[] = [];
@@ -634,9 +711,7 @@ export class PostgresBackend implements Backend {
     let now = request.now;
     // Statements that need no answer before the next are sent together (pipelined).
     const first: Promise<unknown>[] = [];
-    if (uncertain && uncertain.claimed.length > 0) {
-      first.push(releaseAhead(tx, worker, uncertain.claimed).execute());
-    }
+    if (uncertain) first.push(releaseUnknown(tx, worker, this.#heldBy(worker)).execute());
     if (inRun.length > 0 || withEffects.length > 0) {
       const ids = [...inRun, ...withEffects.map((item) => item.ack)].map((ack) => ack.id);
       first.push(lockRunsOf(tx, ids).execute());
@@ -683,15 +758,7 @@ export class PostgresBackend implements Backend {
       ahead: claim.ahead,
     }).execute();
     await Promise.all(writes);
-    const claimed = claimedRows(await claiming, request.queue);
-    const flushed: FlushResult = {
-      running: claimed.running,
-      ahead: claimed.ahead,
-      started,
-      fenced,
-      now: claimed.now,
-    };
-    if (claimed.nextDueInMs !== undefined) flushed.nextDueInMs = claimed.nextDueInMs;
+    const flushed = this.#result(claimedRows(await claiming, request.queue), { started, fenced });
     if (replaced && replaced.size > 0) flushed.replaced = replaced;
     return flushed;
   }

@@ -125,28 +125,59 @@ export function ackTasks(
     // With the worker's clock, the finish time is the worker's; otherwise the database's.
     doneAts[i] = now === undefined ? null : ack.doneAt;
   }
-  const step = inRun ? sql`, step = t.step` : sql``;
-  return sql`
+  // Not prepared: a generic plan, from statistics of a moment when few tasks were held, joined
+  // every ack with every held task (3 ms for 100 acks); planned with its values, by id (1 ms).
+  return sql.unsafe(inRun ? ACK_IN_RUN_SQL : ACK_SQL, [
+    ids,
+    attempts,
+    statuses,
+    results,
+    errors,
+    retryIn,
+    doneAts,
+    worker,
+  ] as Param, { prepare: false });
+}
+
+function ackSql(inRun: boolean): string {
+  return `
     WITH a AS (
-      SELECT * FROM unnest(${ids as Param}::text[], ${attempts as Param}::bigint[],
-        ${statuses as Param}::text[], ${results as Param}::bytea[], ${errors as Param}::text[],
-        ${retryIn as Param}::bigint[], ${doneAts as Param}::bigint[])
-        AS a(id, attempt, status, result, error, retry_in, done_at)
+      SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bytea[], $5::text[],
+        $6::bigint[], $7::bigint[]) AS a(id, attempt, status, result, error, retry_in, done_at)
     ), recorded AS (
       UPDATE apalis_tasks AS t SET status = a.status, last_result = a.result,
         last_error = a.error,
         run_at = CASE WHEN a.retry_in IS NULL THEN t.run_at
                       ELSE coalesce(a.done_at, apalis_now()) + a.retry_in END,
-        done_at = coalesce(a.done_at, apalis_now())${step}
+        done_at = coalesce(a.done_at, apalis_now())${inRun ? ", step = t.step" : ""}
       FROM a
-      WHERE t.id = a.id AND t.status = 'running' AND t.lock_by = ${worker}
-        AND t.attempts = a.attempt
+      WHERE t.id = a.id AND t.status = 'running' AND t.lock_by = $8 AND t.attempts = a.attempt
       RETURNING t.id, t.queue, t.status, t.done_at
     ), counted AS (
-      ${countOutcomes(sql, "recorded")}
+      ${COUNT_OUTCOMES_SQL("recorded")}
     )
     SELECT id FROM recorded`;
 }
+
+/**
+ * The INSERT that adds the outcomes among the rows of CTE `rows` (queue, status, done_at) to
+ * this connection's counter row of each queue and minute.
+ */
+function COUNT_OUTCOMES_SQL(rows: string): string {
+  return `
+    INSERT INTO apalis_throughput AS c (queue, minute, shard, done, failed, killed)
+    SELECT queue, done_at - done_at % 60000, apalis_shard(),
+      count(*) FILTER (WHERE status = 'done'), count(*) FILTER (WHERE status = 'failed'),
+      count(*) FILTER (WHERE status = 'killed')
+    FROM ${rows}
+    WHERE done_at IS NOT NULL AND status IN ('done','failed','killed')
+    GROUP BY queue, done_at - done_at % 60000
+    ON CONFLICT (queue, minute, shard) DO UPDATE SET done = c.done + excluded.done,
+      failed = c.failed + excluded.failed, killed = c.killed + excluded.killed`;
+}
+
+const ACK_SQL = ackSql(false);
+const ACK_IN_RUN_SQL = ackSql(true);
 
 /**
  * The INSERT that adds the outcomes among the rows of CTE `rows` (queue, status, done_at) to
@@ -156,16 +187,7 @@ export function countOutcomes(
   sql: Executor,
   rows: "recorded" | "rescued" | "killed",
 ): PendingQuery<Row[]> {
-  return sql`
-    INSERT INTO apalis_throughput AS c (queue, minute, shard, done, failed, killed)
-    SELECT queue, done_at - done_at % 60000, apalis_shard(),
-      count(*) FILTER (WHERE status = 'done'), count(*) FILTER (WHERE status = 'failed'),
-      count(*) FILTER (WHERE status = 'killed')
-    FROM ${sql(rows)}
-    WHERE done_at IS NOT NULL AND status IN ('done','failed','killed')
-    GROUP BY queue, done_at - done_at % 60000
-    ON CONFLICT (queue, minute, shard) DO UPDATE SET done = c.done + excluded.done,
-      failed = c.failed + excluded.failed, killed = c.killed + excluded.killed`;
+  return sql.unsafe(COUNT_OUTCOMES_SQL(rows)) as unknown as PendingQuery<Row[]>;
 }
 
 /** The columns a claim returns, as {@linkcode ClaimedRow}s (sorted in claim order). */
@@ -257,6 +279,23 @@ export function releaseAhead(
       ${tasks.map((task) => task.attempts) as Param}::bigint[]) AS r(id, attempts)
     WHERE t.id = r.id AND t.status = 'running' AND t.lock_by = ${worker}
       AND t.attempts = r.attempts`;
+}
+
+/**
+ * Returns to `pending`, giving their attempt back, the tasks `running` under `worker` that are
+ * not among `held` (those it was handed): claims of a flush whose commit went unanswered, which
+ * never reached the worker.
+ */
+export function releaseUnknown(
+  sql: Executor,
+  worker: string,
+  held: ReadonlySet<string>,
+): PendingQuery<Row[]> {
+  return sql`
+    UPDATE apalis_tasks SET status = 'pending', attempts = attempts - 1, lock_by = NULL,
+      lock_at = NULL
+    WHERE status IN ('queued','running') AND status = 'running' AND lock_by = ${worker}
+      AND NOT (id = ANY(${[...held] as Param}::text[]))`;
 }
 
 /** Returns a worker's buffered (`queued`) tasks to `pending`. */

@@ -39,12 +39,12 @@ if (POSTGRES_MISSING !== undefined) {
 
 let passed = 0;
 const children: ChildProcess[] = [];
-let cluster: Cluster | undefined;
+const cluster = await Cluster.start({ durable: false });
 process.on("exit", () => {
   for (const child of children) {
     if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
   }
-  cluster?.destroySync();
+  cluster.destroySync();
 });
 
 async function check(name: string, fn: () => unknown): Promise<void> {
@@ -80,7 +80,6 @@ await check("runs under Bun", () => {
   assert.ok(IS_BUN, "run this script with `bun run tests/e2e/bun_postgres_e2e.ts`");
 });
 
-cluster = await Cluster.start({ durable: false });
 await cluster.psql("CREATE DATABASE bun_e2e");
 const url = cluster.url("bun_e2e");
 console.log(`bun-e2e (postgres): runtime bun ${process.versions.bun}, ${url}`);
@@ -175,7 +174,7 @@ await check(
       "a fifth of the tasks",
       60_000,
     );
-    await cluster!.restart();
+    await cluster.restart();
     for (const exit of await Promise.all(exits)) assert.equal(exit.code, 0, exit.stderr);
     let stats = await storage.stats("procs").catch(() => undefined);
     await waitUntil(
