@@ -84,7 +84,7 @@ export class PostgresBackend implements Backend {
 
   private constructor(pg: PostgresConnection) {
     this.pg = pg;
-    this.#wakeups = new Wakeups(pg.sql);
+    this.#wakeups = new Wakeups(pg);
   }
 
   /** The backend of `pg` (one per connection). */

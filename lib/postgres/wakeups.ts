@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { Sql } from "postgres";
+import type { PostgresConnection } from "./connection.ts";
 import { NOTIFY_CHANNEL } from "./schema.ts";
 
 type Listener = () => void;
@@ -18,15 +18,15 @@ const RELISTEN_MS = 1000;
 export class Wakeups {
   #pushed = new Map<string, Set<Listener>>();
   #commits = new Map<Listener, string | undefined>();
-  #sql: Sql;
+  #pg: PostgresConnection;
   #listening: "no" | "starting" | "yes" = "no";
   #unlisten: (() => Promise<void>) | undefined;
   #retry: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
 
-  /** @param sql the pool (LISTEN takes a dedicated connection of its own) */
-  constructor(sql: Sql) {
-    this.#sql = sql;
+  /** @param pg the connection (LISTEN takes a dedicated connection of its pool) */
+  constructor(pg: PostgresConnection) {
+    this.#pg = pg;
   }
 
   /** Calls `listener` when this process pushes to `queue`. */
@@ -55,9 +55,9 @@ export class Wakeups {
   }
 
   #listen(): void {
-    if (this.#listening !== "no" || this.#closed) return;
+    if (this.#listening !== "no" || this.#closed || this.#pg.closed) return;
     this.#listening = "starting";
-    this.#sql.listen(
+    this.#pg.sql.listen(
       NOTIFY_CHANNEL,
       (payload) => this.#dispatch(payload),
       () => this.#dispatch(""), // (re)listening: commits may have been missed
@@ -70,7 +70,7 @@ export class Wakeups {
       () => {
         // The server cannot be reached: polling goes on; try again in a moment.
         this.#listening = "no";
-        if (this.#closed || this.#commits.size === 0) return;
+        if (this.#closed || this.#pg.closed || this.#commits.size === 0) return;
         this.#retry = setTimeout(() => this.#listen(), RELISTEN_MS);
       },
     );

@@ -193,3 +193,102 @@ pgTest(
     );
   },
 );
+
+pgTest(
+  "PostgresBackend.isStorageFull is true for the server's disk_full error (53100) and false for others",
+  async () => {
+    await using db = await tempPostgres();
+    const backend = PostgresBackend.of(db.pg);
+    // A trigger that fails the insert of one task as a full disk would (the same SQLSTATE).
+    await db.pg.sql.unsafe(`
+    CREATE FUNCTION fill_disk() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      IF NEW.id = 'full' THEN RAISE EXCEPTION 'could not extend file' USING ERRCODE = 'disk_full'; END IF;
+      IF NEW.id = 'other' THEN RAISE EXCEPTION 'something else' USING ERRCODE = 'P0001'; END IF;
+      RETURN NEW;
+    END $$;
+    CREATE TRIGGER fill_disk BEFORE INSERT ON apalis_tasks FOR EACH ROW EXECUTE FUNCTION fill_disk();`)
+      .simple();
+    const full = await backend.taskInsertMany([row("full")]).catch((error) => error);
+    assert.equal(full.name, "PostgresOperationError");
+    assert.equal(full.code, "53100");
+    assert.match(
+      full.message,
+      /Cannot push task to queue 'q' on PostgreSQL at .*could not extend file/,
+    );
+    assert.equal(backend.isStorageFull(full), true);
+    const other = await backend.taskInsertMany([row("other")]).catch((error) => error);
+    assert.equal(other.code, "P0001");
+    assert.equal(backend.isStorageFull(other), false);
+    assert.equal(backend.isStorageFull(new Error("plain")), false);
+  },
+);
+
+pgTest(
+  "PostgresBackend records a failed attempt instead, and none of the step's writes, when its effects fail",
+  async () => {
+    await using db = await tempPostgres();
+    const backend = PostgresBackend.of(db.pg);
+    await backend.taskInsertMany([row("taken")]);
+    await backend.runStart({ id: "run-1", queue: "q", now: T0 }, row("step-1", { runId: "run-1" }));
+    const claimed = await backend.workerFlush(
+      flush({ claim: { direct: 5, ahead: 0, textArgs: false } }),
+    );
+    assert.deepEqual(claimed.running.map((r) => r.id).sort(), ["step-1", "taken"]);
+    const ack = {
+      id: "step-1",
+      queue: "q",
+      attempt: 1,
+      status: "done" as const,
+      result: null,
+      error: null,
+      retryInMs: null,
+      doneAt: T0 + 1,
+      inRun: true,
+    };
+    const failedAck = {
+      ...ack,
+      status: "failed" as const,
+      error: '{"name":"Error","message":"x"}',
+      retryInMs: 100,
+    };
+    let seen: unknown;
+    const result = await backend.workerFlush(flush({
+      now: T0 + 1,
+      acks: [{
+        ack,
+        run: {
+          id: "run-1",
+          effects: [
+            { kind: "name", workflow: "wf", graph: "{}" },
+            {
+              kind: "enqueue",
+              tasks: [{
+                id: "taken", // exists: the insert fails with a unique violation
+                queue: "q",
+                args: new Uint8Array([1]),
+                maxAttempts: 3,
+                priority: 0,
+                delayMs: 0,
+                meta: null,
+                step: '{"i":1}',
+              }],
+            },
+          ],
+        },
+        onEffectsFailed: (error) => {
+          seen = error;
+          return failedAck;
+        },
+      }],
+    }));
+    assert.equal((seen as { code?: string }).code, "23505");
+    assert.deepEqual([...result.replaced!.keys()], ["step-1"]);
+    const step = await backend.taskGet("step-1");
+    assert.equal(step?.status, "failed");
+    assert.equal(step?.run_at, T0 + 101);
+    const run = await backend.runGet("run-1");
+    assert.equal(run?.workflow, null, "the naming rolled back with the failed enqueue");
+    assert.equal(run?.status, "running");
+  },
+);

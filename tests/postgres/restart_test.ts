@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { Task, WorkerBuilder } from "../../mod.ts";
-import { PostgresStorage } from "../../postgres.ts";
+import { Config, Task, WorkerBuilder } from "../../mod.ts";
+import { connectPostgres, PostgresStorage } from "../../postgres.ts";
 import { waitUntil } from "../_helpers.ts";
 import { pgTest, tempPostgres } from "../_postgres.ts";
 import { RUNS_DDL } from "./_pg_worker.ts";
@@ -116,5 +116,44 @@ pgTest(
       await running;
     }
     assert.equal(worker.inFlight, 0);
+  },
+);
+
+pgTest(
+  "after a PostgreSQL restart, an idle worker with a 60 s poll still wakes at once for a push from another connection (LISTEN again)",
+  async () => {
+    await using db = await tempPostgres();
+    const storage = new PostgresStorage<number>(
+      db.pg,
+      new Config("relisten").withPollInterval(60_000),
+    );
+    let idle = false;
+    const started: number[] = [];
+    const worker = new WorkerBuilder("relistener")
+      .backend(storage)
+      .handleSignals(false)
+      .onEvent((_ctx, event) => {
+        if (event.type === "idle") idle = true;
+      })
+      .build(() => void started.push(Date.now()));
+    const running = worker.run();
+    try {
+      await waitUntil(() => idle, "the worker to be idle");
+      await new Promise((resolve) => setTimeout(resolve, 300)); // LISTEN is set up
+      await db.cluster.restart();
+      await new Promise((resolve) => setTimeout(resolve, 1500)); // the client listens again
+      const producer = await connectPostgres(db.url, { max: 1 });
+      try {
+        const before = Date.now();
+        await new PostgresStorage<number>(producer, "relisten").push(1);
+        await waitUntil(() => started.length === 1, "the pushed task to start", 5_000);
+        assert.ok(started[0]! - before < 5_000);
+      } finally {
+        await producer.close();
+      }
+    } finally {
+      await worker.stop();
+      await running;
+    }
   },
 );
