@@ -71,17 +71,22 @@ export class PostgresStorage<T = unknown> extends Storage<T> {
     return new Admin(PostgresBackend.of(pg), options);
   }
 
-  /** The same queue with another codec. */
+  /** The same queue with another codec (and the same source of time). */
   withCodec(codec: Codec): PostgresStorage<T> {
-    return new PostgresStorage<T>(this.pg, this.config, { codec, clock: this.clock });
+    return new PostgresStorage<T>(this.pg, this.config, { codec, ...this.#clockOption() });
   }
 
-  /** The same storage for another queue, sharing connection, codec and clock. */
+  /** The same storage for another queue, sharing connection, codec and source of time. */
   forQueue<U = unknown>(queue: string): PostgresStorage<U> {
     return new PostgresStorage<U>(this.pg, this.config.withQueue(queue), {
       codec: this.codec,
-      clock: this.clock,
+      ...this.#clockOption(),
     });
+  }
+
+  /** The clock to pass on: none when time comes from the database. */
+  #clockOption(): PostgresStorageOptions {
+    return this.databaseTime ? {} : { clock: this.clock };
   }
 
   /**

@@ -54,6 +54,11 @@ pgTest(
     assert.equal(first.runAt, first.createdAt);
     assert.equal(second.runAt - second.createdAt, 60_000, "due 60 s after its creation");
     assert.ok(databaseNowOf(storage) === undefined);
+    // Its copies too: time still comes from the database.
+    assert.ok(databaseNowOf(storage.withCodec(MsgPackCodec)) === undefined);
+    assert.ok(databaseNowOf(storage.forQueue("other")) === undefined);
+    const clocked = new PostgresStorage<number>(db.pg, "clocked", { clock: new FakeClock() });
+    assert.equal(databaseNowOf(clocked.forQueue("other")), Date.UTC(2026, 0, 1));
   },
 );
 
