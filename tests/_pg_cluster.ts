@@ -17,7 +17,14 @@ export const POSTGRES_BIN: string | undefined = findBin();
 
 function findBin(): string | undefined {
   const fromEnv = process.env.APALIS_POSTGRES_BIN;
-  if (fromEnv) return fromEnv;
+  if (fromEnv) {
+    try {
+      statSync(`${fromEnv}/initdb`);
+      return fromEnv;
+    } catch {
+      return undefined;
+    }
+  }
   let versions: number[];
   try {
     versions = readdirSync("/usr/lib/postgresql").map(Number).filter(Number.isInteger);
@@ -37,9 +44,11 @@ function findBin(): string | undefined {
 }
 
 /** Why PostgreSQL cannot be started here, or undefined when it can. */
-export const POSTGRES_MISSING: string | undefined = POSTGRES_BIN === undefined
-  ? "PostgreSQL is not installed (apt-get install postgresql, or set APALIS_POSTGRES_BIN)"
-  : undefined;
+export const POSTGRES_MISSING: string | undefined = POSTGRES_BIN !== undefined
+  ? undefined
+  : process.env.APALIS_POSTGRES_BIN
+  ? `APALIS_POSTGRES_BIN (${process.env.APALIS_POSTGRES_BIN}) has no initdb`
+  : "PostgreSQL is not installed (apt-get install postgresql, or set APALIS_POSTGRES_BIN)";
 
 const IS_ROOT = typeof process.getuid === "function" && process.getuid() === 0;
 
