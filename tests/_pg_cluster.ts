@@ -101,6 +101,18 @@ export class Cluster {
     options: { durable?: boolean; settings?: Record<string, string> } = {},
   ): Promise<Cluster> {
     const dir = mkdtempSync(join(tmpdir(), "apalis_pg_"));
+    try {
+      return await Cluster.#init(dir, options);
+    } catch (error) {
+      rmSync(dir, { recursive: true, force: true });
+      throw error;
+    }
+  }
+
+  static async #init(
+    dir: string,
+    options: { durable?: boolean; settings?: Record<string, string> },
+  ): Promise<Cluster> {
     if (IS_ROOT) {
       const uid = Number(execFileSync("id", ["-u", "postgres"], { encoding: "utf8" }).trim());
       chownSync(dir, uid, -1 as number);
