@@ -512,10 +512,11 @@ export interface Backend {
   /** Tells this process's listeners of `queue` that tasks were pushed. */
   notifyPushed(queue: string): void;
   /**
-   * Calls `listener` soon after another process commits (SQLite: a file watch; PostgreSQL:
-   * LISTEN); returns an unsubscribe. Polling stays the fallback.
+   * Calls `listener` soon after another process commits (SQLite: a file watch, any commit;
+   * PostgreSQL: LISTEN, a commit that pushed to `queue`, or to any queue when it is absent);
+   * returns an unsubscribe. Polling stays the fallback.
    */
-  onExternalCommit(listener: () => void): () => void;
+  onExternalCommit(listener: () => void, queue?: string): () => void;
 
   /** Whether `error`, thrown by an operation, means the database has no room left. */
   isStorageFull(error: unknown): boolean;

@@ -361,7 +361,7 @@ export class Worker<T = unknown> {
     if (this.#unwatch) return false;
     this.#unwatch = this.#o.storage.backend.onExternalCommit(() => {
       if (this.#inFlight.size < this.#o.concurrency) this.#poke();
-    });
+    }, this.#o.storage.queue);
     return true;
   }
 

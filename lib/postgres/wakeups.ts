@@ -1,0 +1,99 @@
+/**
+ * Wake-ups of a PostgreSQL backend: this process's pushes (in memory), and other processes'
+ * commits through LISTEN on one dedicated connection (postgres.js keeps it, and listens again
+ * after it reconnects). Every insert notifies channel `apalis_tasks` with its queue in the same
+ * transaction, so the notification arrives when, and only if, the insert commits.
+ *
+ * @module
+ */
+import type { PostgresConnection } from "./connection.ts";
+import { NOTIFY_CHANNEL } from "./schema.ts";
+
+type Listener = () => void;
+
+/** How long to wait before trying LISTEN again when the server could not be reached. */
+const RELISTEN_MS = 1000;
+
+/** Fetchers to wake, per queue, for pushes of this process and for other processes' commits. */
+export class Wakeups {
+  #pushed = new Map<string, Set<Listener>>();
+  #commits = new Map<Listener, string | undefined>();
+  #pg: PostgresConnection;
+  #listening: "no" | "starting" | "yes" = "no";
+  #unlisten: (() => Promise<void>) | undefined;
+  #retry: ReturnType<typeof setTimeout> | undefined;
+  #closed = false;
+
+  /** @param pg the connection (LISTEN takes a dedicated connection of its pool) */
+  constructor(pg: PostgresConnection) {
+    this.#pg = pg;
+  }
+
+  /** Calls `listener` when this process pushes to `queue`. */
+  onPushed(queue: string, listener: Listener): () => void {
+    let set = this.#pushed.get(queue);
+    if (!set) this.#pushed.set(queue, set = new Set());
+    set.add(listener);
+    return () => set.delete(listener);
+  }
+
+  /** Wakes this process's fetchers of `queue`. */
+  notifyPushed(queue: string): void {
+    const set = this.#pushed.get(queue);
+    if (!set) return;
+    for (const listener of set) listener();
+  }
+
+  /**
+   * Calls `listener` when a commit of any process pushes to `queue` (any queue when absent);
+   * also once whenever LISTEN (re)starts, as notifications may have been missed meanwhile.
+   */
+  onExternalCommit(listener: Listener, queue?: string): () => void {
+    this.#commits.set(listener, queue);
+    this.#listen();
+    return () => void this.#commits.delete(listener);
+  }
+
+  #listen(): void {
+    if (this.#listening !== "no" || this.#closed || this.#pg.closed) return;
+    this.#listening = "starting";
+    this.#pg.sql.listen(
+      NOTIFY_CHANNEL,
+      (payload) => this.#dispatch(payload),
+      () => this.#dispatch(""), // (re)listening: commits may have been missed
+    ).then(
+      (result) => {
+        this.#listening = "yes";
+        this.#unlisten = result.unlisten;
+        if (this.#closed) void this.#unlisten();
+      },
+      () => {
+        // The server cannot be reached: polling goes on; try again in a moment.
+        this.#listening = "no";
+        if (this.#closed || this.#pg.closed || this.#commits.size === 0) return;
+        this.#retry = setTimeout(() => this.#listen(), RELISTEN_MS);
+      },
+    );
+  }
+
+  #dispatch(queue: string): void {
+    for (const [listener, wanted] of [...this.#commits]) {
+      if (queue === "" || wanted === undefined || wanted === queue) {
+        try {
+          listener();
+        } catch {
+          // a listener's failure must not stop the others
+        }
+      }
+    }
+  }
+
+  /** Stops listening. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearTimeout(this.#retry);
+    this.#commits.clear();
+    this.#pushed.clear();
+    await this.#unlisten?.().catch(() => {});
+  }
+}
