@@ -38,6 +38,8 @@ import {
   type Executor,
   insertTasks,
   nowParam,
+  plainBytes,
+  plainRow,
   releaseAhead,
   releaseQueued,
   releaseUnknown,
@@ -189,19 +191,19 @@ export class PostgresBackend implements Backend {
           id,
         ]),
     );
-    return row;
+    return row && plainRow(row);
   }
 
   async taskGetMany(ids: readonly string[]): Promise<TaskRow[]> {
     if (ids.length === 0) return [];
-    return await this.#op(
+    return (await this.#op(
       `read ${ids.length} tasks`,
       () =>
         this.pg.sql.unsafe<TaskRow[]>(
           `SELECT ${TASK_COLUMNS} FROM apalis_tasks WHERE id = ANY($1::text[])`,
           [ids as Param],
         ),
-    );
+    )).map(plainRow);
   }
 
   async taskList(filter: TaskListFilter): Promise<ListedTaskRow[]> {
@@ -233,7 +235,7 @@ export class PostgresBackend implements Backend {
     }
     params.push(filter.limit, filter.offset);
     const n = params.length;
-    return await this.#op(
+    return (await this.#op(
       "list tasks",
       () =>
         this.pg.sql.unsafe<ListedTaskRow[]>(
@@ -242,7 +244,7 @@ export class PostgresBackend implements Backend {
            ORDER BY id DESC LIMIT $${n - 1} OFFSET $${n}`,
           params,
         ),
-    );
+    )).map(plainRow);
   }
 
   async taskCounts(queue?: string): Promise<CountRow[]> {
@@ -308,18 +310,19 @@ export class PostgresBackend implements Backend {
           SELECT id, queue, workflow, status, created_at, done_at, result, error, graph
           FROM apalis_runs WHERE id = ${id}`,
     );
+    if (row) row.result = plainBytes(row.result);
     return row;
   }
 
   async runTasks(id: string): Promise<TaskRow[]> {
-    return await this.#op(
+    return (await this.#op(
       `read the tasks of workflow run '${id}'`,
       () =>
         this.pg.sql.unsafe<TaskRow[]>(
           `SELECT ${TASK_COLUMNS} FROM apalis_tasks WHERE run_id = $1 ORDER BY run_seq`,
           [id],
         ),
-    );
+    )).map(plainRow);
   }
 
   async runList(filter: RunListFilter): Promise<RunListRow[]> {

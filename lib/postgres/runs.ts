@@ -8,6 +8,7 @@
  */
 import type { PendingQuery, Row } from "postgres";
 import type { JoinPartRow, RunEffect } from "../backend/types.ts";
+import { plainBytes } from "./tasks.ts";
 import { ulid } from "../storage/ulid.ts";
 import { type Executor, insertTasks } from "./tasks.ts";
 
@@ -166,9 +167,11 @@ export async function joinParts(
   runId: string,
   key: string,
 ): Promise<JoinPartRow[]> {
-  return await sql<JoinPartRow[]>`
+  const parts = await sql<JoinPartRow[]>`
     SELECT slot, status, result, error FROM apalis_join_parts
     WHERE run_id = ${runId} AND join_key = ${key} ORDER BY slot`;
+  for (const part of parts) part.result = plainBytes(part.result);
+  return parts;
 }
 
 /** Enqueues a join's continuation once, if every part is in and the run is running. */

@@ -243,7 +243,7 @@ export function claimedRows(rows: readonly ClaimRow[], queue: string): {
       id: row.id!,
       queue,
       status: "running",
-      args: row.args!,
+      args: plainBytes(row.args!),
       attempts: row.attempts,
       max_attempts: row.max_attempts,
       priority: row.priority,
@@ -363,4 +363,24 @@ export function rescueTasks(
 /** Whether a status is one of the queue's. */
 export function isStatus(value: string): value is TaskStatus {
   return ["pending", "queued", "running", "done", "failed", "killed"].includes(value);
+}
+
+/**
+ * Bytes as a plain `Uint8Array`: the client reads `bytea` as Node's `Buffer`, a subclass that a
+ * codec would hand on (MessagePack's binary values are views of its input). A view, not a copy.
+ */
+export function plainBytes(bytes: Uint8Array): Uint8Array;
+export function plainBytes(bytes: Uint8Array | null): Uint8Array | null;
+export function plainBytes(bytes: Uint8Array | null): Uint8Array | null {
+  if (bytes === null || Object.getPrototypeOf(bytes) === Uint8Array.prototype) return bytes;
+  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/** A row read from the database with its byte columns as plain `Uint8Array`s. */
+export function plainRow<T extends { args?: Uint8Array; last_result?: Uint8Array | null }>(
+  row: T,
+): T {
+  if (row.args) row.args = plainBytes(row.args);
+  if (row.last_result) row.last_result = plainBytes(row.last_result);
+  return row;
 }
