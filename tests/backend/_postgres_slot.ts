@@ -13,10 +13,12 @@ import type { BackendUnderTest, TestConnection, TestDatabase } from "./_backends
 
 /** The PostgreSQL backends of the suite: one, unavailable when PostgreSQL is not installed. */
 export function postgresBackends(): Promise<BackendUnderTest[]> {
-  return Promise.resolve([POSTGRES_MISSING === undefined ? postgres : {
-    ...postgres,
-    unavailable: POSTGRES_MISSING,
-  }]);
+  return Promise.resolve([
+    POSTGRES_MISSING === undefined ? postgres : {
+      ...postgres,
+      unavailable: POSTGRES_MISSING,
+    },
+  ]);
 }
 
 const postgres: BackendUnderTest = {
