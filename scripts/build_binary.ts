@@ -9,11 +9,16 @@
  * bun run scripts/build_binary.ts                      # the same under Bun
  * ```
  *
+ * The binary contains the PostgreSQL client (`postgres`, pinned in package.json and bun.lock):
+ * bun bundles only what node_modules holds, so the build first installs it there when it is
+ * missing (`bun install --frozen-lockfile`, from bun's cache or the npm registry).
+ *
  * With a network, `deno task compile` builds the same program with `deno compile` instead.
  *
  * @module
  */
 import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import process from "node:process";
 import { parseArgs } from "node:util";
@@ -33,11 +38,81 @@ export const DEFAULT_OUTFILE: string = join(ROOT, "dist", "apalis");
  *   directory is created by bun)
  * @param bun the bun executable
  */
-export function buildBinary(outfile: string = DEFAULT_OUTFILE, bun = "bun"): Promise<string> {
+export async function buildBinary(
+  outfile: string = DEFAULT_OUTFILE,
+  bun = "bun",
+): Promise<string> {
+  const installed = await installDependencies(bun);
+  return installed + await runBun(
+    bun,
+    ["build", "--compile", "cli.ts", "--outfile", resolve(outfile)],
+    ROOT,
+    "build the apalis binary",
+    "'bun build --compile'",
+  );
+}
+
+/**
+ * Installs package.json's dependencies (the PostgreSQL client) into `ROOT/node_modules` when
+ * they are not there yet, at the versions bun.lock pins. Builds that run at once (tests in
+ * parallel) do not trip over each other: each installs into a directory of its own, then
+ * renames it into place, and the first rename wins.
+ */
+async function installDependencies(bun: string): Promise<string> {
+  const target = join(ROOT, "node_modules");
+  if (dependenciesInstalled(target)) return "";
+  const scratch = mkdtempSync(join(ROOT, ".install-"));
+  try {
+    for (const file of ["package.json", "bun.lock"]) {
+      writeFileSync(join(scratch, file), readFileSync(join(ROOT, file)));
+    }
+    const output = await runBun(
+      bun,
+      ["install", "--frozen-lockfile", "--production", "--no-progress"],
+      scratch,
+      "install the PostgreSQL client for the apalis binary",
+      "'bun install'",
+    );
+    try {
+      renameSync(join(scratch, "node_modules"), target);
+    } catch (error) {
+      // Another build installed it meanwhile; else node_modules holds other versions.
+      if (!dependenciesInstalled(target)) {
+        throw new Error(
+          `Cannot install the PostgreSQL client for the apalis binary: ${target} exists with other versions than package.json pins (run 'bun install --frozen-lockfile' in ${ROOT})`,
+          { cause: error },
+        );
+      }
+    }
+    return output;
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
+/** Whether `node_modules` holds every dependency of package.json at its pinned version. */
+function dependenciesInstalled(nodeModules: string): boolean {
+  const { dependencies = {} } = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as {
+    dependencies?: Record<string, string>;
+  };
+  return Object.entries(dependencies).every(([name, version]) => {
+    const manifest = join(nodeModules, name, "package.json");
+    return existsSync(manifest) &&
+      (JSON.parse(readFileSync(manifest, "utf8")) as { version?: string }).version === version;
+  });
+}
+
+/** Runs `bun args` in `cwd`; resolves with its output, rejects with it when it fails. */
+function runBun(
+  bun: string,
+  args: string[],
+  cwd: string,
+  what: string,
+  step: string,
+): Promise<string> {
   return new Promise((done, reject) => {
-    const args = ["build", "--compile", "cli.ts", "--outfile", resolve(outfile)];
     const child = spawn(bun, args, {
-      cwd: ROOT,
+      cwd,
       stdio: ["ignore", "pipe", "pipe"],
     });
     let output = "";
@@ -46,7 +121,7 @@ export function buildBinary(outfile: string = DEFAULT_OUTFILE, bun = "bun"): Pro
     child.on("error", (error) => {
       reject(
         new Error(
-          `Cannot build the apalis binary: cannot run '${bun}' (${error.message}); install Bun, or use 'deno task compile' with a network`,
+          `Cannot ${what}: cannot run '${bun}' (${error.message}); install Bun, or use 'deno task compile' with a network`,
         ),
       );
     });
@@ -55,7 +130,7 @@ export function buildBinary(outfile: string = DEFAULT_OUTFILE, bun = "bun"): Pro
       else {
         reject(
           new Error(
-            `Cannot build the apalis binary: 'bun build --compile' ${
+            `Cannot ${what}: ${step} ${
               signal ? `was killed by ${signal}` : `exited with code ${code}`
             }\n${output}`,
           ),

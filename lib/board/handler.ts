@@ -39,7 +39,11 @@ export interface BoardOptions {
   codec?: Codec;
   /** How often pages refresh their data in the browser, in ms; 0 turns it off. @default {2000} */
   refreshMs?: number;
-  /** Where time comes from (tests). */
+  /**
+   * Where time comes from (tests). Without one, pages and logins use the system clock, and the
+   * database's reads and repairs the time of the `Admin` given (the database server's, for
+   * `PostgresStorage.admin(pg)` without a clock).
+   */
   clock?: Clock;
   /**
    * Host names the board answers besides this machine's loopback names (`localhost`, names under
@@ -132,7 +136,11 @@ export function createBoardHandler(
   }
   const sessionMs = checkSessionMs(options.sessionMs ?? DEFAULT_SESSION_MS);
   const clock = options.clock ?? systemClock;
-  const adminOptions: AdminOptions = { clock };
+  // Repairs, throughput and liveness keep the database's own time when it has one (an admin of
+  // PostgreSQL without a clock): hosts' clocks may disagree. `clock` still dates pages and logins.
+  const adminOptions: AdminOptions = {};
+  if (options.clock !== undefined) adminOptions.clock = options.clock;
+  else if (database instanceof Admin && !database.databaseTime) adminOptions.clock = database.clock;
   if (options.codec) adminOptions.codec = options.codec;
   const storage = database instanceof Admin
     ? new Admin(database.backend, adminOptions)

@@ -1,16 +1,17 @@
-import { existsSync } from "node:fs";
-import { type Database, openDatabase } from "../sqlite/mod.ts";
-import { SCHEMA_VERSION, SchemaVersionError } from "../store/schema.ts";
+import { isPostgresUrl, redactUrl } from "../postgres/url.ts";
 import type { Admin } from "../storage/admin.ts";
-import { SqliteStorage } from "../storage/sqlite_storage.ts";
 import type { Storage } from "../storage/storage.ts";
 import { UsageError } from "./errors.ts";
-import { WritableOnDemand } from "./writable_on_demand.ts";
 import type { CliIo } from "./io.ts";
+import { openPostgresForCommand } from "./postgres_database.ts";
+import { openSqliteForCommand } from "./sqlite_database.ts";
 
 /** Options every command understands, wherever they stand on the command line. */
 export interface GlobalOptions {
-  /** The database file: `--db`, else `$APALIS_DB`, else `./apalis.db`. */
+  /**
+   * The database: a SQLite file's path, or a `postgres://` (`postgresql://`) URL. `--db`, else
+   * `$APALIS_DB`, else `./apalis.db`.
+   */
   db: string;
   /** Print data as JSON instead of tables. */
   json: boolean;
@@ -39,20 +40,24 @@ export interface Command {
 /**
  * How a command uses its database:
  * - `"read"`: read-only (`ls`, `show`, `stats`, `queues`, `workers`): nothing is written to any
- *   file, whatever the file is.
+ *   file, whatever the file is; on PostgreSQL, the session is read-only.
  * - `"read-then-write"`: read-only until a statement needs to write, then through a writable
- *   connection opened at that moment (`board`, whose pages read and whose buttons write).
+ *   connection opened at that moment (`board`, whose pages read and whose buttons write). On
+ *   PostgreSQL, a session that writes, used by the buttons only.
  * - `"write"`: writable, once a read-only look found an apalis database (`retry`, `kill`,
  *   `vacuum`, `work`).
  * - `"create"`: like `"write"`, but a missing file is created and set up, and an older schema is
- *   upgraded (`push`).
+ *   upgraded (`push`). On PostgreSQL (where the database exists already) the tables are set up
+ *   when missing.
  * - `"setup"`: creates a missing file, or sets up any SQLite file, e.g. an application's own
- *   database that the queue will share (`init`).
+ *   database that the queue will share (`init`); on PostgreSQL, sets up the tables.
  */
 export type DatabaseAccess = "read" | "read-then-write" | "write" | "create" | "setup";
 
 /** A command's database, whatever its engine. */
 export interface CommandDatabase {
+  /** Which engine it is on. */
+  readonly engine: "sqlite" | "postgres";
   /** Where it is, for messages: a file path, or a URL without its password. */
   readonly location: string;
   /** Its reads and repairs across queues. */
@@ -66,74 +71,31 @@ export interface CommandDatabase {
 }
 
 /**
- * Opens the command's database for `access`. A missing file is a usage error (exit 2) unless
- * the command creates one, and so is a file without apalis tables unless the command is `init`:
- * both are refused before anything opens the file for writing, so that such a file is left
- * exactly as it was. A file from a newer version of the library is refused.
+ * Opens the command's database for `access`: the SQLite file at `--db`, or the PostgreSQL
+ * database when `--db` is a `postgres://` or `postgresql://` URL (the PostgreSQL client is loaded
+ * only then). A database without apalis tables is refused (exit 2) unless the command sets one
+ * up, before anything writes to it; so is a missing SQLite file unless the command creates one.
+ * A database from a newer version of the library is refused. A `--db` that looks like another
+ * kind of URL (`mysql://…`) is refused as bad input.
  */
-export function openForCommand(globals: GlobalOptions, access: DatabaseAccess): CommandDatabase {
-  const path = globals.db;
-  const exists = existsSync(path);
-  if (!exists && access !== "create" && access !== "setup") {
-    throw new UsageError(
-      `Cannot open database '${path}': no such file (create it with 'apalis init', or pass --db)`,
-    );
-  }
-  if (access === "setup" || !exists) return sqliteDatabase(openAndSetUp(path));
-  const reader = openDatabase(path, { readOnly: true });
-  try {
-    assertApalisSchema(reader);
-  } catch (error) {
-    reader.close();
-    throw error;
-  }
-  if (access === "read") return sqliteDatabase(reader);
-  if (access === "read-then-write") {
-    return sqliteDatabase(new WritableOnDemand(reader, () => openDatabase(path)));
-  }
-  reader.close();
-  if (access === "create") return sqliteDatabase(openAndSetUp(path));
-  const db = openDatabase(path);
-  try {
-    assertApalisSchema(db);
-  } catch (error) {
-    db.close();
-    throw error;
-  }
-  return sqliteDatabase(db);
+export async function openForCommand(
+  globals: GlobalOptions,
+  access: DatabaseAccess,
+): Promise<CommandDatabase> {
+  if (isPostgresUrl(globals.db)) return await openPostgresForCommand(globals.db, access);
+  assertNotOtherUrl(globals.db);
+  return openSqliteForCommand(globals.db, access);
 }
 
-function sqliteDatabase(db: Database): CommandDatabase {
-  return {
-    location: db.path,
-    admin: SqliteStorage.admin(db),
-    storage: <T>(queue: string) => new SqliteStorage<T>(db, queue),
-    schemaVersion: () => Promise.resolve(SqliteStorage.schemaVersion(db)),
-    close: () => {
-      db.close();
-      return Promise.resolve();
-    },
-  };
-}
-
-function openAndSetUp(path: string): Database {
-  const db = openDatabase(path);
-  try {
-    SqliteStorage.setup(db);
-  } catch (error) {
-    db.close();
-    throw error;
-  }
-  return db;
-}
-
-/** Refuses a database without apalis tables (exit 2) or from a newer version of the library. */
-function assertApalisSchema(db: Database): void {
-  const version = SqliteStorage.schemaVersion(db);
-  if (version === 0) {
-    throw new UsageError(
-      `Cannot use database '${db.path}': it has no apalis tables (run 'apalis init' first)`,
-    );
-  }
-  if (version > SCHEMA_VERSION) throw new SchemaVersionError(db.path, version, SCHEMA_VERSION);
+/**
+ * Refuses `scheme://…` for any other scheme than PostgreSQL's, which would otherwise be taken
+ * as a file path. (`file:` URIs stay SQLite's; one-letter schemes are drive letters.)
+ */
+export function assertNotOtherUrl(db: string): void {
+  const scheme = /^([a-z][a-z0-9+.-]+):\/\//i.exec(db)?.[1];
+  if (scheme === undefined || scheme.toLowerCase() === "file") return;
+  const reason = /^postgres(ql)?$/i.test(scheme)
+    ? `write the scheme in lower case (${scheme.toLowerCase()}://)`
+    : `${scheme}:// URLs are not supported (give a SQLite file path, or a postgres:// or postgresql:// URL)`;
+  throw new UsageError(`Cannot use database '${redactUrl(db)}': ${reason}`);
 }

@@ -4,15 +4,17 @@ import type { CliIo } from "./io.ts";
 import { COMMANDS } from "./commands/mod.ts";
 import { VERSION } from "./version.ts";
 
-const PROGRAM_HELP = `apalis ${VERSION}: a durable task queue in one SQLite file
+const PROGRAM_HELP = `apalis ${VERSION}: a durable task queue in one SQLite file, or in PostgreSQL
 
-Usage: apalis [--db PATH] [--json] <command> [options]
+Usage: apalis [--db PATH|URL] [--json] <command> [options]
 
 Commands:
 ${COMMANDS.map((c) => `  ${c.name.padEnd(9)} ${c.summary}`).join("\n")}
 
 Global options:
-  --db PATH      the database file (default: $APALIS_DB, else ./apalis.db)
+  --db PATH|URL  the database: a SQLite file, or a PostgreSQL URL such as
+                 postgres://USER:PASSWORD@HOST:5432/DATABASE (default: $APALIS_DB, else
+                 ./apalis.db)
   --json         print data as JSON (every command that prints data)
   -h, --help     show help (also: apalis <command> --help)
   -V, --version  print the version (as 'apalis version')

@@ -28,7 +28,7 @@ import {
   PostgresOperationError,
 } from "./connection.ts";
 import { applyEffects, EffectCodeError, joinParts, lockRunsOf } from "./runs.ts";
-import { migratePostgres } from "./schema.ts";
+import { migratePostgres, postgresSchemaVersion } from "./schema.ts";
 import {
   ackTasks,
   claimedRows,
@@ -106,6 +106,11 @@ export class PostgresBackend implements Backend {
 
   setup(): Promise<number> {
     return this.#op("set up the queue tables", () => migratePostgres(this.pg.sql, this.location));
+  }
+
+  /** The schema version of the database, 0 when it has no apalis tables; reads only. */
+  schemaVersion(): Promise<number> {
+    return this.#op("read the schema version", () => postgresSchemaVersion(this.pg.sql));
   }
 
   // --- inserts

@@ -5,6 +5,9 @@
  * @module
  */
 import postgres, { type Sql } from "postgres";
+import { isPostgresUrl, redactUrl } from "./url.ts";
+
+export { redactUrl };
 
 /** Options of {@linkcode connectPostgres}. */
 export interface ConnectPostgresOptions {
@@ -16,6 +19,13 @@ export interface ConnectPostgresOptions {
   applicationName?: string;
   /** TLS: `true`, `"require"`, `"prefer"`, `"verify-full"` or Node's `tls.connect` options. */
   ssl?: boolean | "require" | "allow" | "prefer" | "verify-full" | Record<string, unknown>;
+  /**
+   * Open every session read-only (`default_transaction_read_only`): any statement that would
+   * write fails (SQLSTATE 25006) instead of writing. For tools that only look (the CLI's `ls`,
+   * `stats`, ...); it also lets them read from a hot standby. A worker or a push needs `false`.
+   * @default {false}
+   */
+  readOnly?: boolean;
 }
 
 /**
@@ -76,7 +86,7 @@ export async function connectPostgres(
   options: ConnectPostgresOptions = {},
 ): Promise<PostgresConnection> {
   const location = redactUrl(url);
-  if (typeof url !== "string" || !/^postgres(ql)?:\/\//.test(url)) {
+  if (typeof url !== "string" || !isPostgresUrl(url)) {
     throw new TypeError(
       `Cannot connect to PostgreSQL as 'url' must start with postgres:// or postgresql://: current value is ${
         JSON.stringify(location)
@@ -96,7 +106,10 @@ export async function connectPostgres(
     backoff: (attempt: number) => Math.min(0.05 * 2 ** attempt, 2) * (0.5 + Math.random() / 2),
     onnotice: () => {},
     types: { bigint: BIGINT_AS_NUMBER },
-    connection: { application_name: applicationName },
+    connection: {
+      application_name: applicationName,
+      ...(options.readOnly ? { default_transaction_read_only: "on" } : {}),
+    },
     ...(options.ssl === undefined ? {} : { ssl: options.ssl as never }),
   } as never) as unknown as Sql;
   try {
@@ -106,17 +119,6 @@ export async function connectPostgres(
     throw new PostgresOperationError("connect", location, error);
   }
   return new PostgresConnection(sql, location);
-}
-
-/** `url` without its password. */
-export function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = "***";
-    return parsed.toString();
-  } catch {
-    return String(url).replace(/:[^:@/]*@/, ":***@");
-  }
 }
 
 /**

@@ -66,6 +66,25 @@ export class PostgresStorage<T = unknown> extends Storage<T> {
     return PostgresBackend.of(pg).setup();
   }
 
+  /**
+   * The schema version of the database: 0 when it has no apalis tables, else the version that
+   * {@linkcode PostgresStorage.setup} left (`POSTGRES_SCHEMA_VERSION` when it is this
+   * library's). It only reads, so it works on a read-only connection.
+   *
+   * @example Check a database without setting it up
+   * ```ts ignore
+   * import { connectPostgres, POSTGRES_SCHEMA_VERSION, PostgresStorage } from "@apalis/sqlite/postgres";
+   *
+   * const pg = await connectPostgres("postgres://app@localhost:5432/app", { readOnly: true });
+   * const version = await PostgresStorage.schemaVersion(pg);
+   * if (version !== POSTGRES_SCHEMA_VERSION) throw new Error(`schema version ${version}`);
+   * await pg.close();
+   * ```
+   */
+  static schemaVersion(pg: PostgresConnection): Promise<number> {
+    return PostgresBackend.of(pg).schemaVersion();
+  }
+
   /** The database-wide view of a connection, across its queues (see {@linkcode Admin}). */
   static admin(pg: PostgresConnection, options: AdminOptions = {}): Admin {
     return new Admin(PostgresBackend.of(pg), options);

@@ -14,8 +14,10 @@ export const boardCommand: Command = {
 
 Serves the dashboard: queues with counts and the last hour's throughput, tasks (retry, kill,
 delete), workers, and workflow runs drawn as graphs. Pages refresh their data live; every page
-is also JSON under /api/ (see the README). Stops on Ctrl-C. The file is opened read-only; the
-first retry, kill or delete opens it for writing.
+is also JSON under /api/ (see the README). Stops on Ctrl-C. A SQLite file is opened read-only;
+the first retry, kill or delete opens it for writing. With --db postgres://..., the pages read
+and the buttons write through one pool of connections; the pages show the URL without its
+password.
 
 Options:
   --port N            the port (default 8000; 0 picks a free one)
@@ -34,6 +36,7 @@ Options:
 
 Examples:
   apalis board
+  apalis --db postgres://app@db.internal:5432/app board
   APALIS_BOARD_TOKEN=s3cret apalis board --host 0.0.0.0 --port 8080
   APALIS_BOARD_TOKEN=s3cret apalis board --allow-host jobs.example.com   # behind a proxy
 `,
@@ -77,7 +80,7 @@ Examples:
       : values.refresh === "0"
       ? 0
       : parseDuration(values.refresh, "--refresh");
-    const database = openForCommand(globals, "read-then-write");
+    const database = await openForCommand(globals, "read-then-write");
     try {
       if (!LOOPBACK.has(hostname) && token === undefined) {
         io.stderr(

@@ -13,18 +13,23 @@ upgrades an existing one to this version's schema. Safe to run again. Given anot
 application's SQLite file, it adds the apalis tables beside that application's own (and
 switches the file to WAL). Prints the file's path and its schema version.
 
-Options:
-  --json   print {"path", "schemaVersion"}
+Given a postgres:// URL, it creates the apalis tables (all named apalis_*) in that database,
+which must exist (createdb), or upgrades them; safe when several processes run it at once.
+It prints the URL without its password.
 
-Example:
+Options:
+  --json   print {"path", "schemaVersion"} ("path": the file, or the URL)
+
+Examples:
   apalis --db /var/lib/jobs.db init
+  apalis --db postgres://app@db.internal:5432/app init
 `,
   async run({ io, args, globals }) {
     const { positionals } = parseOptions("init", args, {});
     expectPositionals("init", positionals, []);
-    const database = openForCommand(globals, "setup");
+    const database = await openForCommand(globals, "setup");
     try {
-      const path = resolve(globals.db);
+      const path = database.engine === "sqlite" ? resolve(globals.db) : database.location;
       const version = await database.schemaVersion();
       io.stdout(
         globals.json

@@ -23,7 +23,7 @@ Example:
   async run({ io, args, globals }) {
     const { values, positionals } = parseOptions("kill", args, { reason: { type: "string" } });
     const [id] = expectPositionals("kill", positionals, ["ID"]);
-    const database = openForCommand(globals, "write");
+    const database = await openForCommand(globals, "write");
     const storage = database.admin;
     try {
       const task = await storage.kill(id!, values.reason).catch((error) => {

@@ -46,7 +46,7 @@ Example:
     const status = parseStatus(values.status);
     const pageSize = values.limit === undefined ? 20 : parseInteger(values.limit, "--limit", 1);
     const page = values.page === undefined ? 1 : parseInteger(values.page, "--page", 1);
-    const database = openForCommand(globals, "read");
+    const database = await openForCommand(globals, "read");
     const storage = database.admin;
     try {
       const tasks = await storage.listTasks({ queue, status, page, pageSize });

@@ -26,8 +26,9 @@ export const pushCommand: Command = {
 Enqueues one task whose payload is the JSON argument, or one task per non-empty line of an
 NDJSON file (--file -: standard input). Every line is checked before anything is written: a
 line that is not valid JSON writes nothing and exits 2, naming the line. Tasks are written in
-transactions of ${BATCH}, with a progress bar on a terminal. Creates a missing database;
-an existing file must already have the apalis tables (see 'apalis init').
+transactions of ${BATCH}, with a progress bar on a terminal. Creates a missing database file;
+an existing file must already have the apalis tables (see 'apalis init'). On PostgreSQL
+(--db postgres://...) the database must exist; push sets up its apalis tables when missing.
 Prints the new task ids, one per line.
 
 Options (they apply to every task pushed):
@@ -82,7 +83,7 @@ Examples:
       if (globals.json) io.stdout(json([]));
       return 0;
     }
-    const database = openForCommand(globals, "create");
+    const database = await openForCommand(globals, "create");
     try {
       const ids = await write(io, database.storage(queue), payloads, options, !globals.json);
       if (globals.json) io.stdout(json(ids));

@@ -23,7 +23,7 @@ Example:
   async run({ io, args, globals }) {
     const { positionals } = parseOptions("queues", args, {});
     expectPositionals("queues", positionals, []);
-    const database = openForCommand(globals, "read");
+    const database = await openForCommand(globals, "read");
     const storage = database.admin;
     try {
       const queues = await storage.listQueues();

@@ -42,7 +42,7 @@ Examples:
         }`,
       );
     }
-    const database = openForCommand(globals, "write");
+    const database = await openForCommand(globals, "write");
     const storage = database.admin;
     try {
       if (bulk) {

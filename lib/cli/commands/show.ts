@@ -30,7 +30,7 @@ Example:
   async run({ io, args, globals }) {
     const { positionals } = parseOptions("show", args, {});
     const [id] = expectPositionals("show", positionals, ["ID"]);
-    const database = openForCommand(globals, "read");
+    const database = await openForCommand(globals, "read");
     const storage = database.admin;
     try {
       const task = await storage.fetchById(id!);

@@ -53,7 +53,7 @@ Examples:
     }
     const interval = parseDuration(values.interval ?? "2s", "--interval");
     if (interval < 1) throw new UsageError("option '--interval' must be at least 1ms");
-    const database = openForCommand(globals, "read");
+    const database = await openForCommand(globals, "read");
     const storage = database.admin;
     try {
       if (!values.watch) {

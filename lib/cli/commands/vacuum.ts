@@ -9,7 +9,7 @@ export const vacuumCommand: Command = {
 
 Deletes finished tasks (done and killed) of every queue, or only those that finished at least
 DURATION ago. Waiting, running and failed tasks are never deleted. Prints how many went.
-It deletes 5,000 tasks per transaction, so workers on the same file keep going meanwhile.
+It deletes 5,000 tasks per transaction, so workers on the same database keep going meanwhile.
 
 Options:
   --older-than DURATION   only tasks finished at least this long ago: 30m, 12h, 7d, 2w
@@ -26,7 +26,7 @@ Example:
     const olderThanMs = values["older-than"] === undefined
       ? 0
       : parseDuration(values["older-than"], "--older-than");
-    const database = openForCommand(globals, "write");
+    const database = await openForCommand(globals, "write");
     const storage = database.admin;
     try {
       const deleted = await storage.vacuum({ olderThanMs });

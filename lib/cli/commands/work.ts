@@ -36,8 +36,11 @@ Each --exec command runs in a process group of its own: a timeout, and a shutdow
 each group keeps running to its end, unsupervised, and its task stays 'running' until it is
 rescued and runs again: at once by a worker restarted on this host with the same --name, else
 at the next heartbeat (every 30s) of another worker on the database, after 5 minutes of silence
-if it runs on another host. Make commands safe to run twice, or end a leftover group with
-kill -- -PGID (see ps -o pid,pgid,args).
+if it runs on another host. On PostgreSQL (--db postgres://...), whose workers may run on many
+hosts, only heartbeats count: its tasks are rescued after 5 minutes of silence, and until then
+a worker started with the same --name is refused (the default name, HOST-PID, is new each
+time). Make commands safe to run twice, or end a leftover group with kill -- -PGID (see
+ps -o pid,pgid,args).
 
 --exec "CMD" runs CMD with /bin/sh once per task, in its own process group, with:
   stdin              the task's payload as JSON
@@ -84,6 +87,7 @@ summary is printed on stdout.
 
 Examples:
   apalis work email --exec './send-email.sh' --concurrency 4 --timeout 30s
+  apalis --db postgres://app@db.internal:5432/app work email --exec './send-email.sh'
   apalis work thumbnails --exec 'jq -r .path | xargs convert-thumb'
   apalis work webhooks --http https://example.com/hooks/apalis --timeout 10s
 `,
@@ -125,7 +129,7 @@ Examples:
     if (values.name === "") throw new UsageError("option '--name' must not be empty");
     const name = values.name ?? `${HOST_NAME}-${PROCESS_ID}`;
 
-    const database = openForCommand(globals, "write");
+    const database = await openForCommand(globals, "write");
     const runner = url === undefined
       ? execRunner(values.exec!, io.env, { maxOutputBytes })
       : httpRunner(url, { maxOutputBytes });

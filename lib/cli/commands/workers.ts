@@ -19,7 +19,8 @@ export const workersCommand: Command = {
 
 Lists the registered workers (of QUEUE only, when given), most recently seen first: name,
 queue, host, pid, when it started, its last heartbeat, and whether it is alive (not stopped,
-heart-beating, and on this host its process exists).
+heart-beating, and, on SQLite, its process exists when it runs on this host; on PostgreSQL,
+whose workers run on many hosts, heartbeats alone decide).
 
 Options:
   --json   print the workers as a JSON array
@@ -30,7 +31,7 @@ Example:
   async run({ io, args, globals }) {
     const { positionals } = parseOptions("workers", args, {});
     const [queue] = expectPositionals("workers", positionals, ["QUEUE"], 0);
-    const database = openForCommand(globals, "read");
+    const database = await openForCommand(globals, "read");
     const storage = database.admin;
     try {
       const workers = await storage.listWorkers(queue);
