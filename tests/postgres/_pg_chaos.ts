@@ -69,7 +69,9 @@ export interface PgChaosReport {
   doneAfterRestart: number;
   /** How long `pg_ctl restart` took. */
   restartMs: number;
-  /** Workers alive at the restart that reported the outage on stderr (it was felt). */
+  /** Workers alive at the restart (a place may be waiting for its replacement). */
+  aliveAtRestart: number;
+  /** Those that reported the outage on stderr (it was felt). */
   reportedOutage: number;
   /** `running` under the victims' names once each was dead: all a kill can cost. */
   heldAtKills: number;
@@ -346,6 +348,7 @@ export async function runPgChaos(
       doneAtRestart,
       doneAfterRestart,
       restartMs,
+      aliveAtRestart: exits.length,
       reportedOutage,
       heldAtKills,
       reRuns,
@@ -362,7 +365,8 @@ export function describePgChaos(report: PgChaosReport): string {
   return `${report.total} tasks in ${(report.durationMs / 1000).toFixed(1)} s, ${report.kills} ` +
     `kills (${report.sameName} replaced under the same name, ${report.freshName} under a new ` +
     `one); restart at ${report.doneAtRestart} done (${report.restartMs} ms, ` +
-    `${report.reportedOutage} workers reported it); ${report.heldAtKills} held at the kills; ` +
+    `${report.reportedOutage} of ${report.aliveAtRestart} workers reported it); ` +
+    `${report.heldAtKills} held at the kills; ` +
     `${report.reRuns} re-runs (max ${report.maxReRunsPerKill} per kill), ` +
     `${report.extraAttempts} extra attempts`;
 }
