@@ -54,6 +54,8 @@ export interface WorkerOptions<T> {
   listeners: readonly EventListener[];
   shutdownTimeoutMs: number;
   handleSignals: boolean;
+  /** The host name to register under; this machine's when undefined. */
+  host?: string | undefined;
 }
 
 interface InFlight {
@@ -788,7 +790,7 @@ export class Worker<T = unknown> {
       name: this.name,
       queue: storage.queue,
       instanceId: this.#instanceId,
-      host: HOST_NAME,
+      host: this.#o.host ?? HOST_NAME,
       pid: PROCESS_ID,
       concurrency,
       orphanAfterMs: storage.config.reenqueueOrphanedAfterMs,

@@ -47,6 +47,7 @@ export class WorkerBuilder<T = unknown> {
   #listeners: EventListener[] = [];
   #shutdownTimeoutMs = 30_000;
   #handleSignals = true;
+  #host: string | undefined;
 
   /** @param name the worker's name: unique among live workers on the database */
   constructor(name: string) {
@@ -156,6 +157,51 @@ export class WorkerBuilder<T = unknown> {
     return this;
   }
 
+  /**
+   * The host name the worker registers under (`listWorkers()`, the board, `apalis workers`),
+   * instead of this machine's (`os.hostname()`): for a container whose host name changes at
+   * every start, or a test that stands for another machine.
+   *
+   * Liveness on PostgreSQL is by heartbeat age alone, so the name changes nothing there. On
+   * SQLite a worker of this machine is also dead as soon as its process is gone; a worker
+   * registered under another host name is dead only once its heartbeat is older than
+   * `reenqueueOrphanedAfter` (its pid means nothing here), so its tasks wait that long after a
+   * crash.
+   *
+   * @example Usage
+   * ```ts
+   * import { openDatabase, SqliteStorage, WorkerBuilder } from "@apalis/sqlite";
+   *
+   * const db = openDatabase(":memory:");
+   * SqliteStorage.setup(db);
+   * const storage = new SqliteStorage<string>(db, "email");
+   * await storage.push("ada@example.com");
+   * const worker = new WorkerBuilder("mailer-1")
+   *   .backend(storage)
+   *   .host("mail-node-1")
+   *   .handleSignals(false)
+   *   .build((to, ctx) => {
+   *     ctx.worker.stop();
+   *     return `sent to ${to}`;
+   *   });
+   * await worker.run();
+   * const [registered] = await storage.listWorkers();
+   * console.log(registered?.host); // "mail-node-1"
+   * db.close();
+   * ```
+   */
+  host(name: string): this {
+    if (typeof name !== "string" || name.length === 0) {
+      throw new TypeError(
+        `Cannot build worker '${this.#name}' as 'host' must be a non-empty string: current value is ${
+          JSON.stringify(name)
+        }`,
+      );
+    }
+    this.#host = name;
+    return this;
+  }
+
   /** Returns the worker running `handler`, or the steps of a `Workflow` or `DagFlow`. */
   build(handler: Handler<T> | TaskFlow<T>): Worker<T> {
     if (!this.#storage) {
@@ -180,6 +226,7 @@ export class WorkerBuilder<T = unknown> {
       listeners: [...this.#listeners],
       shutdownTimeoutMs: this.#shutdownTimeoutMs,
       handleSignals: this.#handleSignals,
+      host: this.#host,
     });
   }
 

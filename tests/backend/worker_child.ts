@@ -8,7 +8,7 @@
  *   deno run -A tests/backend/worker_child.ts --location LOCATION --name NAME [--queue default]
  *     [--concurrency 1] [--buffer-size 400] [--keep-alive-ms 30000] [--orphan-after-ms 300000]
  *     [--poll-ms 50] [--sleep-ms 0] [--fail-first 0] [--backoff-ms 10] [--record PATH]
- *     [--flow fanin|steps]
+ *     [--flow fanin|steps] [--host HOST]
  *
  * --sleep-ms N     each handler sleeps N ms (keeps tasks in flight when a kill lands)
  * --fail-first N   throw on attempts 1..N of every task (retried after --backoff-ms)
@@ -19,6 +19,8 @@
  *                  `startFanOut([n, n])`
  * --flow steps     run a 4-step Workflow on numbers, n → n + 1 → × 2 → + 3 → × 10 (see
  *                  `stepsResult`); start runs with `pushStart(n)`
+ * --host HOST      register under host name HOST instead of this machine's (a process that
+ *                  stands for another host: see `WorkerBuilder.host`)
  *
  * Once its worker has registered it prints `ready NAME PID` on stdout. SIGTERM stops the worker
  * gracefully, then it exits 0. Anything that goes wrong goes to stderr (fatal: exit 1).
@@ -88,6 +90,7 @@ async function main(): Promise<void> {
       "backoff-ms": { type: "string" },
       record: { type: "string" },
       flow: { type: "string" },
+      host: { type: "string" },
     },
     strict: true,
   });
@@ -115,7 +118,7 @@ async function main(): Promise<void> {
 
   const connection = await openLocation(values.location);
   const storage = connection.storage<unknown>(config);
-  const builder = new WorkerBuilder(name)
+  let builder = new WorkerBuilder(name)
     .backend(storage)
     .concurrency(integer("concurrency", values.concurrency, 1, 1))
     .retry({ backoff: { initialMs: backoffMs, factor: 1, jitter: 0 } })
@@ -131,6 +134,7 @@ async function main(): Promise<void> {
         }`,
       );
     });
+  if (values.host !== undefined) builder = builder.host(values.host);
   let worker: Worker<unknown>;
   if (values.flow === "fanin") {
     const dag = new DagFlow("fanin-race");

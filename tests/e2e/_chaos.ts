@@ -1,7 +1,8 @@
 /**
- * The chaos drill shared by `chaos_test.ts` (CI size) and `tests/soak/chaos_soak.ts`: worker
- * processes (`worker_process.ts`) drain one queue while a driver kills a random one with SIGKILL
- * every few seconds and starts a replacement, then every task is accounted for.
+ * The SQLite chaos drill shared by `chaos_test.ts` (CI size) and `tests/soak/chaos_soak.ts`:
+ * worker processes (`worker_process.ts --drain`) drain one queue while the driver of
+ * `_chaos_drill.ts` kills a random one with SIGKILL every few seconds and starts a replacement,
+ * then every task is accounted for.
  *
  * Replacements alternate between the victim's own name (its register rescues what the dead
  * instance held, at once) and a fresh name (the survivors' heartbeats find the dead pid and
@@ -10,9 +11,10 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { SqliteStorage, Task } from "../../mod.ts";
+import { retryBusy, SqliteStorage, Task } from "../../mod.ts";
 import type { TempDatabase } from "../_helpers.ts";
-import { assertCleanExit, type Exit, exitOf, reap, spawnWorker } from "./_processes.ts";
+import { countStarts, runDrill } from "./_chaos_drill.ts";
+import { exitOf, spawnWorker } from "./_processes.ts";
 import { assertRunsCoverTasks, RUNS_DDL, scalar, UNFINISHED_SQL } from "./_runs.ts";
 
 /** What to run. */
@@ -67,21 +69,8 @@ export interface ChaosReport {
   bound: number;
 }
 
-interface Spawned {
-  name: string;
-  pid: number;
-  log: string;
-  child: Deno.ChildProcess;
-  exit: Promise<Exit>;
-  killed: boolean;
-}
-
 const QUEUE = "chaos";
 const PUSH_CHUNK = 10_000;
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
 
 /**
  * The drill's shape, shared by the CI test and the soak (which differ in size): 4 processes of 8
@@ -129,67 +118,37 @@ export async function runChaos(tmp: TempDatabase, options: ChaosOptions): Promis
     String(bufferSize),
     "--drain",
   ];
-  const spawned: Spawned[] = [];
-  const spawn = (name: string): Spawned => {
-    const log = `${dir}/starts-${spawned.length}.log`;
-    const child = spawnWorker(path, name, [...args, "--start-log", log]);
-    const exit = exitOf(child, `worker '${name}' (pid ${child.pid})`, options.timeoutMs);
-    exit.catch(() => {}); // awaited later; a timeout must not be an unhandled rejection meanwhile
-    const worker = { name, pid: child.pid, log, child, exit, killed: false };
-    spawned.push(worker);
-    return worker;
-  };
   const drained = async () => (await scalar(db, UNFINISHED_SQL, [QUEUE, QUEUE])) === 0;
-  const heldBy = (name: string, status: string) =>
-    scalar(
-      db,
-      "SELECT count(*) AS n FROM apalis_tasks WHERE lock_by = ? AND status = ? AND queue = ?",
-      [name, status, QUEUE],
-    );
-
-  const started = Date.now();
-  const live = Array.from({ length: workers }, (_, i) => spawn(`w${i + 1}`));
-  let kills = 0;
-  let sameName = 0;
-  let runningAtKills = 0;
-  try {
-    const [min, max] = options.killEveryMs;
-    while (true) {
-      await sleep(min + Math.random() * (max - min));
-      if (await drained()) break;
-      if (Date.now() - started > options.timeoutMs) {
-        throw new Error(
-          `The queue did not drain within ${options.timeoutMs} ms: ${
-            JSON.stringify(await storage.stats(QUEUE))
-          }`,
-        );
-      }
-      const slot = Math.floor(Math.random() * workers);
-      const victim = live[slot]!;
-      try {
-        victim.child.kill("SIGKILL");
-      } catch {
-        // It exited on its own: only a drained queue lets a worker exit cleanly.
-      }
-      const exit = await victim.exit;
-      if (exit.signal !== "SIGKILL") {
-        assertCleanExit(exit, `worker '${victim.name}'`);
-        assert.ok(await drained(), `worker '${victim.name}' exited before the queue drained`);
-        break;
-      }
-      victim.killed = true;
-      kills++;
-      runningAtKills += await heldBy(victim.name, "running");
-      const same = kills % 2 === 1;
-      if (same) sameName++;
-      live[slot] = spawn(same ? victim.name : `w${slot + 1}.${kills}`);
-    }
-    const exits = await Promise.all(live.map((worker) => worker.exit));
-    exits.forEach((exit, i) => assertCleanExit(exit, `worker '${live[i]!.name}'`));
-  } finally {
-    await reap(spawned.map((worker) => worker.child));
-  }
-  const durationMs = Date.now() - started;
+  const run = await runDrill({
+    spawn: ({ name, log }) => {
+      const child = spawnWorker(path, name, [...args, "--start-log", log]);
+      return {
+        pid: child.pid,
+        kill: (signal) => {
+          try {
+            child.kill(signal);
+          } catch {
+            // It has exited.
+          }
+        },
+        exit: exitOf(child, `worker '${name}' (pid ${child.pid})`, options.timeoutMs),
+      };
+    },
+    drained,
+    describe: async () => JSON.stringify(await storage.stats(QUEUE)),
+    // Right after the kill; the survivors may have rescued some already (they see the pid gone).
+    heldAfterKill: async (victim) =>
+      (await retryBusy(db, () =>
+        db.all<{ id: string; attempts: number }>(
+          "SELECT id, attempts FROM apalis_tasks WHERE lock_by = ? AND status = 'running' AND queue = ?",
+          [victim.name, QUEUE],
+        ))).map((row) => `${row.id} ${row.attempts}`),
+    nameFree: () => Promise.resolve(), // a dead pid frees its name at once
+    stop: () => Promise.resolve(), // --drain: they exit by themselves
+  }, { workers, killEveryMs: options.killEveryMs, timeoutMs: options.timeoutMs, dir });
+  const { spawned, kills } = run;
+  const runningAtKills = spawned.reduce((sum, worker) => sum + worker.held.length, 0);
+  const durationMs = run.durationMs;
 
   // Nothing lost: every task done, none waiting, held, failed or killed.
   assert.deepEqual(
@@ -214,43 +173,15 @@ export async function runChaos(tmp: TempDatabase, options: ChaosOptions): Promis
   ) {
     attempts.set(row.id, row.attempts);
   }
-  const seen = new Set<string>();
-  let finalStarts = 0;
-  let reRuns = 0;
-  let maxReRunsPerKill = 0;
-  for (const worker of spawned) {
-    let text = "";
-    try {
-      text = await Deno.readTextFile(worker.log);
-    } catch (error) {
-      if (!(error instanceof Deno.errors.NotFound)) throw error; // killed before its first task
-    }
-    let superseded = 0;
-    for (const line of text.split("\n")) {
-      if (line === "") continue;
-      const [id, attemptText] = line.split(" ");
-      const attempt = Number(attemptText);
-      const last = attempts.get(id!);
-      assert.ok(last !== undefined, `'${worker.name}' logged unknown task '${line}'`);
-      assert.ok(
-        attempt >= 1 && attempt <= last,
-        `'${worker.name}' logged '${line}' (last ${last})`,
-      );
-      assert.ok(!seen.has(line), `attempt ${attempt} of task ${id} started twice`);
-      seen.add(line);
-      if (attempt === last) finalStarts++;
-      else superseded++;
-    }
-    if (worker.killed) {
-      assert.ok(
-        superseded <= perKill,
-        `killed '${worker.name}' (pid ${worker.pid}) caused ${superseded} re-runs: more than its concurrency + bufferSize ${perKill}`,
-      );
-    } else {
-      assert.equal(superseded, 0, `'${worker.name}' was never killed, yet its attempts re-ran`);
-    }
-    reRuns += superseded;
-    maxReRunsPerKill = Math.max(maxReRunsPerKill, superseded);
+  const { finalStarts, superseded, reRuns, maxReRunsPerKill } = await countStarts(
+    spawned,
+    attempts,
+  );
+  for (const [worker, keys] of superseded) {
+    assert.ok(
+      keys.length <= perKill,
+      `killed '${worker.name}' (pid ${worker.pid}) caused ${keys.length} re-runs: more than its concurrency + bufferSize ${perKill}`,
+    );
   }
   assert.equal(finalStarts, total, "tasks whose successful attempt was logged as started");
 
@@ -295,8 +226,8 @@ export async function runChaos(tmp: TempDatabase, options: ChaosOptions): Promis
     total,
     durationMs,
     kills,
-    sameName,
-    freshName: kills - sameName,
+    sameName: run.sameName,
+    freshName: kills - run.sameName,
     runningAtKills,
     reRuns,
     maxReRunsPerKill,
