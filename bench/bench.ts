@@ -469,6 +469,13 @@ async function main(): Promise<number> {
   }
   const child = args.pusher?.path ?? args.drainer?.path ?? args.ceilingDrainer?.path;
   if (child !== undefined) return await runChild(args, child);
+  if (args.backend === "postgres") {
+    const { POSTGRES_MISSING } = await import("../tests/_pg_cluster.ts");
+    if (POSTGRES_MISSING !== undefined) {
+      progress(`bench: Cannot run the benchmark on PostgreSQL: ${POSTGRES_MISSING}`);
+      return 1;
+    }
+  }
   const report = await runBench(args);
   const text = args.json ? JSON.stringify(report, null, 2) : toMarkdown(report);
   await new Promise<void>((resolve) => process.stdout.write(`${text}\n`, () => resolve()));

@@ -246,3 +246,23 @@ Deno.test("bench.ts main() exits with code 2 when --backend is neither sqlite no
     await Deno.remove(tmp, { recursive: true });
   }
 });
+
+Deno.test("bench.ts main() exits with code 1 and one line naming the cause when --backend postgres finds no PostgreSQL", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "apalis_bench_smoke_" });
+  try {
+    const { code, stdout, stderr } = await runCommand(Deno.execPath(), {
+      args: ["run", "-A", BENCH.href, "--backend", "postgres", "--quick"],
+      cwd: ROOT,
+      env: { TMPDIR: tmp, APALIS_POSTGRES_BIN: `${tmp}/no-such-dir` },
+    });
+    assert.equal(code, 1);
+    assert.equal(stdout, "");
+    assert.equal(
+      stderr,
+      `bench: Cannot run the benchmark on PostgreSQL: APALIS_POSTGRES_BIN (${tmp}/no-such-dir) has no initdb\n`,
+    );
+    assert.deepEqual(await Array.fromAsync(Deno.readDir(tmp)), [], "no cluster was started");
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
