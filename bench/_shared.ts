@@ -1,6 +1,6 @@
 /**
  * Helpers shared by the benchmark's files: the queue name, rates and statistics, fresh database
- * files, count checks, a cross-process clock and progress output.
+ * files (SQLite), count checks, a cross-process clock and progress output.
  *
  * @module
  */
@@ -8,10 +8,51 @@ import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import { join } from "node:path";
 import process from "node:process";
-import { type Database, type Durability, openDatabase, SqliteStorage } from "../mod.ts";
+import {
+  type Database,
+  type Durability,
+  openDatabase,
+  SqliteStorage,
+  type Storage,
+  ulid,
+} from "../mod.ts";
 
 /** The queue every scenario pushes to and drains. */
 export const QUEUE = "bench";
+
+/** How many tasks (or rows) each scenario handles. */
+export interface Counts {
+  push: number;
+  pushAll: number;
+  drainC1: number;
+  drainC16: number;
+  drainProcs: number;
+  drainProcsWork: number;
+  latency: number;
+  /** What each child process of the multi-process drains drains first, on its own. */
+  childWarmUp: number;
+}
+
+/** The counts of a full run, or of a quick one (divided by 10). */
+export function benchCounts(quick: boolean): Counts {
+  const scale = quick ? 10 : 1;
+  return {
+    push: 10_000 / scale,
+    pushAll: 50_000 / scale,
+    drainC1: 20_000 / scale,
+    drainC16: 50_000 / scale,
+    drainProcs: 50_000 / scale,
+    drainProcsWork: 20_000 / scale,
+    latency: 200 / scale,
+    childWarmUp: 20_000 / scale,
+  };
+}
+
+/** How many tasks an application passes to one `pushAll` call, typically. */
+export const PUSH_BATCH = 1000;
+
+/** The work of each task in the multi-process drain of tasks that work (see hashingHandler). */
+export const WORK_KB = 64;
 
 /** A task's arguments as users push them: a small object (about 35 bytes of JSON). */
 export interface Email {
@@ -22,6 +63,19 @@ export interface Email {
 /** The `i`th benchmark payload. */
 export function email(i: number): Email {
   return { n: i, to: "user@example.com" };
+}
+
+/**
+ * `n` rows for a raw ceiling's table, made before its clock starts: ids (ULIDs, as the queue
+ * makes them) and payloads (the benchmark's, as JSON).
+ */
+export function payloadRows(n: number): [string, Uint8Array][] {
+  const encoder = new TextEncoder();
+  const now = Date.now();
+  return Array.from({ length: n }, (_, i) => [
+    ulid(now),
+    encoder.encode(JSON.stringify(email(i))),
+  ]);
 }
 
 /** Tasks (or rows) per second: `n` in `ms` milliseconds, rounded. */
@@ -108,7 +162,7 @@ export async function freshDatabase(
 
 /** Throws unless the queue holds exactly `n` tasks, all in `status`. */
 export async function assertCount(
-  storage: SqliteStorage<unknown>,
+  storage: Storage<unknown>,
   status: "pending" | "done",
   n: number,
   queue: string = QUEUE,

@@ -12,9 +12,9 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import { join } from "node:path";
-import { type Database, type Durability, openDatabase, SqliteStorage, Task, ulid } from "../mod.ts";
+import { type Database, type Durability, openDatabase, SqliteStorage, Task } from "../mod.ts";
 import { type ClaimedRow, type TaskAck, taskAckMany, taskClaim } from "../lib/store/tasks.ts";
-import { type Email, email, freshDatabase, QUEUE, rate } from "./_shared.ts";
+import { type Email, email, freshDatabase, payloadRows as rows, QUEUE, rate } from "./_shared.ts";
 
 const SCHEMA = `
   CREATE TABLE jobs (
@@ -103,16 +103,6 @@ async function withRawTable<T>(
     db.close();
     await rm(dir, { recursive: true, force: true });
   }
-}
-
-/** `n` rows of ids (ULIDs, as the queue makes them) and payloads (the benchmark's, as JSON). */
-function rows(n: number): [string, Uint8Array][] {
-  const encoder = new TextEncoder();
-  const now = Date.now();
-  return Array.from({ length: n }, (_, i) => [
-    ulid(now),
-    encoder.encode(JSON.stringify(email(i))),
-  ]);
 }
 
 /**

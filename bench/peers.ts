@@ -28,6 +28,7 @@ import process from "node:process";
 import { parseArgs } from "node:util";
 import { benchDrain, benchPush, benchPushAll } from "./scenarios.ts";
 import { type Email, email, median, progress, rate, runtimeName } from "./_shared.ts";
+import { sqliteTarget } from "./_target.ts";
 
 const PUSH = 10_000;
 const BULK = 50_000;
@@ -296,9 +297,9 @@ async function bunqueuePeer(): Promise<Peer> {
 const apalisPeer: Peer = {
   name: "apalis-sqlite (this repository)",
   setting: 'durability "normal" (synchronous NORMAL); a push resolves after its commit',
-  push: (n) => benchPush("normal", n),
-  bulk: (n, batch) => benchPushAll("normal", n, batch),
-  drain: (n) => benchDrain("normal", n, 16),
+  push: (n) => benchPush(sqliteTarget("normal"), n),
+  bulk: (n, batch) => benchPushAll(sqliteTarget("normal"), n, batch),
+  drain: (n) => benchDrain(sqliteTarget("normal"), n, 16),
 };
 
 async function measure(peer: Peer, runs: number): Promise<PeerFigures> {

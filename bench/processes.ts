@@ -1,29 +1,28 @@
 /**
  * The scenarios that need other processes: enqueue→start latency when another process pushes,
- * and the drain of one queue by k worker processes. Both sides live here: the parent's
- * measurement and the child's part, which runs as `bench.ts` with hidden flags (see
- * {@linkcode benchCommand}) under the runtime of the parent, spawned with
- * `node:child_process` so that the benchmark runs under Deno and Bun alike.
+ * the drain of one queue by k worker processes, and the raw ceiling's drain by k processes, on
+ * either backend (a {@linkcode BenchTarget}: the children get its `childFlags` and the database's
+ * location). Both sides live here: the parent's measurement and the child's part, which runs as
+ * `bench.ts` with hidden flags (see {@linkcode benchCommand}) under the runtime of the parent,
+ * spawned with `node:child_process` so that the benchmark runs under Deno and Bun alike.
  *
  * @module
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
-import { type Durability, openDatabase, SqliteStorage, Task, WorkerBuilder } from "../mod.ts";
+import { Task, WorkerBuilder } from "../mod.ts";
 import {
   assertCount,
   type Email,
   email,
   epochMs,
-  freshDatabase,
   progress,
   QUEUE,
   rate,
   sleep,
-  tempDir,
 } from "./_shared.ts";
-import { ceilingAssertDrained, ceilingClaimAck, ceilingDrain, ceilingPreload } from "./ceiling.ts";
+import type { BenchTarget } from "./_target.ts";
 import { benchDrain, type Latency, latencyWorker, summarize } from "./scenarios.ts";
 
 const BENCH_SCRIPT = fileURLToPath(new URL("./bench.ts", import.meta.url));
@@ -178,21 +177,24 @@ function anyEnded(
 // ---------------------------------------------------------------------------------------------
 // Enqueue→start latency when another process pushes.
 
-/** The child's side of the cross-process latency: pushes `count` stamped tasks 10 ms apart. */
+/**
+ * The child's side of the cross-process latency: pushes `count` stamped tasks 10 ms apart to the
+ * database at `location`.
+ */
 export async function runPusher(
-  path: string,
+  target: BenchTarget,
+  location: string,
   count: number,
-  durability: Durability,
 ): Promise<void> {
-  const db = openDatabase(path, { durability });
+  const db = await target.open(location);
   try {
-    const storage = new SqliteStorage<{ pushedAt: number }>(db, QUEUE);
+    const storage = db.storage<{ pushedAt: number }>();
     for (let i = 0; i < count; i++) {
       await storage.push({ pushedAt: epochMs() });
       await sleep(10);
     }
   } finally {
-    db.close();
+    await db.close();
   }
 }
 
@@ -202,17 +204,17 @@ export async function runPusher(
  * subtracts the stamp from its own clock); p50 and p99 in ms.
  */
 export async function benchLatencyOtherProcess(
-  durability: Durability,
+  target: BenchTarget,
   n: number,
 ): Promise<Latency> {
-  await using temp = await freshDatabase(durability);
-  const storage = new SqliteStorage<{ pushedAt: number }>(temp.db, QUEUE);
+  await using temp = await target.fresh();
+  const storage = temp.storage<{ pushedAt: number }>();
   const { worker, latencies, idle, all } = latencyWorker(storage, "bench-latency-ipc", n, epochMs);
   const running = worker.run();
   const children: Child[] = [];
   try {
     await Promise.race([idle, running]);
-    const flags = ["--pusher", temp.path, "--count", String(n), "--durability", durability];
+    const flags = ["--pusher", temp.location, "--count", String(n), ...target.childFlags];
     children.push(startChild("pushing", flags));
     await cleanExit(children[0]!, 120_000);
     // Every task was committed: all must start soon (a missed wake-up would still be polled).
@@ -249,13 +251,15 @@ interface DrainerLine {
 
 /**
  * Options of a drainer process (hidden flags `--drainer <db> --name … --concurrency …`, and
- * `--work <kb>` for tasks that do work).
+ * `--work <kb>` for tasks that do work); `path` is the database's location (a file's path or a
+ * PostgreSQL URL).
  */
 export interface DrainerOptions {
   path: string;
   name: string;
   concurrency: number;
-  durability: Durability;
+  /** No-op tasks it drains on a database of its own first (`--warm-up`). */
+  warmUp: number;
   /** The CPU work each task does: hashing this many KB of memory (0: none, a no-op task). */
   workKb: number;
 }
@@ -281,14 +285,14 @@ function hashingHandler(kb: number): (task: Email) => void {
  * {@linkcode DrainerLine}) every 20 ms while it changes and once more after the worker exited.
  * Resolves to the exit code: 0, or 1 if the worker reported errors.
  */
-export async function runDrainer(options: DrainerOptions): Promise<number> {
-  const { path, name, concurrency, durability, workKb } = options;
-  // Warm the code up first, on a file of its own, as the parent process warms itself up: a cold
-  // process drains slowly while the runtime compiles the worker's code (one process, 50,000
+export async function runDrainer(target: BenchTarget, options: DrainerOptions): Promise<number> {
+  const { path, name, concurrency, warmUp, workKb } = options;
+  // Warm the code up first, on a database of its own, as the parent process warms itself up: a
+  // cold process drains slowly while the runtime compiles the worker's code (one process, 50,000
   // tasks: ~80,000/s cold, ~94,000/s warm), and a worker process normally runs for far longer
   // than one drain.
-  await benchDrain(durability, DRAINER_WARM_UP, concurrency);
-  const db = openDatabase(path, { durability });
+  await benchDrain(target, warmUp, concurrency);
+  const db = await target.open(path);
   const state: DrainerLine = { acked: 0, lastAckAt: 0, errors: 0 };
   let printed = -1;
   const timer = setInterval(() => {
@@ -297,7 +301,7 @@ export async function runDrainer(options: DrainerOptions): Promise<number> {
     void printLine<DrainerLine>(state);
   }, 20);
   try {
-    const storage = new SqliteStorage<Email>(db, QUEUE);
+    const storage = db.storage<Email>();
     const worker = new WorkerBuilder(name)
       .backend(storage)
       .concurrency(concurrency)
@@ -316,7 +320,7 @@ export async function runDrainer(options: DrainerOptions): Promise<number> {
     await worker.run();
   } finally {
     clearInterval(timer);
-    db.close();
+    await db.close();
   }
   const cpu = process.cpuUsage();
   await printLine<DrainerLine>({
@@ -327,8 +331,11 @@ export async function runDrainer(options: DrainerOptions): Promise<number> {
   return state.errors === 0 ? 0 : 1;
 }
 
-/** No-op tasks each drainer process runs on a file of its own before it joins the drain. */
-const DRAINER_WARM_UP = 20_000;
+/**
+ * No-op tasks (or ceiling rows) each drainer process runs on a database of its own before it
+ * joins the drain, in a full run.
+ */
+export const DRAINER_WARM_UP = 20_000;
 
 /** The lead time from the push to T, when the tasks fall due (doubled on a retry). */
 function initialMarginMs(n: number): number {
@@ -341,22 +348,24 @@ const NOTICE_MS = 300; // a worker hears of another process's commit within 250 
 class MarginTooShortError extends Error {}
 
 /**
- * `n` tasks drained by `k` worker processes (concurrency `concurrency` each), no-op tasks or,
- * with `workKb`, tasks that each hash that many KB ({@linkcode hashingHandler}); tasks/s from the
- * moment the tasks fall due to the last ack. Retries with a longer lead time when the push took
- * too long to leave the workers time to hear of it.
+ * `n` tasks drained by `k` worker processes (concurrency `concurrency` each, each warmed up on
+ * `warmUp` tasks of its own first), no-op tasks or, with `workKb`, tasks that each hash that many
+ * KB ({@linkcode hashingHandler}); tasks/s from the moment the tasks fall due to the last ack.
+ * Retries with a longer lead time when the push took too long to leave the workers time to hear
+ * of it.
  */
 export async function benchDrainProcesses(
-  durability: Durability,
+  target: BenchTarget,
   n: number,
   k: number,
   concurrency: number,
   workKb = 0,
+  warmUp = DRAINER_WARM_UP,
 ): Promise<number> {
   let margin = initialMarginMs(n);
   for (let attempt = 1;; attempt++) {
     try {
-      return await drainProcessesOnce(durability, n, k, concurrency, workKb, margin);
+      return await drainProcessesOnce(target, n, k, concurrency, workKb, warmUp, margin);
     } catch (error) {
       if (!(error instanceof MarginTooShortError) || attempt === 3) throw error;
       progress(`    ${error.message}; again with ${2 * margin} ms`);
@@ -366,15 +375,16 @@ export async function benchDrainProcesses(
 }
 
 async function drainProcessesOnce(
-  durability: Durability,
+  target: BenchTarget,
   n: number,
   k: number,
   concurrency: number,
   workKb: number,
+  warmUp: number,
   marginMs: number,
 ): Promise<number> {
-  await using temp = await freshDatabase(durability);
-  const storage = new SqliteStorage<Email>(temp.db, QUEUE);
+  await using temp = await target.fresh();
+  const storage = temp.storage<Email>();
   const names = Array.from({ length: k }, (_, i) => `w${i + 1}`);
   const lines = new Map<string, DrainerLine>();
   let acked = 0;
@@ -386,13 +396,14 @@ async function drainProcessesOnce(
     for (const name of names) {
       const flags = [
         "--drainer",
-        temp.path,
+        temp.location,
         "--name",
         name,
         "--concurrency",
         String(concurrency),
-        "--durability",
-        durability,
+        "--warm-up",
+        String(warmUp),
+        ...target.childFlags,
         ...(workKb > 0 ? ["--work", String(workKb)] : []),
       ];
       children.push(startChild(`draining ${name}`, flags, (text) => {
@@ -478,7 +489,7 @@ async function drainProcessesOnce(
 }
 
 // ---------------------------------------------------------------------------------------------
-// The raw ceiling's drain by k processes: what SQLite itself does with several writers.
+// The raw ceiling's drain by k processes: what the database itself does with several writers.
 
 /** What a ceiling drainer prints on stdout, one JSON object a line. */
 interface CeilingDrainerLine {
@@ -490,21 +501,20 @@ interface CeilingDrainerLine {
   lastAckAt?: number;
 }
 
-/** The batch of the multi-process ceiling: the claim+ack-100 ceiling's. */
-const CEILING_BATCH = 100;
-
 /**
  * The child's side of the multi-process ceiling (hidden flags `--ceiling-drainer <db> --name
- * …`): warms up on a file of its own, connects to `path` (waiting for the lock in SQLite's busy
- * handler, as a bare SQLite program would), says it is ready, reads the start time from stdin,
- * sleeps until then and drains with {@linkcode ceilingDrain} until nothing is left.
+ * …`): warms up on a table of its own, connects to `path` (`target.raw`: on SQLite, waiting for
+ * the lock in SQLite's busy handler, as a bare SQLite program would; on PostgreSQL, one
+ * connection), says it is ready, reads the start time from stdin, sleeps until then and drains
+ * (claim 100, ack them) until nothing is left.
  */
 export async function runCeilingDrainer(
-  options: { path: string; name: string; durability: Durability },
+  target: BenchTarget,
+  options: { path: string; name: string; warmUp: number },
 ): Promise<number> {
-  const { path, name, durability } = options;
-  await ceilingClaimAck(durability, DRAINER_WARM_UP, CEILING_BATCH);
-  const db = openDatabase(path, { durability, busyTimeoutMs: 60_000 });
+  const { path, name, warmUp } = options;
+  await target.raw.warmUp(warmUp);
+  const db = await target.raw.connect(path);
   try {
     const startAt = new Promise<number>((resolve, reject) => {
       let text = "";
@@ -519,10 +529,10 @@ export async function runCeilingDrainer(
     process.stdin.pause();
     await sleep(start - epochMs());
     const startedAt = epochMs();
-    const acked = ceilingDrain(db, name, CEILING_BATCH);
+    const acked = await db.drain(name);
     await printLine<CeilingDrainerLine>({ acked, startedAt, lastAckAt: epochMs() });
   } finally {
-    db.close();
+    await db.close();
   }
   return 0;
 }
@@ -532,17 +542,18 @@ const CEILING_LATE_MS = 20;
 
 /**
  * `n` rows of the raw ceiling's table drained by `k` processes at once, each claiming 100 and
- * acking them in two transactions ({@linkcode ceilingDrain}); rows/s from the common start time
- * to the last ack. Each child warms up and connects first; the start time is sent once all are
- * ready. A run where a child started more than 20 ms late is repeated (at most twice).
+ * acking them in two transactions (`target.raw`); rows/s from the common start time to the last
+ * ack. Each child warms up and connects first; the start time is sent once all are ready. A run
+ * where a child started more than 20 ms late is repeated (at most twice).
  */
 export async function ceilingClaimAckProcesses(
-  durability: Durability,
+  target: BenchTarget,
   n: number,
   k: number,
+  warmUp = DRAINER_WARM_UP,
 ): Promise<number> {
   for (let attempt = 1;; attempt++) {
-    const { perSecond, lateMs } = await ceilingProcessesOnce(durability, n, k);
+    const { perSecond, lateMs } = await ceilingProcessesOnce(target, n, k, warmUp);
     if (lateMs <= CEILING_LATE_MS) return perSecond;
     const late = `a ceiling drainer started ${Math.round(lateMs)} ms late`;
     if (attempt === 3) throw new Error(`${late}, 3 times`);
@@ -551,16 +562,14 @@ export async function ceilingClaimAckProcesses(
 }
 
 async function ceilingProcessesOnce(
-  durability: Durability,
+  target: BenchTarget,
   n: number,
   k: number,
+  warmUp: number,
 ): Promise<{ perSecond: number; lateMs: number }> {
-  await using dir = await tempDir();
-  const path = `${dir.path}/raw.db`;
-  const db = openDatabase(path, { durability });
+  await using table = await target.raw.preload(n);
   const children: Child[] = [];
   try {
-    ceilingPreload(db, n);
     const lines = new Map<string, CeilingDrainerLine>();
     let resolveReady!: () => void;
     const allReady = new Promise<void>((resolve) => resolveReady = resolve);
@@ -569,11 +578,12 @@ async function ceilingProcessesOnce(
     const names = Array.from({ length: k }, (_, i) => `c${i + 1}`);
     const flags = (name: string) => [
       "--ceiling-drainer",
-      path,
+      table.location,
       "--name",
       name,
-      "--durability",
-      durability,
+      "--warm-up",
+      String(warmUp),
+      ...target.childFlags,
     ];
     for (const name of names) {
       children.push(startChild(`ceiling ${name}`, flags(name), (text) => {
@@ -597,7 +607,7 @@ async function ceilingProcessesOnce(
     const finals = names.map((name) => lines.get(name)!);
     const total = finals.reduce((sum, line) => sum + line.acked!, 0);
     if (total !== n) throw new Error(`the ceiling drainers acked ${total} rows, expected ${n}`);
-    ceilingAssertDrained(db);
+    await table.assertDrained();
     const lastAckAt = Math.max(...finals.map((line) => line.lastAckAt!));
     const lateMs = Math.max(...finals.map((line) => line.startedAt! - startAt));
     progress(
@@ -608,6 +618,5 @@ async function ceilingProcessesOnce(
     return { perSecond: rate(n, lastAckAt - startAt), lateMs };
   } finally {
     await killAll(children);
-    db.close();
   }
 }

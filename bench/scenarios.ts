@@ -1,6 +1,7 @@
 /**
  * The in-process scenarios: push one by one, `pushAll`, drain by one worker, and the
- * enqueue→start latency of an idle worker. Each runs on a fresh database file and checks the
+ * enqueue→start latency of an idle worker, on either backend (a {@linkcode BenchTarget}); and
+ * the drain through a shared storage, on SQLite. Each runs on a fresh database and checks the
  * task counts afterwards.
  *
  * @module
@@ -8,11 +9,12 @@
 import {
   type Durability,
   SharedSqliteStorage,
-  SqliteStorage,
+  type Storage,
   Task,
   type Worker,
   WorkerBuilder,
 } from "../mod.ts";
+import type { BenchTarget } from "./_target.ts";
 import {
   assertCount,
   type Email,
@@ -32,9 +34,9 @@ export interface Latency {
 }
 
 /** Awaited `storage.push(email(i))`, `n` times; tasks/s. */
-export async function benchPush(durability: Durability, n: number): Promise<number> {
-  await using temp = await freshDatabase(durability);
-  const storage = new SqliteStorage<Email>(temp.db, QUEUE);
+export async function benchPush(target: BenchTarget, n: number): Promise<number> {
+  await using temp = await target.fresh();
+  const storage = temp.storage<Email>();
   const start = performance.now();
   for (let i = 0; i < n; i++) await storage.push(email(i));
   const elapsed = performance.now() - start;
@@ -48,12 +50,12 @@ export async function benchPush(durability: Durability, n: number): Promise<numb
  * tasks/s.
  */
 export async function benchPushAll(
-  durability: Durability,
+  target: BenchTarget,
   n: number,
   batch: number,
 ): Promise<number> {
-  await using temp = await freshDatabase(durability);
-  const storage = new SqliteStorage<Email>(temp.db, QUEUE);
+  await using temp = await target.fresh();
+  const storage = temp.storage<Email>();
   let pushed = 0;
   const start = performance.now();
   for (let first = 0; first < n; first += batch) {
@@ -74,12 +76,12 @@ export async function benchPushAll(
  * the worker exited after the last ack; tasks/s.
  */
 export async function benchDrain(
-  durability: Durability,
+  target: BenchTarget,
   n: number,
   concurrency: number,
 ): Promise<number> {
-  await using temp = await freshDatabase(durability);
-  const storage = new SqliteStorage<Email>(temp.db, QUEUE);
+  await using temp = await target.fresh();
+  const storage = temp.storage<Email>();
   await storage.pushAll(Array.from({ length: n }, (_, i) => new Task(email(i))));
   const elapsed = await drainWith(
     [{ storage, name: `bench-drain-${concurrency}` }],
@@ -92,9 +94,9 @@ export async function benchDrain(
 }
 
 /**
- * `n` preloaded no-op tasks spread over `queues` queues of one `SharedSqliteStorage`, each
- * drained by a worker of its own at `concurrency`, from the workers' start until all of them
- * exited after the last ack; tasks/s.
+ * SQLite only: `n` preloaded no-op tasks spread over `queues` queues of one
+ * `SharedSqliteStorage`, each drained by a worker of its own at `concurrency`, from the workers'
+ * start until all of them exited after the last ack; tasks/s.
  */
 export async function benchDrainShared(
   durability: Durability,
@@ -128,7 +130,7 @@ export async function benchDrainShared(
  * reported errors, naming the drain as `what`.
  */
 async function drainWith(
-  drainers: readonly { storage: SqliteStorage<Email>; name: string }[],
+  drainers: readonly { storage: Storage<Email>; name: string }[],
   concurrency: number,
   n: number,
   what: string,
@@ -161,7 +163,7 @@ async function drainWith(
  * `idle` resolves when it first waits for work, `all` after `n` samples.
  */
 export function latencyWorker(
-  storage: SqliteStorage<{ pushedAt: number }>,
+  storage: Storage<{ pushedAt: number }>,
   name: string,
   n: number,
   clock: () => number,
@@ -194,9 +196,9 @@ export function latencyWorker(
  * Enqueue→start latency with an idle worker in the same process: `n` pushes 10 ms apart, each
  * stamped with `performance.now()`, which the handler subtracts; p50 and p99 in ms.
  */
-export async function benchLatency(durability: Durability, n: number): Promise<Latency> {
-  await using temp = await freshDatabase(durability);
-  const storage = new SqliteStorage<{ pushedAt: number }>(temp.db, QUEUE);
+export async function benchLatency(target: BenchTarget, n: number): Promise<Latency> {
+  await using temp = await target.fresh();
+  const storage = temp.storage<{ pushedAt: number }>();
   const { worker, latencies, idle, all } = latencyWorker(
     storage,
     "bench-latency",
