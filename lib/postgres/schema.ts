@@ -102,7 +102,10 @@ CREATE TRIGGER apalis_run_step AFTER UPDATE OF step ON apalis_tasks
 // priorities it takes the rest in one ordered scan. Rows locked by another claim are skipped.
 // Rows come back with kind 0 (direct) or 1 (ahead), in no particular order, then one row of
 // kind 2: next_due, when the direct claim came back short, is the earliest run_at of a waiting
-// task (NULL: none waits; short is then true).
+// task (NULL: none waits; short is then true). A priority level is read as the first entry of
+// the claim index in priority order (ORDER BY … LIMIT 1), not as max(): with stale statistics
+// (right after a bulk insert) the planner read every waiting task's entry for max(), 7 ms at
+// 40,000 tasks, at every claim.
 const CLAIM_FUNCTION = `
 CREATE FUNCTION apalis_claim(p_queue text, p_worker text, p_now bigint, p_direct integer,
     p_ahead integer)
@@ -126,8 +129,9 @@ BEGIN
     EXIT WHEN phase = 1 AND direct_got < p_direct;
     CONTINUE WHEN wanted <= 0;
     levels := 0;
-    SELECT max(t.priority) INTO level FROM apalis_tasks AS t
-    WHERE t.queue = p_queue AND t.status IN ('pending','failed');
+    SELECT t.priority INTO level FROM apalis_tasks AS t
+    WHERE t.queue = p_queue AND t.status IN ('pending','failed')
+    ORDER BY t.priority DESC LIMIT 1;
     WHILE level IS NOT NULL AND wanted > 0 LOOP
       levels := levels + 1;
       IF levels > 64 THEN
@@ -160,15 +164,17 @@ BEGIN
       wanted := wanted - got;
       IF phase = 0 THEN direct_got := direct_got + got; END IF;
       EXIT WHEN wanted <= 0;
-      SELECT max(t.priority) INTO level FROM apalis_tasks AS t
-      WHERE t.queue = p_queue AND t.status IN ('pending','failed') AND t.priority < level;
+      SELECT t.priority INTO level FROM apalis_tasks AS t
+      WHERE t.queue = p_queue AND t.status IN ('pending','failed') AND t.priority < level
+      ORDER BY t.priority DESC LIMIT 1;
     END LOOP;
   END LOOP;
   IF p_direct > 0 AND direct_got < p_direct THEN
     -- When the next waiting task falls due: the earliest of each priority's first task.
     levels := 0;
-    SELECT max(t.priority) INTO level FROM apalis_tasks AS t
-    WHERE t.queue = p_queue AND t.status IN ('pending','failed');
+    SELECT t.priority INTO level FROM apalis_tasks AS t
+    WHERE t.queue = p_queue AND t.status IN ('pending','failed')
+    ORDER BY t.priority DESC LIMIT 1;
     WHILE level IS NOT NULL LOOP
       levels := levels + 1;
       IF levels > 64 THEN
@@ -181,8 +187,9 @@ BEGIN
       WHERE t.queue = p_queue AND t.status IN ('pending','failed') AND t.priority = level
       ORDER BY t.priority DESC, t.run_at LIMIT 1;
       first_due := least(first_due, due);
-      SELECT max(t.priority) INTO level FROM apalis_tasks AS t
-      WHERE t.queue = p_queue AND t.status IN ('pending','failed') AND t.priority < level;
+      SELECT t.priority INTO level FROM apalis_tasks AS t
+      WHERE t.queue = p_queue AND t.status IN ('pending','failed') AND t.priority < level
+      ORDER BY t.priority DESC LIMIT 1;
     END LOOP;
     RETURN QUERY SELECT 2::smallint, NULL::text, NULL::bytea, NULL::bigint, NULL::bigint,
       NULL::bigint, NULL::bigint, NULL::text, NULL::text, NULL::text, NULL::text, true, first_due;
