@@ -10,8 +10,11 @@
  * ```
  *
  * The binary contains the PostgreSQL client (`postgres`, pinned in package.json and bun.lock):
- * bun bundles only what node_modules holds, so the build first installs it there when it is
- * missing (`bun install --frozen-lockfile`, from bun's cache or the npm registry).
+ * bun bundles only what node_modules holds, so the build first installs package.json's
+ * dependencies there when they are missing (`bun install --frozen-lockfile`, from bun's cache or
+ * the npm registry). package.json pins every npm package the library imports (the MessagePack
+ * codec too): once node_modules exists, Bun stops installing missing packages on the fly, and
+ * `bun run` of anything in this checkout resolves from it alone.
  *
  * With a network, `deno task compile` builds the same program with `deno compile` instead.
  *
@@ -53,7 +56,7 @@ export async function buildBinary(
 }
 
 /**
- * Installs package.json's dependencies (the PostgreSQL client) into `ROOT/node_modules` when
+ * Installs package.json's dependencies (the PostgreSQL client, the MessagePack codec) into `ROOT/node_modules` when
  * they are not there yet, at the versions bun.lock pins. Builds that run at once (tests in
  * parallel) do not trip over each other: each installs into a directory of its own, then
  * renames it into place, and the first rename wins.
