@@ -122,7 +122,7 @@ export class PostgresBackend implements Backend {
       ? `push task to queue '${queue}'`
       : `push ${rows.length} tasks to queue '${queue}'`;
     try {
-      await this.#op(action, () => insertTasks(this.pg.sql, rows).execute());
+      await this.#op(action, () => insertTaskBatches(this.pg.sql, rows));
     } catch (error) {
       if (codeOf(error) !== "23505") throw error;
       return { duplicate: await this.#duplicateOf(rows, action) };
@@ -877,3 +877,23 @@ function isDatabaseProblem(error: unknown): boolean {
 }
 
 export type { ClaimedRow };
+
+/** Rows per INSERT statement of a big pushAll. */
+const INSERT_BATCH = 1000;
+
+/**
+ * Inserts `rows` atomically: one statement when they are few, else statements of
+ * {@linkcode INSERT_BATCH} rows in one transaction. PostgreSQL and the client handle one huge
+ * statement (50,000 rows: parameters of megabytes) slower per row than a series of small ones.
+ */
+async function insertTaskBatches(sql: PostgresConnection["sql"], rows: readonly NewTaskRow[]) {
+  if (rows.length <= INSERT_BATCH) {
+    await insertTasks(sql, rows).execute();
+    return;
+  }
+  await sql.begin(async (tx) => {
+    for (let first = 0; first < rows.length; first += INSERT_BATCH) {
+      await insertTasks(tx, rows.slice(first, first + INSERT_BATCH)).execute();
+    }
+  });
+}

@@ -53,7 +53,14 @@ backendTest(
       storage.pushAll([new Task(4), new Task(5), new Task(6, { id: "taken" }), new Task(7)]),
       isDuplicate("taken"),
     );
+    // Big enough to take several statements on PostgreSQL: the last one's duplicate undoes all.
+    const big = Array.from({ length: 2_500 }, (_, i) => new Task(100 + i));
+    big[2_400] = new Task(-1, { id: "taken" });
+    await assert.rejects(storage.pushAll(big), isDuplicate("taken"));
     assert.deepEqual((await storage.listTasks()).map((t) => t.args), [0], "nothing was written");
+    big[2_400] = new Task(-1);
+    assert.equal(new Set(await storage.pushAll(big)).size, 2_500);
+    assert.equal((await storage.stats("batch")).pending, 2_501);
 
     const ids = await storage.pushAll(
       (async function* () {
