@@ -33,8 +33,9 @@ export function nowParam(now: number | undefined): number | null {
 /**
  * Inserts tasks with one statement and notifies their queues (at commit). A row with
  * `runAfterMs` falls due that long after the database's time, and is created at it. A run's
- * tasks are numbered after the run's last one, in the order given. Fails with 23505 on a
- * duplicate id, writing nothing.
+ * tasks are numbered after the run's last one, in the order given. A row with `unique` records
+ * its key in `unique_key` (claim the key first: {@linkcode claimUniqueKey}). Fails with 23505 on
+ * a duplicate id, writing nothing.
  */
 export function insertTasks(sql: Executor, rows: readonly NewTaskRow[]): PendingQuery<Row[]> {
   const n = rows.length;
@@ -69,10 +70,11 @@ export function insertTasks(sql: Executor, rows: readonly NewTaskRow[]): Pending
   }
   const hasRuns = runIds.some((id) => id !== null);
   // Only a unique push names the column: a plain one binds what it did before.
-  const uniqueKeys = rows.some((row) => row.unique !== undefined)
+  const hasUnique = rows.some((row) => row.unique !== undefined);
+  const uniqueKeys = hasUnique
     ? sql`, ${rows.map((row) => row.unique?.key ?? null) as Param}::text[]`
     : sql``;
-  const uniqueColumn = rows.some((row) => row.unique !== undefined) ? sql`, unique_key` : sql``;
+  const uniqueColumn = hasUnique ? sql`, unique_key` : sql``;
   const runSeq = hasRuns
     ? sql`CASE WHEN r.run_id IS NULL THEN NULL ELSE
         (SELECT coalesce(max(t.run_seq), 0) FROM apalis_tasks AS t WHERE t.run_id = r.run_id)

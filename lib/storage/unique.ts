@@ -64,7 +64,21 @@ export interface PushResult {
   inserted: boolean;
 }
 
-/** The states in which an earlier task blocks a unique push without `periodMs`: unfinished. */
+/**
+ * The states in which an earlier task blocks a unique push without `periodMs` or `states`: it
+ * has not finished (`failed` is an attempt that failed, waiting for its retry).
+ *
+ * @example Block while unfinished or done, for a day
+ * ```ts
+ * import { UNIQUE_STATES_UNFINISHED, type UniqueOptions } from "@apalis/sqlite";
+ *
+ * const unique: UniqueOptions = {
+ *   periodMs: 86_400_000,
+ *   states: [...UNIQUE_STATES_UNFINISHED, "done"],
+ * };
+ * if (unique.states?.length !== 5) throw new Error("unexpected");
+ * ```
+ */
 export const UNIQUE_STATES_UNFINISHED: readonly TaskStatus[] = Object.freeze([
   "pending",
   "queued",
@@ -72,7 +86,17 @@ export const UNIQUE_STATES_UNFINISHED: readonly TaskStatus[] = Object.freeze([
   "failed",
 ]);
 
-/** The states in which an earlier task blocks a unique push with `periodMs`: all but killed. */
+/**
+ * The states in which an earlier task blocks a unique push with `periodMs` and no `states`:
+ * every state but `killed`.
+ *
+ * @example
+ * ```ts
+ * import { UNIQUE_STATES_PERIOD } from "@apalis/sqlite";
+ *
+ * if (UNIQUE_STATES_PERIOD.includes("killed")) throw new Error("unexpected");
+ * ```
+ */
 export const UNIQUE_STATES_PERIOD: readonly TaskStatus[] = Object.freeze([
   "pending",
   "queued",
