@@ -66,6 +66,12 @@ export {
   StreamStrategy,
 } from "./lib/storage/poll_strategy.ts";
 export { DEFAULT_MAX_ATTEMPTS, type PushOptions, Task, TaskBuilder } from "./lib/storage/task.ts";
+export {
+  type PushResult,
+  UNIQUE_STATES_PERIOD,
+  UNIQUE_STATES_UNFINISHED,
+  type UniqueOptions,
+} from "./lib/storage/unique.ts";
 export { type Codec, JsonCodec } from "./lib/storage/codec.ts";
 export { type Clock, systemClock } from "./lib/storage/clock.ts";
 export {

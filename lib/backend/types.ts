@@ -55,6 +55,8 @@ export interface TaskRow {
   run_id: string | null;
   /** The task's position in its workflow (JSON), set by the workflow layer. */
   step: string | null;
+  /** The unique key it was pushed with (see {@linkcode UniqueSpec}); absent or null for none. */
+  unique_key?: string | null;
 }
 
 /**
@@ -87,6 +89,22 @@ export type ClaimedRow =
   >
   & { args: Uint8Array | string; args_bytes?: number };
 
+/**
+ * What makes a push unique: while the task holding `key` in its queue blocks, the push inserts
+ * nothing and answers that task's id. The holder blocks while it exists, is in one of `states`
+ * and (with `periodMs`) was pushed less than `periodMs` before this push.
+ */
+export interface UniqueSpec {
+  /** The key: the caller's, or one made from the encoded arguments (`args:sha256:…`). */
+  key: string;
+  /** How long after the holder's push it blocks; `null`: as long as it is in `states`. */
+  periodMs: number | null;
+  /** The states in which the holder blocks. */
+  states: readonly TaskStatus[];
+  /** The push's time by the storage's clock; `undefined`: the database's time (PostgreSQL). */
+  now?: number;
+}
+
 /** What an insert needs. */
 export interface NewTaskRow {
   id: string;
@@ -108,6 +126,18 @@ export interface NewTaskRow {
   backoff: string | null;
   runId?: string | null;
   step?: string | null;
+  /** Set for a unique push: see {@linkcode UniqueSpec}. */
+  unique?: UniqueSpec;
+}
+
+/**
+ * What an insert did. `duplicate`: an id that exists already (nothing was written). `existing`,
+ * only when some rows were unique: for each of those whose key was held, its id mapped to the
+ * holder's (that row was not inserted; the others were).
+ */
+export interface InsertOutcome {
+  duplicate: string | null;
+  existing?: ReadonlyMap<string, string>;
 }
 
 /** The outcome of one attempt, written by the worker. */
@@ -393,12 +423,17 @@ export interface Backend {
 
   /**
    * Inserts tasks in one transaction, all or none, and wakes the queue's workers. With a
-   * duplicate id, nothing is written and that id is returned.
+   * duplicate id, nothing is written and that id is returned. A row with `unique` is inserted
+   * only if no task blocks its key (see {@linkcode UniqueSpec}), and then holds the key; the
+   * check and the claim of the key are one step in the transaction, under the key's row lock
+   * (SQLite: the write lock), so concurrent pushes of one key from any number of processes
+   * insert one task. Unique rows are checked in the order given, so a later row of the call
+   * sees an earlier one. Rows without `unique` cost what they cost before.
    */
-  taskInsertMany(rows: readonly NewTaskRow[]): Promise<{ duplicate: string | null }>;
+  taskInsertMany(rows: readonly NewTaskRow[]): Promise<InsertOutcome>;
   /**
    * Starts a workflow run: the run and its first task, in one transaction. With a duplicate
-   * task id, nothing is written and that id is returned.
+   * task id, nothing is written and that id is returned. `first.unique` is not supported.
    */
   runStart(
     run: { id: string; queue: string; now?: number },
@@ -454,7 +489,7 @@ export interface Backend {
   ): Promise<number>;
   /** Kills a task that has not finished, with `error`; false if it had finished or is missing. */
   taskKill(id: string, error: string, now?: number): Promise<boolean>;
-  /** Deletes a task whatever its state; false if it was missing. */
+  /** Deletes a task whatever its state (and the unique key it holds); false if it was missing. */
   taskDelete(id: string): Promise<boolean>;
   /**
    * Deletes `done` and `killed` tasks that finished at or before `before`, and the outcome

@@ -6,6 +6,7 @@ import type {
   FlushAck,
   FlushRequest,
   FlushResult,
+  InsertOutcome,
   JoinPartRow,
   ListedTaskRow,
   NewTaskRow,
@@ -34,6 +35,7 @@ import {
   claimedRows,
   type ClaimRow,
   claimTasks,
+  claimUniqueKey,
   countOutcomes,
   type Executor,
   insertTasks,
@@ -55,7 +57,8 @@ type Param = any;
 const backends = new WeakMap<PostgresConnection, PostgresBackend>();
 
 const TASK_COLUMNS = "id, queue, status, args, attempts, max_attempts, priority, run_at, " +
-  "created_at, lock_by, lock_at, done_at, last_result, last_error, meta, backoff, run_id, step";
+  "created_at, lock_by, lock_at, done_at, last_result, last_error, meta, backoff, run_id, step, " +
+  "unique_key";
 
 /**
  * The PostgreSQL backend: the queue's operations as PostgreSQL statements, each writing
@@ -115,29 +118,50 @@ export class PostgresBackend implements Backend {
 
   // --- inserts
 
-  async taskInsertMany(rows: readonly NewTaskRow[]): Promise<{ duplicate: string | null }> {
+  async taskInsertMany(rows: readonly NewTaskRow[]): Promise<InsertOutcome> {
     if (rows.length === 0) return { duplicate: null };
     const queue = rows[0]!.queue;
     const action = rows.length === 1
       ? `push task to queue '${queue}'`
       : `push ${rows.length} tasks to queue '${queue}'`;
+    const unique = rows.length === 1
+      ? rows[0]!.unique === undefined ? false : true
+      : rows.some((row) => row.unique !== undefined);
+    const existing = unique ? new Map<string, string>() : undefined;
     try {
-      await this.#op(action, () => insertTaskBatches(this.pg.sql, rows));
+      await this.#op(
+        action,
+        () =>
+          existing === undefined
+            ? insertTaskBatches(this.pg.sql, rows)
+            : insertWithUnique(this.pg.sql, rows, existing),
+      );
     } catch (error) {
       if (codeOf(error) !== "23505") throw error;
       return { duplicate: await this.#duplicateOf(rows, action) };
     }
-    this.notifyPushed(queue);
-    return { duplicate: null };
+    if (existing === undefined) {
+      this.notifyPushed(queue);
+      return { duplicate: null };
+    }
+    if (existing.size < rows.length) this.notifyPushed(queue);
+    return { duplicate: null, existing };
   }
 
   /**
-   * Inserts tasks inside the caller's open transaction `tx` (see `PostgresStorage.pushTx`);
-   * returns whether the id was a duplicate (the caller's transaction is then aborted, as any
-   * failed statement aborts it).
+   * Inserts a task inside the caller's open transaction `tx` (see `PostgresStorage.pushTx`).
+   * `duplicate`: its id exists (the caller's transaction is then aborted, as any failed
+   * statement aborts it); `existing`: a unique row whose key is held, by that task.
    */
-  async insertInTransaction(tx: Executor, row: NewTaskRow): Promise<{ duplicate: boolean }> {
+  async insertInTransaction(
+    tx: Executor,
+    row: NewTaskRow,
+  ): Promise<{ duplicate: boolean; existing?: string }> {
     try {
+      if (row.unique !== undefined) {
+        const holder = await claimUniqueKey(tx, row);
+        if (holder !== null) return { duplicate: false, existing: holder };
+      }
       await insertTasks(tx, [row]).execute();
     } catch (error) {
       if (codeOf(error) === "23505") return { duplicate: true };
@@ -894,6 +918,34 @@ async function insertTaskBatches(sql: PostgresConnection["sql"], rows: readonly 
   await sql.begin(async (tx) => {
     for (let first = 0; first < rows.length; first += INSERT_BATCH) {
       await insertTasks(tx, rows.slice(first, first + INSERT_BATCH)).execute();
+    }
+  });
+}
+
+/**
+ * Inserts rows some of which are unique, in one transaction: the plain ones in statements of
+ * {@linkcode INSERT_BATCH}, then each unique one after claiming its key (`existing` gets the
+ * rows whose key was held, by holder). Unique rows claim their keys in key order, so that two
+ * pushes of the same keys wait for each other rather than deadlock; rows of one key keep their
+ * order (the first one claims it, a later one finds it held).
+ */
+async function insertWithUnique(
+  sql: PostgresConnection["sql"],
+  rows: readonly NewTaskRow[],
+  existing: Map<string, string>,
+): Promise<void> {
+  const plain = rows.filter((row) => row.unique === undefined);
+  const unique = rows.filter((row) => row.unique !== undefined)
+    .sort((a, b) => a.unique!.key < b.unique!.key ? -1 : a.unique!.key > b.unique!.key ? 1 : 0);
+  await sql.begin(async (tx) => {
+    existing.clear(); // a transaction retried by the client starts over
+    for (let first = 0; first < plain.length; first += INSERT_BATCH) {
+      await insertTasks(tx, plain.slice(first, first + INSERT_BATCH)).execute();
+    }
+    for (const row of unique) {
+      const holder = await claimUniqueKey(tx, row);
+      if (holder !== null) existing.set(row.id, holder);
+      else await insertTasks(tx, [row]).execute();
     }
   });
 }

@@ -13,7 +13,7 @@ import type { Sql } from "postgres";
 import { SchemaVersionError } from "../store/schema.ts";
 
 /** The schema version this build writes and understands on PostgreSQL. */
-export const POSTGRES_SCHEMA_VERSION = 1;
+export const POSTGRES_SCHEMA_VERSION = 2;
 
 /** The key of the advisory lock that serialises migrations across processes. */
 const MIGRATION_LOCK = 7_361_626_973_001;
@@ -201,6 +201,46 @@ BEGIN
 END
 $fn$;`;
 
+// The claim of a unique key by the push of task p_task: returns NULL when p_task now holds the
+// key (the caller inserts it in the same transaction), or the id of the task that holds it and
+// blocks (in one of p_states and, with p_period, pushed less than p_period before p_now; p_now
+// NULL: the database's time). A new key is inserted; a held one is locked (FOR UPDATE) before
+// its holder is read, and read by a statement of its own: under READ COMMITTED each statement of
+// a VOLATILE function takes a new snapshot, which then sees the holder's task, committed with
+// the row just locked. (One statement cannot: an ON CONFLICT … WHERE that reads apalis_tasks
+// reads them as of before it waited for the row, and would miss a holder committed meanwhile.)
+// Under REPEATABLE READ or SERIALIZABLE a key changed since the transaction began fails with
+// 40001, to retry. A row deleted between the two steps (its task was deleted) is tried again.
+const UNIQUE_CLAIM_FUNCTION = `
+CREATE FUNCTION apalis_unique_claim(p_queue text, p_key text, p_task text, p_now bigint,
+    p_period bigint, p_states text[])
+  RETURNS text LANGUAGE plpgsql VOLATILE AS $fn$
+DECLARE
+  now_ms bigint := coalesce(p_now, apalis_now());
+  holder text;
+  held_since bigint;
+BEGIN
+  LOOP
+    INSERT INTO apalis_unique (queue, key, task_id, created_at)
+    VALUES (p_queue, p_key, p_task, now_ms)
+    ON CONFLICT DO NOTHING;
+    IF FOUND THEN RETURN NULL; END IF;
+    SELECT u.task_id, u.created_at INTO holder, held_since FROM apalis_unique AS u
+    WHERE u.queue = p_queue AND u.key = p_key FOR UPDATE;
+    IF FOUND THEN
+      IF EXISTS (SELECT 1 FROM apalis_tasks AS t
+                 WHERE t.id = holder AND t.status = ANY(p_states)
+                   AND (p_period IS NULL OR held_since + p_period > now_ms)) THEN
+        RETURN holder;
+      END IF;
+      UPDATE apalis_unique SET task_id = p_task, created_at = now_ms
+      WHERE queue = p_queue AND key = p_key;
+      RETURN NULL;
+    END IF;
+  END LOOP;
+END
+$fn$;`;
+
 // Every table is prefixed, as on SQLite: the queue often shares a database with the
 // application's own tables. Ids, queue and worker names compare as bytes (COLLATE "C"): ids
 // (ULIDs) then sort as they do in JavaScript, and index comparisons skip the locale.
@@ -301,6 +341,26 @@ const MIGRATIONS: readonly string[] = [
    );
    ${RUN_STEP_FUNCTION}
    ${CLAIM_FUNCTION}`,
+  // 2: unique tasks (SQLite's migration 6): the key each unique push holds in its queue, claimed
+  // by apalis_unique_claim in the push's transaction; a deleted task releases its key.
+  `ALTER TABLE apalis_tasks ADD COLUMN unique_key text COLLATE "C";
+   CREATE TABLE apalis_unique (
+     queue      text COLLATE "C" NOT NULL,
+     key        text COLLATE "C" NOT NULL,
+     task_id    text COLLATE "C" NOT NULL,
+     created_at bigint NOT NULL,
+     PRIMARY KEY (queue, key)
+   );
+   CREATE FUNCTION apalis_unique_release() RETURNS trigger LANGUAGE plpgsql AS $fn$
+   BEGIN
+     DELETE FROM apalis_unique
+     WHERE queue = OLD.queue AND key = OLD.unique_key AND task_id = OLD.id;
+     RETURN NULL;
+   END
+   $fn$;
+   CREATE TRIGGER apalis_unique_release AFTER DELETE ON apalis_tasks
+     FOR EACH ROW WHEN (OLD.unique_key IS NOT NULL) EXECUTE FUNCTION apalis_unique_release();
+   ${UNIQUE_CLAIM_FUNCTION}`,
 ];
 
 /** Reads the schema version of the database: 0 when it was never set up. */

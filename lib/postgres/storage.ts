@@ -113,7 +113,11 @@ export class PostgresStorage<T = unknown> extends Storage<T> {
    * writes: `tx` is the transaction of `pg.sql.begin(async (tx) => …)` on this storage's
    * connection (or a `sql.begin` of your own postgres.js client on the same database). Workers
    * see the task, and wake, when the transaction commits. A duplicate id rejects with
-   * `DuplicateTaskError` and, as any failed statement does, aborts the transaction.
+   * `DuplicateTaskError` and, as any failed statement does, aborts the transaction. With
+   * `unique`, the key is claimed in your transaction (a concurrent push of the same key waits
+   * for it to end); a duplicate inserts nothing and resolves to the earlier task's id. Under
+   * REPEATABLE READ or SERIALIZABLE, a key another transaction changed meanwhile fails with a
+   * serialization error (40001) to retry.
    *
    * @example Enqueue atomically with your own write
    * ```ts ignore
@@ -133,6 +137,6 @@ export class PostgresStorage<T = unknown> extends Storage<T> {
     const row = this.taskRow(args, options);
     const inserted = await (this.backend as PostgresBackend).insertInTransaction(tx, row);
     if (inserted.duplicate) throw new DuplicateTaskError(row.id, this.queue);
-    return row.id;
+    return inserted.existing ?? row.id;
   }
 }

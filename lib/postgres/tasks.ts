@@ -33,8 +33,9 @@ export function nowParam(now: number | undefined): number | null {
 /**
  * Inserts tasks with one statement and notifies their queues (at commit). A row with
  * `runAfterMs` falls due that long after the database's time, and is created at it. A run's
- * tasks are numbered after the run's last one, in the order given. Fails with 23505 on a
- * duplicate id, writing nothing.
+ * tasks are numbered after the run's last one, in the order given. A row with `unique` records
+ * its key in `unique_key` (claim the key first: {@linkcode claimUniqueKey}). Fails with 23505 on
+ * a duplicate id, writing nothing.
  */
 export function insertTasks(sql: Executor, rows: readonly NewTaskRow[]): PendingQuery<Row[]> {
   const n = rows.length;
@@ -68,6 +69,12 @@ export function insertTasks(sql: Executor, rows: readonly NewTaskRow[]): Pending
     steps[i] = row.step ?? null;
   }
   const hasRuns = runIds.some((id) => id !== null);
+  // Only a unique push names the column: a plain one binds what it did before.
+  const hasUnique = rows.some((row) => row.unique !== undefined);
+  const uniqueKeys = hasUnique
+    ? sql`, ${rows.map((row) => row.unique?.key ?? null) as Param}::text[]`
+    : sql``;
+  const uniqueColumn = hasUnique ? sql`, unique_key` : sql``;
   const runSeq = hasRuns
     ? sql`CASE WHEN r.run_id IS NULL THEN NULL ELSE
         (SELECT coalesce(max(t.run_seq), 0) FROM apalis_tasks AS t WHERE t.run_id = r.run_id)
@@ -76,22 +83,36 @@ export function insertTasks(sql: Executor, rows: readonly NewTaskRow[]): Pending
   return sql`
     WITH added AS (
       INSERT INTO apalis_tasks (id, queue, args, max_attempts, priority, run_at, created_at, meta,
-        backoff, run_id, step, run_seq)
+        backoff, run_id, step, run_seq${uniqueColumn})
       SELECT r.id, r.queue, r.args, r.max_attempts, r.priority,
         CASE WHEN r.after IS NULL THEN r.run_at ELSE apalis_now() + r.after END,
         CASE WHEN r.after IS NULL THEN r.created_at ELSE apalis_now() END,
-        r.meta, r.backoff, r.run_id, r.step, ${runSeq}
+        r.meta, r.backoff, r.run_id, r.step, ${runSeq}${uniqueColumn}
       FROM unnest(${ids as Param}::text[], ${queues as Param}::text[], ${args as Param}::bytea[],
         ${maxAttempts as Param}::bigint[], ${priorities as Param}::bigint[],
         ${runAts as Param}::bigint[], ${createdAts as Param}::bigint[], ${after as Param}::bigint[],
         ${metas as Param}::text[], ${backoffs as Param}::text[], ${runIds as Param}::text[],
-        ${steps as Param}::text[])
+        ${steps as Param}::text[]${uniqueKeys})
         WITH ORDINALITY AS r(id, queue, args, max_attempts, priority, run_at, created_at, after,
-          meta, backoff, run_id, step, ord)
+          meta, backoff, run_id, step${uniqueColumn}, ord)
       RETURNING 1
     )
     SELECT apalis_notify(q) FROM unnest(${[...distinctQueues] as Param}::text[]) AS q
     WHERE EXISTS (SELECT 1 FROM added)`;
+}
+
+/**
+ * Claims the unique key of `row` (its `unique` set) in the caller's transaction: resolves to
+ * null when the row now holds it (insert it next, in the same transaction), or to the id of the
+ * task that holds it and blocks (see `apalis_unique_claim` in schema.ts).
+ */
+export async function claimUniqueKey(sql: Executor, row: NewTaskRow): Promise<string | null> {
+  const unique = row.unique!;
+  const [claim] = await sql<{ holder: string | null }[]>`
+    SELECT apalis_unique_claim(${row.queue}, ${unique.key}, ${row.id},
+      ${nowParam(unique.now)}::bigint, ${unique.periodMs}::bigint,
+      ${unique.states as Param}::text[]) AS holder`;
+  return claim?.holder ?? null;
 }
 
 /**

@@ -38,6 +38,11 @@ export interface TaskRecord<T = unknown> {
   meta: Record<string, unknown>;
   /** The workflow run the task belongs to, if any. */
   runId: string | null;
+  /**
+   * The unique key it was pushed with, if it was a unique push (see `UniqueOptions`): the
+   * caller's key, or `args:sha256:…` for a key made from its arguments.
+   */
+  uniqueKey?: string;
   /** Why `args` or `lastResult` could not be decoded, if so. */
   decodeError?: string;
   /**
@@ -126,6 +131,7 @@ export function toTaskRecord<T>(row: TaskRow, codec: Codec): TaskRecord<T> {
     meta: row.meta === null ? {} : JSON.parse(row.meta),
     runId: row.run_id ?? null,
   };
+  if (row.unique_key != null) record.uniqueKey = row.unique_key;
   if (decodeError !== undefined) record.decodeError = decodeError;
   return record;
 }

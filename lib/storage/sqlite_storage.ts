@@ -153,7 +153,8 @@ export class SqliteStorage<T = unknown> extends Storage<T> {
   /**
    * Enqueues one task synchronously on this connection, so it commits or rolls back with the
    * caller's own transaction. Call it inside `db.transaction(() => …)` (or your own
-   * `BEGIN … COMMIT`) on the same `db`.
+   * `BEGIN … COMMIT`) on the same `db`. With `unique`, a duplicate inserts nothing and returns
+   * the earlier task's id (compare it with an `id` you set to tell them apart).
    *
    * @example Enqueue atomically with your own write
    * ```ts
@@ -173,13 +174,14 @@ export class SqliteStorage<T = unknown> extends Storage<T> {
   pushSync(args: T, options: PushOptions = {}): string {
     const row = this.taskRow(args, options);
     const backend = this.backend as SqliteBackend;
-    let inserted: { duplicate: boolean };
+    let inserted: { duplicate: boolean; existing?: string };
     try {
       inserted = backend.insertInTransaction(row);
     } catch (error) {
       throw toFileError(this.db.path, error, `push task to queue '${this.queue}'`);
     }
     if (inserted.duplicate) throw new DuplicateTaskError(row.id, this.queue);
+    if (inserted.existing !== undefined) return inserted.existing;
     backend.notifyPushed(this.queue);
     return row.id;
   }

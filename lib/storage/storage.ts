@@ -1,4 +1,4 @@
-import type { NewTaskRow } from "../backend/types.ts";
+import type { InsertOutcome, NewTaskRow } from "../backend/types.ts";
 import { Admin, type AdminOptions } from "./admin.ts";
 import type { Codec } from "./codec.ts";
 import { Config } from "./config.ts";
@@ -7,6 +7,7 @@ import { messageOf } from "./error_text.ts";
 import type { SharedFetcher } from "./shared.ts";
 import { type PushOptions, resolvePush, type Task } from "./task.ts";
 import { ulid } from "./ulid.ts";
+import { argsKey, type PushResult } from "./unique.ts";
 
 /** Options of a storage. */
 export interface StorageOptions extends Omit<AdminOptions, "orphanAfterMs"> {
@@ -67,11 +68,38 @@ export abstract class Storage<T = unknown> extends Admin<T> {
   /** The same storage for another queue, sharing connection, codec and clock. */
   abstract forQueue<U = unknown>(queue: string): Storage<U>;
 
-  /** Enqueues one task; resolves to its id. */
+  /**
+   * Enqueues one task; resolves to its id. With `unique`, a duplicate inserts nothing and
+   * resolves to the earlier task's id (see {@linkcode pushDetailed} to tell the two apart).
+   */
   async push(args: T, options: PushOptions = {}): Promise<string> {
     const row = this.taskRow(args, options);
-    await this.#insert([row]);
-    return row.id;
+    const { existing } = await this.#insert([row]);
+    return existing?.get(row.id) ?? row.id;
+  }
+
+  /**
+   * Enqueues one task like {@linkcode push}, and says whether it was inserted: `inserted` is
+   * false when a `unique` push found an earlier task that blocks it, whose id `id` then is.
+   *
+   * @example Tell a new task from a duplicate
+   * ```ts
+   * import { openDatabase, SqliteStorage } from "@apalis/sqlite";
+   *
+   * const db = openDatabase(":memory:");
+   * SqliteStorage.setup(db);
+   * const reports = new SqliteStorage<{ month: string }>(db, "reports");
+   * const first = await reports.pushDetailed({ month: "2026-01" }, { unique: {} });
+   * const again = await reports.pushDetailed({ month: "2026-01" }, { unique: {} });
+   * if (!first.inserted || again.inserted || again.id !== first.id) throw new Error("unexpected");
+   * db.close();
+   * ```
+   */
+  async pushDetailed(args: T, options: PushOptions = {}): Promise<PushResult> {
+    const row = this.taskRow(args, options);
+    const { existing } = await this.#insert([row]);
+    const holder = existing?.get(row.id);
+    return holder === undefined ? { id: row.id, inserted: true } : { id: holder, inserted: false };
   }
 
   /** Enqueues a built {@linkcode Task}. */
@@ -81,9 +109,36 @@ export abstract class Storage<T = unknown> extends Admin<T> {
 
   /**
    * Enqueues many tasks in one transaction: all or none. Accepts arrays, iterables and async
-   * iterables of {@linkcode Task}s.
+   * iterables of {@linkcode Task}s. A `unique` task is checked on its own, in order: when an
+   * earlier task blocks it (one stored, or one earlier in the same call), its slot gets that
+   * task's id and the others are still inserted. A duplicate id still rejects the whole call
+   * with `DuplicateTaskError`.
    */
   async pushAll(tasks: Iterable<Task<T>> | AsyncIterable<Task<T>>): Promise<string[]> {
+    const rows = await this.#taskRows(tasks);
+    const { existing } = await this.#insert(rows);
+    if (existing === undefined) return rows.map((row) => row.id);
+    return rows.map((row) => existing.get(row.id) ?? row.id);
+  }
+
+  /**
+   * Enqueues many tasks like {@linkcode pushAll}, and says for each whether it was inserted
+   * (see {@linkcode pushDetailed}), in the order given.
+   */
+  async pushAllDetailed(
+    tasks: Iterable<Task<T>> | AsyncIterable<Task<T>>,
+  ): Promise<PushResult[]> {
+    const rows = await this.#taskRows(tasks);
+    const { existing } = await this.#insert(rows);
+    return rows.map((row) => {
+      const holder = existing?.get(row.id);
+      return holder === undefined
+        ? { id: row.id, inserted: true }
+        : { id: holder, inserted: false };
+    });
+  }
+
+  async #taskRows(tasks: Iterable<Task<T>> | AsyncIterable<Task<T>>): Promise<NewTaskRow[]> {
     const rows: NewTaskRow[] = [];
     // One time for the whole call: tasks pushed together with one delay fall due together.
     const now = this.clock.now();
@@ -93,8 +148,7 @@ export abstract class Storage<T = unknown> extends Admin<T> {
     } else {
       for await (const task of tasks) rows.push(this.taskRow(task.args, task.options, now));
     }
-    await this.#insert(rows);
-    return rows.map((row) => row.id);
+    return rows;
   }
 
   /**
@@ -108,16 +162,16 @@ export abstract class Storage<T = unknown> extends Admin<T> {
     const { batchSize = STREAM_BATCH, ...pushOptions } = options;
     const ids: string[] = [];
     let batch: NewTaskRow[] = [];
+    const write = async () => {
+      const { existing } = await this.#insert(batch);
+      for (const row of batch) ids.push(existing?.get(row.id) ?? row.id);
+      batch = [];
+    };
     for await (const item of args) {
       batch.push(this.taskRow(item, pushOptions));
-      if (batch.length >= batchSize) {
-        await this.#insert(batch);
-        for (const row of batch) ids.push(row.id);
-        batch = [];
-      }
+      if (batch.length >= batchSize) await write();
     }
-    await this.#insert(batch);
-    for (const row of batch) ids.push(row.id);
+    await write();
     return ids;
   }
 
@@ -127,6 +181,11 @@ export abstract class Storage<T = unknown> extends Admin<T> {
    * Resolves to the run's id.
    */
   async pushStart(args: T, options: PushOptions = {}): Promise<string> {
+    if (options.unique !== undefined) {
+      throw new TypeError(
+        `Cannot start a workflow run on queue '${this.queue}' with 'unique': unique applies to tasks pushed with push(), pushAll() and pushStream(), not to workflow runs`,
+      );
+    }
     const row = this.taskRow(args, options);
     const runId = ulid(row.createdAt);
     row.runId = runId;
@@ -190,12 +249,19 @@ export abstract class Storage<T = unknown> extends Admin<T> {
     };
     // A delay counts from the database's time when time comes from it (hosts' clocks differ).
     if (this.databaseTime && options.runAt === undefined) row.runAfterMs = resolved.runAt - now;
+    if (resolved.unique !== undefined) {
+      const { key, periodMs, states } = resolved.unique;
+      row.unique = { key: key ?? argsKey(bytes), periodMs, states };
+      // The period is measured by the clock the storage's times come from.
+      if (!this.databaseTime) row.unique.now = now;
+    }
     return row;
   }
 
-  async #insert(rows: NewTaskRow[]): Promise<void> {
-    if (rows.length === 0) return;
-    const { duplicate } = await this.backend.taskInsertMany(rows);
-    if (duplicate !== null) throw new DuplicateTaskError(duplicate, this.queue);
+  async #insert(rows: NewTaskRow[]): Promise<InsertOutcome> {
+    if (rows.length === 0) return { duplicate: null };
+    const outcome = await this.backend.taskInsertMany(rows);
+    if (outcome.duplicate !== null) throw new DuplicateTaskError(outcome.duplicate, this.queue);
+    return outcome;
   }
 }

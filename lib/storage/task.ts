@@ -1,5 +1,6 @@
 import { messageOf } from "./error_text.ts";
 import { type BackoffOptions, validateBackoff } from "./backoff.ts";
+import { type ResolvedUnique, resolveUnique, type UniqueOptions } from "./unique.ts";
 
 /** Options for one push; every field is optional. */
 export interface PushOptions {
@@ -17,6 +18,12 @@ export interface PushOptions {
   meta?: Record<string, unknown>;
   /** This task's retry backoff, overriding the worker's. */
   backoff?: BackoffOptions;
+  /**
+   * Push it only if no earlier task of the queue with the same key (by default: the same
+   * encoded arguments) blocks it; otherwise insert nothing and answer that task's id. See
+   * {@linkcode UniqueOptions} for the rules and defaults.
+   */
+  unique?: UniqueOptions;
 }
 
 /** The default number of attempts, everywhere. */
@@ -108,6 +115,23 @@ export class TaskBuilder<T> {
     return this;
   }
 
+  /**
+   * Makes the push unique (see {@linkcode UniqueOptions}): a duplicate pushes nothing and
+   * answers the earlier task's id.
+   *
+   * @example One digest per customer and hour
+   * ```ts
+   * import { Task } from "@apalis/sqlite";
+   *
+   * const task = Task.builder({ customer: 42 }).unique({ periodMs: 3_600_000 }).build();
+   * if (task.options.unique?.periodMs !== 3_600_000) throw new Error("unexpected");
+   * ```
+   */
+  unique(options: UniqueOptions = {}): this {
+    this.#options.unique = options;
+    return this;
+  }
+
   /** Returns the task. */
   build(): Task<T> {
     return new Task(this.#args, this.#options);
@@ -122,6 +146,8 @@ export interface ResolvedPush {
   maxAttempts: number;
   meta: string | null;
   backoff: string | null;
+  /** The unique options, checked and with their defaults (the key still to make, if absent). */
+  unique: ResolvedUnique | undefined;
 }
 
 function invalidPush(queue: string, field: string, rule: string, value: unknown): never {
@@ -168,7 +194,8 @@ export function resolvePush(queue: string, options: PushOptions, now: number): R
   const backoff = options.backoff === undefined
     ? null
     : JSON.stringify(validateBackoff(options.backoff, `task in queue '${queue}'`));
-  return { id: options.id, runAt, priority, maxAttempts, meta, backoff };
+  const unique = options.unique === undefined ? undefined : resolveUnique(queue, options.unique);
+  return { id: options.id, runAt, priority, maxAttempts, meta, backoff, unique };
 }
 
 /** The meta as JSON, or a `TypeError` naming the first key JSON cannot encode and why. */

@@ -5,6 +5,7 @@ import type {
   FlushAck,
   FlushRequest,
   FlushResult,
+  InsertOutcome,
   JoinPartRow,
   ListedTaskRow,
   NewTaskRow,
@@ -72,6 +73,7 @@ import {
   type VacuumCursor,
 } from "./tasks.ts";
 import { throughputPrune, throughputSince } from "./throughput.ts";
+import { taskInsertIfUnique } from "./unique.ts";
 import {
   workerGet,
   workerHeartbeat,
@@ -120,16 +122,34 @@ export class SqliteBackend implements Backend {
 
   // --- inserts
 
-  async taskInsertMany(rows: readonly NewTaskRow[]): Promise<{ duplicate: string | null }> {
+  async taskInsertMany(rows: readonly NewTaskRow[]): Promise<InsertOutcome> {
     if (rows.length === 0) return { duplicate: null };
     const { db } = this;
+    // A unique row takes statements of its own (lib/store/unique.ts); the rest as before.
+    const unique = rows.length === 1
+      ? rows[0]!.unique === undefined ? null : rows
+      : rows.some((row) => row.unique !== undefined)
+      ? rows.filter((row) => row.unique !== undefined)
+      : null;
+    const existing = unique === null ? undefined : new Map<string, string>();
     try {
       await retryBusy(
         db,
-        // One row is one statement: no transaction around it (one push: 2 statements fewer).
-        rows.length === 1
+        // One plain row is one statement: no transaction around it (one push: 2 statements fewer).
+        rows.length === 1 && unique === null
           ? () => taskInsertMany(db, rows)
-          : () => db.transaction(() => taskInsertMany(db, rows)),
+          : () =>
+            db.transaction(() => {
+              if (unique === null) return taskInsertMany(db, rows);
+              existing!.clear(); // a retry after a busy database starts over
+              if (unique.length < rows.length) {
+                taskInsertMany(db, rows.filter((row) => row.unique === undefined));
+              }
+              for (const row of unique) {
+                const holder = taskInsertIfUnique(db, row);
+                if (holder !== null) existing!.set(row.id, holder);
+              }
+            }),
         rows.length === 1
           ? `push task to queue '${rows[0]!.queue}'`
           : `push ${rows.length} tasks to queue '${rows[0]!.queue}'`,
@@ -142,19 +162,46 @@ export class SqliteBackend implements Backend {
       if (!duplicate) throw error;
       return { duplicate: duplicate.id };
     }
-    notifyPushed(db, rows[0]!.queue);
-    return { duplicate: null };
+    if (existing === undefined) {
+      notifyPushed(db, rows[0]!.queue);
+      return { duplicate: null };
+    }
+    if (existing.size < rows.length) notifyPushed(db, rows[0]!.queue);
+    return { duplicate: null, existing };
   }
 
-  /** Inserts one task inside the caller's open transaction (`pushSync`); throws on a duplicate. */
-  insertInTransaction(row: NewTaskRow): { duplicate: boolean } {
+  /**
+   * Inserts one task inside the caller's open transaction (`pushSync`). `duplicate`: its id
+   * exists (throws nothing); `existing`: a unique row whose key is held, by that task.
+   */
+  insertInTransaction(row: NewTaskRow): { duplicate: boolean; existing?: string } {
+    const { db } = this;
+    if (row.unique === undefined) {
+      try {
+        taskInsert(db, row);
+      } catch (error) {
+        if (isConstraintError(error)) return { duplicate: true };
+        throw error;
+      }
+      return { duplicate: false };
+    }
+    // Two statements (claim the key, insert): a savepoint undoes the claim when the insert
+    // fails, whatever the caller then does with its transaction.
+    db.exec("SAVEPOINT apalis_unique_push");
+    let holder: string | null;
     try {
-      taskInsert(this.db, row);
+      holder = taskInsertIfUnique(db, row);
     } catch (error) {
+      try {
+        db.exec("ROLLBACK TO apalis_unique_push; RELEASE apalis_unique_push");
+      } catch {
+        // SQLite rolled the whole transaction back by itself (a full disk): nothing to undo.
+      }
       if (isConstraintError(error)) return { duplicate: true };
       throw error;
     }
-    return { duplicate: false };
+    db.exec("RELEASE apalis_unique_push");
+    return holder === null ? { duplicate: false } : { duplicate: false, existing: holder };
   }
 
   async runStart(

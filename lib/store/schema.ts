@@ -2,7 +2,7 @@ import { BusyWaitExpired, DatabaseBusyError, waitOutBusySync } from "../sqlite/b
 import type { Database } from "../sqlite/types.ts";
 
 /** The schema version this build of the library writes and understands. */
-export const SCHEMA_VERSION = 5;
+export const SCHEMA_VERSION = 6;
 
 /** Thrown when a database was written by a newer version of the library. */
 export class SchemaVersionError extends Error {
@@ -226,6 +226,27 @@ const MIGRATIONS: readonly string[] = [
      WHERE status BETWEEN 'done' AND 'killed';
    CREATE INDEX apalis_tasks_run ON apalis_tasks (run_id, run_seq) WHERE run_id IS NOT NULL;
    ${RUN_STEP_TRIGGER}`,
+  // 6: unique tasks. A unique push records the key it holds in its queue (one row per key, its
+  // holder's id and the push's time) in the transaction that inserts the task: the primary key
+  // makes concurrent pushes of a key take turns, and the holder's state is read in that same
+  // statement (see lib/store/unique.ts). The task keeps its key for display. Deleting a task
+  // (by hand or by vacuum) releases the key it holds; a holder that finished or aged out is
+  // replaced by the next unique push, so no row blocks forever. Pushes without a key write
+  // neither, and the column is NULL for them.
+  `ALTER TABLE apalis_tasks ADD COLUMN unique_key TEXT;
+   CREATE TABLE apalis_unique (
+     queue      TEXT NOT NULL,
+     key        TEXT NOT NULL,
+     task_id    TEXT NOT NULL,
+     created_at INTEGER NOT NULL,
+     PRIMARY KEY (queue, key)
+   ) WITHOUT ROWID;
+   CREATE TRIGGER apalis_unique_release AFTER DELETE ON apalis_tasks
+     WHEN OLD.unique_key IS NOT NULL
+   BEGIN
+     DELETE FROM apalis_unique
+     WHERE queue = OLD.queue AND key = OLD.unique_key AND task_id = OLD.id;
+   END;`,
 ];
 
 /** Reads the schema version of a database: 0 when it was never set up. */

@@ -95,7 +95,7 @@ export interface TaskAck {
 }
 
 const COLUMNS = "id, queue, status, args, attempts, max_attempts, priority, run_at, created_at, " +
-  "lock_by, lock_at, done_at, last_result, last_error, meta, backoff, run_id, step";
+  "lock_by, lock_at, done_at, last_result, last_error, meta, backoff, run_id, step, unique_key";
 const INSERT_COLUMNS =
   "id, queue, status, args, attempts, max_attempts, priority, run_at, created_at, meta, backoff, " +
   "run_id, step, run_seq";
@@ -126,6 +126,19 @@ export function taskInsert(db: Database, row: NewTaskRow): void {
   const values: SqlValue[] = [];
   insertValues(row, values);
   db.run(`INSERT INTO apalis_tasks (${INSERT_COLUMNS}) VALUES ${INSERT_ROW}`, values);
+}
+
+/** Inserts one task that holds unique key `key` (see lib/store/unique.ts). */
+export function taskInsertUnique(db: Database, row: NewTaskRow, key: string): void {
+  const values: SqlValue[] = [];
+  insertValues(row, values);
+  values.push(key);
+  db.run(
+    `INSERT INTO apalis_tasks (${INSERT_COLUMNS}, unique_key) VALUES ${
+      INSERT_ROW.slice(0, -1)
+    }, ?)`,
+    values,
+  );
 }
 
 // Most tasks have no meta, backoff or workflow: they bind 7 values instead of 13, and skip the

@@ -13,6 +13,7 @@ const TABLES = [
   "apalis_schema",
   "apalis_tasks",
   "apalis_throughput",
+  "apalis_unique",
   "apalis_workers",
 ];
 

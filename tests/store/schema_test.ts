@@ -139,6 +139,7 @@ Deno.test("SqliteStorage.setup() upgrades a version 4 file to a rowid table, kee
     "index apalis_tasks_finished",
     "index apalis_tasks_held",
     "index apalis_tasks_run",
+    "trigger apalis_unique_release",
   ]);
   assert.equal(
     db.all("SELECT name FROM sqlite_schema WHERE name LIKE 'apalis_tasks_v%'").length,

@@ -98,6 +98,12 @@ export function taskPage(ctx: PageContext, task: TaskRecord, notice: TaskNotice)
               )}">${task.runId}</a></dd>
             `
             : ""}
+          ${task.uniqueKey !== undefined
+            ? html`
+              <dt>Unique key</dt>
+              <dd class="mono" data-field="unique-key">${task.uniqueKey}</dd>
+            `
+            : ""}
         </dl>
     </div>
       ${task.decodeError ? html`<div class="notice error">${task.decodeError}</div>` : ""}

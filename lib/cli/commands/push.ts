@@ -1,6 +1,8 @@
 import { createReadStream } from "node:fs";
+import { TASK_STATUSES, type TaskStatus } from "../../backend/types.ts";
 import type { Storage } from "../../storage/storage.ts";
 import { type PushOptions, Task } from "../../storage/task.ts";
+import type { PushResult, UniqueOptions } from "../../storage/unique.ts";
 import { type Command, openForCommand } from "../command.ts";
 import { UsageError } from "../errors.ts";
 import type { CliIo } from "../io.ts";
@@ -31,6 +33,14 @@ an existing file must already have the apalis tables (see 'apalis init'). On Pos
 (--db postgres://...) the database must exist; push sets up its apalis tables when missing.
 Prints the new task ids, one per line.
 
+With a unique option, a task is pushed only if no earlier task of the queue with the same key
+(--unique-key, or else the same payload) blocks it: by default while the earlier one has not
+finished (pending, queued, running, or failed and waiting for its retry); with --unique-period,
+for that long after its push unless it was killed. A blocked push writes nothing and answers
+the earlier task's id. Each output line is then 'ID inserted' or 'ID existing'; with --json,
+objects {"id", "inserted"}. The check is made by the database, so concurrent pushes of one key
+insert one task.
+
 Options (they apply to every task pushed):
   -f, --file F          read NDJSON payloads from F ('-' for standard input)
   --priority N          higher runs first (default 0)
@@ -38,11 +48,17 @@ Options (they apply to every task pushed):
   --run-at ISO          run no earlier than this time, e.g. 2026-01-31T09:00:00Z
   --max-attempts N      attempts before the task is killed (default 5)
   --id ID               the task's id (one task only; exits 1 if the id exists)
-  --json                print the ids as a JSON array
+  --unique              unique by payload, while the earlier task has not finished
+  --unique-key K        unique by key K instead of the payload
+  --unique-period DURATION
+                        unique for this long after the earlier task's push: 30s, 1h, 1d
+  --unique-states S,S   the states in which an earlier task blocks (of ${TASK_STATUSES.join(", ")})
+  --json                print the ids as a JSON array (with a unique option: {"id", "inserted"})
 
 Examples:
   apalis push email '{"to":"ada@example.com"}' --priority 5
   apalis push email --file emails.ndjson --delay 10m
+  apalis push digest '{"customer":42}' --unique-key digest:42 --unique-period 1h
   jq -c '.[]' users.json | apalis push welcome --file -
 `,
   async run({ io, args, globals }) {
@@ -53,6 +69,10 @@ Examples:
       "run-at": { type: "string" },
       "max-attempts": { type: "string" },
       id: { type: "string" },
+      unique: { type: "boolean" },
+      "unique-key": { type: "string" },
+      "unique-period": { type: "string" },
+      "unique-states": { type: "string" },
     });
     const [queue, payload] = expectPositionals("push", positionals, ["QUEUE", "JSON"], 1);
     if (!queue) throw new UsageError("the queue name must not be empty");
@@ -85,8 +105,12 @@ Examples:
     }
     const database = await openForCommand(globals, "create");
     try {
-      const ids = await write(io, database.storage(queue), payloads, options, !globals.json);
-      if (globals.json) io.stdout(json(ids));
+      const unique = options.unique !== undefined;
+      const results = await write(io, database.storage(queue), payloads, options, {
+        print: !globals.json,
+        unique,
+      });
+      if (globals.json) io.stdout(json(unique ? results : results.map((result) => result.id)));
       return 0;
     } finally {
       await database.close();
@@ -100,6 +124,10 @@ function pushOptions(values: {
   "run-at"?: string;
   "max-attempts"?: string;
   id?: string;
+  unique?: boolean;
+  "unique-key"?: string;
+  "unique-period"?: string;
+  "unique-states"?: string;
 }): PushOptions {
   const options: PushOptions = {};
   if (values.priority !== undefined) options.priority = parseInteger(values.priority, "--priority");
@@ -123,7 +151,55 @@ function pushOptions(values: {
     if (values.id === "") throw new UsageError("option '--id' must not be empty");
     options.id = values.id;
   }
+  const unique = uniqueOptions(values);
+  if (unique !== undefined) options.unique = unique;
   return options;
+}
+
+/** The unique options of the flags, or undefined when none is given. */
+function uniqueOptions(values: {
+  unique?: boolean;
+  "unique-key"?: string;
+  "unique-period"?: string;
+  "unique-states"?: string;
+}): UniqueOptions | undefined {
+  const key = values["unique-key"];
+  const period = values["unique-period"];
+  const states = values["unique-states"];
+  if (!values.unique && key === undefined && period === undefined && states === undefined) {
+    return undefined;
+  }
+  const unique: UniqueOptions = {};
+  if (key !== undefined) {
+    if (key === "") throw new UsageError("option '--unique-key' must not be empty");
+    if (key.startsWith("args:sha256:")) {
+      throw new UsageError(
+        "option '--unique-key' must not start with 'args:sha256:' (reserved for payload keys)",
+      );
+    }
+    unique.key = key;
+  }
+  if (period !== undefined) {
+    const ms = parseDuration(period, "--unique-period");
+    if (ms <= 0) {
+      throw new UsageError(`option '--unique-period' must be longer than 0: got '${period}'`);
+    }
+    unique.periodMs = ms;
+  }
+  if (states !== undefined) {
+    const list = states.split(",").map((state) => state.trim());
+    for (const state of list) {
+      if (!(TASK_STATUSES as readonly string[]).includes(state)) {
+        throw new UsageError(
+          `option '--unique-states' takes states among ${
+            TASK_STATUSES.join(", ")
+          }, comma-separated: got '${state}'`,
+        );
+      }
+    }
+    unique.states = list as TaskStatus[];
+  }
+  return unique;
 }
 
 function parseJson(text: string, where: string): unknown {
@@ -165,37 +241,46 @@ async function readNdjson(chunks: AsyncIterable<string>, name: string): Promise<
   return payloads;
 }
 
-/** Writes the tasks in batches, printing ids as they commit; a progress bar on a terminal. */
+/**
+ * Writes the tasks in batches, printing ids as they commit (with `unique`, each followed by
+ * whether it was inserted); a progress bar on a terminal.
+ */
 async function write(
   io: CliIo,
   storage: Storage<unknown>,
   payloads: unknown[],
   options: PushOptions,
-  printIds: boolean,
-): Promise<string[]> {
+  output: { print: boolean; unique: boolean },
+): Promise<PushResult[]> {
   const bar = io.isTerminal && payloads.length > 1;
-  const ids: string[] = [];
+  const results: PushResult[] = [];
   try {
     for (let start = 0; start < payloads.length; start += BATCH) {
       const tasks = payloads.slice(start, start + BATCH).map((args) => new Task(args, options));
-      const written = await storage.pushAll(tasks);
-      ids.push(...written);
+      const written = await storage.pushAllDetailed(tasks);
+      results.push(...written);
       if (bar) io.stderr("\r\x1b[2K");
-      if (printIds) io.stdout(written.join("\n") + "\n");
-      if (bar) io.stderr(progress(ids.length, payloads.length));
+      if (output.print) {
+        io.stdout(
+          written.map(({ id, inserted }) =>
+            output.unique ? `${id} ${inserted ? "inserted" : "existing"}` : id
+          ).join("\n") + "\n",
+        );
+      }
+      if (bar) io.stderr(progress(results.length, payloads.length));
     }
   } catch (error) {
-    if (ids.length === 0) throw error;
+    if (results.length === 0) throw error;
     throw new Error(
-      `${(error as Error).message} (${ids.length} of ${
+      `${(error as Error).message} (${results.length} of ${
         plural(payloads.length, "task")
       } were written before the failure)`,
       { cause: error },
     );
   } finally {
-    if (bar && ids.length > 0) io.stderr("\n");
+    if (bar && results.length > 0) io.stderr("\n");
   }
-  return ids;
+  return results;
 }
 
 function progress(done: number, total: number): string {

@@ -18,8 +18,8 @@ export const showCommand: Command = {
   help: `Usage: apalis show ID
 
 Shows one task: queue, state, attempts, priority, timestamps (created, run at, locked at,
-done at), the worker that ran it last, its payload, its result, its last error with the stack,
-and its metadata. An unknown id is bad input: it exits 2.
+done at), the worker that ran it last, its workflow run and unique key if any, its payload, its
+result, its last error with the stack, and its metadata. An unknown id is bad input: it exits 2.
 
 Options:
   --json   print the task record as JSON
@@ -56,6 +56,7 @@ function render(io: CliIo, task: TaskRecord): string {
     ["worker", task.lockBy ?? "-"],
   ];
   if (task.runId !== null) fields.push(["run", task.runId]);
+  if (task.uniqueKey !== undefined) fields.push(["unique", task.uniqueKey]);
   let text = `${paint(io, "bold", `Task ${task.id}`)}\n`;
   for (const [name, value] of fields) text += `  ${name.padEnd(10)} ${value}\n`;
   const section = (title: string, body: string) => {
