@@ -66,6 +66,7 @@ export {
   StreamStrategy,
 } from "./lib/storage/poll_strategy.ts";
 export { DEFAULT_MAX_ATTEMPTS, type PushOptions, Task, TaskBuilder } from "./lib/storage/task.ts";
+export type { QueueFlow, QueueLimits, QueueLimitsChange } from "./lib/storage/limits.ts";
 export { type Codec, JsonCodec } from "./lib/storage/codec.ts";
 export { type Clock, systemClock } from "./lib/storage/clock.ts";
 export {

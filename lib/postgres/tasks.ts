@@ -50,6 +50,7 @@ export function insertTasks(sql: Executor, rows: readonly NewTaskRow[]): Pending
   const backoffs = new Array<string | null>(n);
   const runIds = new Array<string | null>(n);
   const steps = new Array<string | null>(n);
+  const groups = new Array<string | null>(n);
   const distinctQueues = new Set<string>();
   for (let i = 0; i < n; i++) {
     const row = rows[i]!;
@@ -66,6 +67,7 @@ export function insertTasks(sql: Executor, rows: readonly NewTaskRow[]): Pending
     backoffs[i] = row.backoff;
     runIds[i] = row.runId ?? null;
     steps[i] = row.step ?? null;
+    groups[i] = row.groupKey ?? null;
   }
   const hasRuns = runIds.some((id) => id !== null);
   const runSeq = hasRuns
@@ -76,18 +78,18 @@ export function insertTasks(sql: Executor, rows: readonly NewTaskRow[]): Pending
   return sql`
     WITH added AS (
       INSERT INTO apalis_tasks (id, queue, args, max_attempts, priority, run_at, created_at, meta,
-        backoff, run_id, step, run_seq)
+        backoff, run_id, step, group_key, run_seq)
       SELECT r.id, r.queue, r.args, r.max_attempts, r.priority,
         CASE WHEN r.after IS NULL THEN r.run_at ELSE apalis_now() + r.after END,
         CASE WHEN r.after IS NULL THEN r.created_at ELSE apalis_now() END,
-        r.meta, r.backoff, r.run_id, r.step, ${runSeq}
+        r.meta, r.backoff, r.run_id, r.step, r.group_key, ${runSeq}
       FROM unnest(${ids as Param}::text[], ${queues as Param}::text[], ${args as Param}::bytea[],
         ${maxAttempts as Param}::bigint[], ${priorities as Param}::bigint[],
         ${runAts as Param}::bigint[], ${createdAts as Param}::bigint[], ${after as Param}::bigint[],
         ${metas as Param}::text[], ${backoffs as Param}::text[], ${runIds as Param}::text[],
-        ${steps as Param}::text[])
+        ${steps as Param}::text[], ${groups as Param}::text[])
         WITH ORDINALITY AS r(id, queue, args, max_attempts, priority, run_at, created_at, after,
-          meta, backoff, run_id, step, ord)
+          meta, backoff, run_id, step, group_key, ord)
       RETURNING 1
     )
     SELECT apalis_notify(q) FROM unnest(${[...distinctQueues] as Param}::text[]) AS q
@@ -228,15 +230,20 @@ export function claimedRows(rows: readonly ClaimRow[], queue: string): {
   ahead: ClaimedRow[];
   now: number;
   nextDueInMs: number | null | undefined;
+  flow: "paused" | "limited" | undefined;
 } {
   const running: ClaimedRow[] = [];
   const ahead: ClaimedRow[] = [];
   let now = 0;
   let nextDueInMs: number | null | undefined;
+  let flow: "paused" | "limited" | undefined;
   for (const row of rows) {
     now = row.now;
-    if (row.kind === 2) {
+    // The summary: kind 2 for a plain queue, 3 for a limited one, 4 for a paused one.
+    if (row.kind >= 2) {
       if (row.short) nextDueInMs = row.next_due === null ? null : row.next_due - row.now;
+      if (row.kind === 3) flow = "limited";
+      else if (row.kind === 4) flow = "paused";
       continue;
     }
     const claimed: ClaimedRow = {
@@ -258,7 +265,7 @@ export function claimedRows(rows: readonly ClaimRow[], queue: string): {
   }
   running.sort(compareClaimOrder);
   ahead.sort(compareClaimOrder);
-  return { running, ahead, now, nextDueInMs };
+  return { running, ahead, now, nextDueInMs, flow };
 }
 
 /** Claim order: higher priority first, then earlier `run_at`, then id. */

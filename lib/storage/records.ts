@@ -1,4 +1,5 @@
 import type {
+  QueueLimits,
   RunListRow,
   RunRow,
   RunStatus,
@@ -38,6 +39,8 @@ export interface TaskRecord<T = unknown> {
   meta: Record<string, unknown>;
   /** The workflow run the task belongs to, if any. */
   runId: string | null;
+  /** The task's group (see `PushOptions.group`), when it has one. */
+  group?: string;
   /** Why `args` or `lastResult` could not be decoded, if so. */
   decodeError?: string;
   /**
@@ -84,6 +87,10 @@ export interface QueueInfo {
   oldestDueAt: number | null;
   /** Workers registered on the queue that are alive. */
   aliveWorkers: number;
+  /** Whether the queue is paused (see `Admin.pauseQueue`). */
+  paused: boolean;
+  /** The queue's limits (`{}`: none; see `Admin.setQueueLimits`). */
+  limits: QueueLimits;
 }
 
 /** Zero counts. */
@@ -126,6 +133,7 @@ export function toTaskRecord<T>(row: TaskRow, codec: Codec): TaskRecord<T> {
     meta: row.meta === null ? {} : JSON.parse(row.meta),
     runId: row.run_id ?? null,
   };
+  if (row.group_key !== null && row.group_key !== undefined) record.group = row.group_key;
   if (decodeError !== undefined) record.decodeError = decodeError;
   return record;
 }
