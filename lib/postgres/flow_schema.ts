@@ -65,8 +65,8 @@ BEGIN
   END IF;
   IF s.rate_limit IS NOT NULL THEN
     -- The rate window (lib/store/rate_window.ts, the same on SQLite): starts counted in buckets
-    -- of per_ms / 64, each counting until per_ms after its end.
-    width := greatest(1, ceil(s.rate_per_ms / 64.0))::bigint;
+    -- of per_ms / 200, each counting until per_ms after its end.
+    width := greatest(1, ceil(s.rate_per_ms / 200.0))::bigint;
     at_ms := p_now;
     IF cardinality(s.rate_buckets) > 0 THEN
       at_ms := greatest(at_ms, s.rate_buckets[cardinality(s.rate_buckets)] * width);

@@ -1,11 +1,11 @@
 /**
  * The rate limit's memory of recent starts, as SQLite keeps it in `apalis_queues.rate_window`
  * (PostgreSQL's `apalis_claim` does the same in PL/pgSQL). Starts are counted in buckets of
- * `perMs / 64` (at least 1 ms), and a bucket's starts count as if they all happened at the
+ * `perMs / 200` (at least 1 ms), and a bucket's starts count as if they all happened at the
  * bucket's end: they stop counting `perMs` after that. A claim takes at most `limit` minus the
  * starts still counted. So, by the claim times, no interval of `perMs` ever holds more than
  * `limit` starts (a sliding window, never a fixed one that lets 2 × limit through across a
- * boundary), at the cost of up to one bucket (1/64 of the window) of waiting.
+ * boundary), at the cost of up to one bucket (1/200 of the window) of waiting.
  *
  * Claims arrive in commit order; one whose clock reads earlier than a counted bucket (another
  * process's clock, a moment behind) is counted in that later bucket, which only makes it count
@@ -18,7 +18,7 @@
 export type RateWindow = [bucket: number, starts: number][];
 
 /** Buckets per window. */
-export const RATE_BUCKETS = 64;
+export const RATE_BUCKETS = 200;
 
 /** The width of a bucket for a window of `perMs`. */
 export function bucketWidth(perMs: number): number {
