@@ -72,6 +72,7 @@ export {
   UNIQUE_STATES_UNFINISHED,
   type UniqueOptions,
 } from "./lib/storage/unique.ts";
+export type { QueueFlow, QueueLimits, QueueLimitsChange } from "./lib/storage/limits.ts";
 export { type Codec, JsonCodec } from "./lib/storage/codec.ts";
 export { type Clock, systemClock } from "./lib/storage/clock.ts";
 export {

@@ -18,7 +18,7 @@ export interface BenchResult {
   /** Human-readable description. */
   scenario: string;
   value: number;
-  unit: "tasks/s" | "ms";
+  unit: "tasks/s" | "ms" | "starts/s";
   /**
    * The key of the row this figure is compared to: its raw ceiling (SQLite's or PostgreSQL's,
    * as the report's backend), or for a drain by several processes the 1-process drain of the

@@ -31,6 +31,8 @@ export interface Counts {
   latency: number;
   /** What each child process of the multi-process drains drains first, on its own. */
   childWarmUp: number;
+  /** The drain under a rate limit of 1,000 starts/s (4 windows' worth; 2 with `--quick`). */
+  rateLimited: number;
 }
 
 /** The counts of a full run, or of a quick one (divided by 10). */
@@ -45,6 +47,7 @@ export function benchCounts(quick: boolean): Counts {
     drainProcsWork: 20_000 / scale,
     latency: 200 / scale,
     childWarmUp: 20_000 / scale,
+    rateLimited: quick ? 2_000 : 4_000,
   };
 }
 

@@ -105,7 +105,7 @@ import { parseArgs } from "node:util";
 import type { Durability } from "../mod.ts";
 import { benchCounts, type Counts, medians, progress, PUSH_BATCH, runtimeName } from "./_shared.ts";
 import { type BackendName, type BenchReport, type BenchResult, fmt, Results } from "./_report.ts";
-import { measureLatencies, measureProcessDrains } from "./_rows.ts";
+import { measureLatencies, measureProcessDrains, measureRateLimited } from "./_rows.ts";
 import { type BenchTarget, sqliteTarget } from "./_target.ts";
 import {
   ceilingClaimAck,
@@ -417,6 +417,7 @@ async function measureSqlite(
   }
   await measureProcessDrains(results, target, counts, runs);
   await measureLatencies(results, target, counts, runs);
+  await measureRateLimited(results, target, counts, runs);
 }
 
 /** Formats the report as a markdown table. */

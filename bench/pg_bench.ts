@@ -6,7 +6,7 @@
  */
 import { type Counts, medians, progress, PUSH_BATCH, runtimeName } from "./_shared.ts";
 import { fmt, type Results } from "./_report.ts";
-import { measureLatencies, measureProcessDrains } from "./_rows.ts";
+import { measureLatencies, measureProcessDrains, measureRateLimited } from "./_rows.ts";
 import {
   INSERT_WAYS,
   type InsertWay,
@@ -178,4 +178,5 @@ export async function measurePostgres(
   }
   await measureProcessDrains(results, target, counts, runs);
   await measureLatencies(results, target, counts, runs);
+  await measureRateLimited(results, target, counts, runs);
 }

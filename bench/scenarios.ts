@@ -124,6 +124,43 @@ export async function benchDrainShared(
   return rate(n, elapsed);
 }
 
+/** The rate limit of {@linkcode benchDrainRateLimited}: starts per second. */
+export const RATE_LIMIT_PER_S = 1_000;
+
+/**
+ * `n` preloaded no-op tasks drained by one worker at concurrency 16 under a rate limit of
+ * {@linkcode RATE_LIMIT_PER_S} starts per second (n a multiple of it); the achieved starts per
+ * second over whole windows: the n - limit starts from the first start until the first start of
+ * the last window, over that time. (The last window's own burst is left out: it ends the drain,
+ * not a period of the limit.)
+ */
+export async function benchDrainRateLimited(target: BenchTarget, n: number): Promise<number> {
+  await using temp = await target.fresh();
+  const storage = temp.storage<Email>();
+  await storage.pushAll(Array.from({ length: n }, (_, i) => new Task(email(i))));
+  await storage.setLimits({ rate: { limit: RATE_LIMIT_PER_S, perMs: 1_000 } });
+  const starts: number[] = [];
+  const errors: unknown[] = [];
+  const worker = new WorkerBuilder("bench-rate-limited")
+    .backend(storage)
+    .concurrency(16)
+    .handleSignals(false)
+    .onEvent((_ctx, event) => {
+      if (event.type === "error") errors.push(event.error);
+    })
+    .build(() => {
+      starts.push(performance.now());
+      if (starts.length === n) void worker.stop();
+    });
+  await worker.run();
+  if (errors.length > 0) {
+    throw new Error(`rate-limited drain: ${errors.length} worker errors`, { cause: errors[0] });
+  }
+  await assertCount(storage, "done", n);
+  const lastWindow = n - RATE_LIMIT_PER_S;
+  return Math.round(lastWindow * 1000 / (starts[lastWindow]! - starts[0]!));
+}
+
 /**
  * Runs a worker of no-op tasks at `concurrency` on each storage until they handled `n` tasks in
  * all, then stops them; the milliseconds from their start until all exited. Throws when a worker

@@ -131,6 +131,7 @@ Deno.test("bench.ts main() reports a positive number and ratio for every scenari
         "latency_p99",
         "latency_process_p50",
         "latency_process_p99",
+        "drain_rate_1000",
       ],
     );
     checkRows(report, SQLITE_COMPARED);
@@ -191,6 +192,7 @@ pgTest(
           "latency_p99",
           "latency_process_p50",
           "latency_process_p99",
+          "drain_rate_1000",
         ],
       );
       const values = checkRows(report, POSTGRES_COMPARED);

@@ -57,6 +57,8 @@ export interface TaskRow {
   step: string | null;
   /** The unique key it was pushed with (see {@linkcode UniqueSpec}); absent or null for none. */
   unique_key?: string | null;
+  /** The group the task counts in for its queue's `groupConcurrency` (see `QueueLimits`). */
+  group_key: string | null;
 }
 
 /**
@@ -128,6 +130,8 @@ export interface NewTaskRow {
   step?: string | null;
   /** Set for a unique push: see {@linkcode UniqueSpec}. */
   unique?: UniqueSpec;
+  /** The task's group (see `QueueLimits.groupConcurrency`); none when absent. */
+  groupKey?: string | null;
 }
 
 /**
@@ -318,6 +322,39 @@ export interface FlushAck {
   onEffectsFailed?: (error: unknown) => TaskAck;
 }
 
+/**
+ * How a queue's tasks may start, across every worker of every process and host: at most `rate`
+ * starts in any `perMs` milliseconds, at most `concurrency` held at once (claimed and not
+ * finished), at most `groupConcurrency` held at once per group key. A field that is absent is
+ * no limit.
+ */
+export interface QueueLimits {
+  rate?: { limit: number; perMs: number };
+  concurrency?: number;
+  groupConcurrency?: number;
+}
+
+/**
+ * A change of a queue's limits: a field that is absent stays as it is, `null` removes it.
+ */
+export interface QueueLimitsChange {
+  rate?: { limit: number; perMs: number } | null;
+  concurrency?: number | null;
+  groupConcurrency?: number | null;
+}
+
+/** A queue's settings as stored (`apalis_queues`): paused or not, and its limits. */
+export interface QueueSettingsRow {
+  queue: string;
+  paused: boolean;
+  rate_limit: number | null;
+  rate_per_ms: number | null;
+  concurrency: number | null;
+  group_concurrency: number | null;
+  /** When the settings last changed. */
+  updated_at: number;
+}
+
 /** A claim of a shared storage for another queue's idle worker. */
 export interface SharedWant {
   queue: string;
@@ -335,7 +372,10 @@ export interface FlushRequest {
   /** The worker's clock; the backend's own time when absent. */
   now?: number;
   acks: readonly FlushAck[];
-  /** Stopping: return the worker's `queued` tasks and these claimed-ahead ones to `pending`. */
+  /**
+   * Return the worker's `queued` tasks and these claimed-ahead ones to `pending`: when it stops,
+   * or when its queue is paused or limited (see `FlushResult.flow`).
+   */
   release?: { ahead: readonly { id: string; attempts: number }[] };
   /** `queued` tasks claimed for this worker to start now. */
   start: readonly string[];
@@ -364,6 +404,13 @@ export interface FlushResult {
   nextDueInMs?: number | null;
   /** Tasks claimed for other queues' workers, by queue (committed as `queued`). */
   deliveries?: Map<string, ClaimedRow[]>;
+  /**
+   * Set when the queue is paused (nothing was claimed or started; the worker's `queued` tasks
+   * went back to `pending`) or has limits (nothing was claimed ahead): the worker then gives back
+   * what it holds ahead and starts nothing from memory. `nextDueInMs` then says when to look
+   * again (at most a second).
+   */
+  flow?: "paused" | "limited";
   /**
    * The acks recorded instead of those whose effects failed (see `FlushAck.onEffectsFailed`), by
    * task id, with the error.
@@ -535,10 +582,26 @@ export interface Backend {
    * worker holds when stopping; starts the `queued` tasks in `start`; claims due tasks of the
    * queue into `running` (highest priority first, then earliest due, then id), those for free
    * slots first, then those ahead (never a task's last attempt); and claims for other queues'
-   * workers (`shared`). A database problem (locked past the retry time, full, read-only) rejects
+   * workers (`shared`). The queue's settings row is read once: a paused queue claims and starts
+   * nothing; a limited one claims no task ahead, and claims for free slots within its limits,
+   * serialised with every other claim of the queue (see {@linkcode QueueLimits}). A database problem (locked past the retry time, full, read-only) rejects
    * and writes nothing: the caller keeps its acks for the next flush.
    */
   workerFlush(request: FlushRequest): Promise<FlushResult>;
+
+  // --- flow control
+
+  /** Every queue's settings (queues never paused nor limited have none). */
+  queueSettingsList(): Promise<QueueSettingsRow[]>;
+  /** One queue's settings, or undefined. */
+  queueSettingsGet(queue: string): Promise<QueueSettingsRow | undefined>;
+  /**
+   * Changes a queue's limits in one transaction (see {@linkcode QueueLimitsChange}; a new rate
+   * starts with an empty window) and wakes its workers; returns the settings now stored.
+   */
+  queueSetLimits(queue: string, change: QueueLimitsChange, now?: number): Promise<QueueSettingsRow>;
+  /** Pauses or resumes a queue and wakes its workers; returns the settings now stored. */
+  queueSetPaused(queue: string, paused: boolean, now?: number): Promise<QueueSettingsRow>;
 
   // --- wake-ups
 

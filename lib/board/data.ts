@@ -1,3 +1,4 @@
+import type { QueueFlow } from "../storage/limits.ts";
 import type { RunRecord, RunSummary, TaskRecord, WorkerInfo } from "../storage/records.ts";
 import type { Admin, ListRunsOptions } from "../storage/admin.ts";
 import type { RunStatus } from "../backend/types.ts";
@@ -122,6 +123,8 @@ export interface QueuePage {
   tasks: TaskRecord[];
   /** Whether an older page exists. */
   more: boolean;
+  /** Whether the queue is paused, and its limits. */
+  flow: QueueFlow;
 }
 
 /**
@@ -138,14 +141,15 @@ export async function queuePage(
 ): Promise<QueuePage> {
   const { queue, status, page, pageSize } = asked;
   const previewBytes = LIST_PREVIEW_BYTES;
-  const [tasks, counts] = await Promise.all([
+  const [tasks, counts, flow] = await Promise.all([
     storage.listTasks({ queue, page, pageSize, previewBytes, ...(status ? { status } : {}) }),
     reads.get(`stats:${queue}`, () => storage.stats(queue)),
+    storage.queueFlow(queue),
   ]);
   // Reused counts may lag the listing: a full page may then have a next one too.
   const more = page * pageSize < (status ? counts.value[status] : counts.value.total) ||
     (counts.reused && tasks.length === pageSize);
-  return { ...asked, counts: counts.value, countedAt: counts.at, tasks, more };
+  return { ...asked, counts: counts.value, countedAt: counts.at, tasks, more, flow };
 }
 
 /** `GET /api/workers`. */

@@ -265,6 +265,13 @@ async function routePage(
       return page(ctx, req, runPage(ctx, run));
     }
   }
+  if (req.method === "POST" && parts[0] === "queues" && parts.length === 3 && parts[1]) {
+    const [, queue, action] = parts as [string, string, string];
+    if (action === "pause" || action === "resume") {
+      await (action === "pause" ? storage.pauseQueue(queue) : storage.resumeQueue(queue));
+      return redirect(href(ctx, `/queues/${encodeURIComponent(queue)}`));
+    }
+  }
   if (req.method === "POST" && parts[0] === "tasks" && parts.length === 3) {
     const [, id, action] = parts as [string, string, string];
     const task = `/tasks/${encodeURIComponent(id)}`;
@@ -330,6 +337,11 @@ async function routeApi(
       if (!run) throw new HttpError(404, `No workflow run has the id '${parts[1]}'`);
       return json(200, run);
     }
+  }
+  if (req.method === "POST" && parts[0] === "queues" && parts.length === 3 && parts[1]) {
+    const [, queue, action] = parts as [string, string, string];
+    if (action === "pause") return json(200, { queue, ...await storage.pauseQueue(queue) });
+    if (action === "resume") return json(200, { queue, ...await storage.resumeQueue(queue) });
   }
   if (req.method === "POST" && parts[0] === "tasks" && parts.length === 3) {
     const [, id, action] = parts as [string, string, string];

@@ -10,6 +10,8 @@ import type {
   JoinPartRow,
   ListedTaskRow,
   NewTaskRow,
+  QueueLimitsChange,
+  QueueSettingsRow,
   RunListFilter,
   RunListRow,
   RunRow,
@@ -49,6 +51,20 @@ import {
   startQueued,
 } from "./tasks.ts";
 import { Wakeups } from "./wakeups.ts";
+import { queueChange, queueSettingsGet, queueSettingsList } from "./queues.ts";
+
+/**
+ * A read of the settings table, or `absent` on a database not yet upgraded to it (read by the
+ * CLI or the board without setting up): such a database has no settings.
+ */
+async function withoutSettingsTable<T, A>(read: Promise<T>, absent: A): Promise<T | A> {
+  try {
+    return await read;
+  } catch (error) {
+    if (codeOf(error) === "42P01") return absent; // undefined_table
+    throw error;
+  }
+}
 
 // deno-lint-ignore no-explicit-any
 type Param = any;
@@ -58,7 +74,7 @@ const backends = new WeakMap<PostgresConnection, PostgresBackend>();
 
 const TASK_COLUMNS = "id, queue, status, args, attempts, max_attempts, priority, run_at, " +
   "created_at, lock_by, lock_at, done_at, last_result, last_error, meta, backoff, run_id, step, " +
-  "unique_key";
+  "unique_key, group_key";
 
 /**
  * The PostgreSQL backend: the queue's operations as PostgreSQL statements, each writing
@@ -721,6 +737,7 @@ export class PostgresBackend implements Backend {
       now: claimed.now,
     };
     if (claimed.nextDueInMs !== undefined) flushed.nextDueInMs = claimed.nextDueInMs;
+    if (claimed.flow !== undefined) flushed.flow = claimed.flow;
     return flushed;
   }
 
@@ -852,6 +869,44 @@ export class PostgresBackend implements Backend {
       const row = byId.get(ack.id);
       if (row && row.status === ack.status && row.attempts === ack.attempt) fenced.delete(ack.id);
     }
+  }
+
+  // --- flow control
+
+  queueSettingsList(): Promise<QueueSettingsRow[]> {
+    return this.#op(
+      "read the queues' settings",
+      () => withoutSettingsTable(queueSettingsList(this.pg.sql), []),
+    );
+  }
+
+  queueSettingsGet(queue: string): Promise<QueueSettingsRow | undefined> {
+    return this.#op(
+      `read the settings of queue '${queue}'`,
+      () => withoutSettingsTable(queueSettingsGet(this.pg.sql, queue), undefined),
+    );
+  }
+
+  async queueSetLimits(
+    queue: string,
+    change: QueueLimitsChange,
+    now?: number,
+  ): Promise<QueueSettingsRow> {
+    const row = await this.#op(
+      `set the limits of queue '${queue}'`,
+      () => queueChange(this.pg.sql, queue, change, now),
+    );
+    this.notifyPushed(queue);
+    return row;
+  }
+
+  async queueSetPaused(queue: string, paused: boolean, now?: number): Promise<QueueSettingsRow> {
+    const row = await this.#op(
+      `${paused ? "pause" : "resume"} queue '${queue}'`,
+      () => queueChange(this.pg.sql, queue, { paused }, now),
+    );
+    this.notifyPushed(queue);
+    return row;
   }
 
   // --- wake-ups

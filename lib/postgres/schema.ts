@@ -11,9 +11,10 @@
  */
 import type { Sql } from "postgres";
 import { SchemaVersionError } from "../store/schema.ts";
+import { FLOW_CONTROL_MIGRATION } from "./flow_schema.ts";
 
 /** The schema version this build writes and understands on PostgreSQL. */
-export const POSTGRES_SCHEMA_VERSION = 2;
+export const POSTGRES_SCHEMA_VERSION = 3;
 
 /** The key of the advisory lock that serialises migrations across processes. */
 const MIGRATION_LOCK = 7_361_626_973_001;
@@ -361,6 +362,8 @@ const MIGRATIONS: readonly string[] = [
    CREATE TRIGGER apalis_unique_release AFTER DELETE ON apalis_tasks
      FOR EACH ROW WHEN (OLD.unique_key IS NOT NULL) EXECUTE FUNCTION apalis_unique_release();
    ${UNIQUE_CLAIM_FUNCTION}`,
+  // 3: flow control (pause, limits, groups; see flow_schema.ts).
+  FLOW_CONTROL_MIGRATION,
 ];
 
 /** Reads the schema version of the database: 0 when it was never set up. */

@@ -51,6 +51,7 @@ export function insertTasks(sql: Executor, rows: readonly NewTaskRow[]): Pending
   const backoffs = new Array<string | null>(n);
   const runIds = new Array<string | null>(n);
   const steps = new Array<string | null>(n);
+  const groups = new Array<string | null>(n);
   const distinctQueues = new Set<string>();
   for (let i = 0; i < n; i++) {
     const row = rows[i]!;
@@ -67,6 +68,7 @@ export function insertTasks(sql: Executor, rows: readonly NewTaskRow[]): Pending
     backoffs[i] = row.backoff;
     runIds[i] = row.runId ?? null;
     steps[i] = row.step ?? null;
+    groups[i] = row.groupKey ?? null;
   }
   const hasRuns = runIds.some((id) => id !== null);
   // Only a unique push names the column: a plain one binds what it did before.
@@ -83,18 +85,18 @@ export function insertTasks(sql: Executor, rows: readonly NewTaskRow[]): Pending
   return sql`
     WITH added AS (
       INSERT INTO apalis_tasks (id, queue, args, max_attempts, priority, run_at, created_at, meta,
-        backoff, run_id, step, run_seq${uniqueColumn})
+        backoff, run_id, step, group_key, run_seq${uniqueColumn})
       SELECT r.id, r.queue, r.args, r.max_attempts, r.priority,
         CASE WHEN r.after IS NULL THEN r.run_at ELSE apalis_now() + r.after END,
         CASE WHEN r.after IS NULL THEN r.created_at ELSE apalis_now() END,
-        r.meta, r.backoff, r.run_id, r.step, ${runSeq}${uniqueColumn}
+        r.meta, r.backoff, r.run_id, r.step, r.group_key, ${runSeq}${uniqueColumn}
       FROM unnest(${ids as Param}::text[], ${queues as Param}::text[], ${args as Param}::bytea[],
         ${maxAttempts as Param}::bigint[], ${priorities as Param}::bigint[],
         ${runAts as Param}::bigint[], ${createdAts as Param}::bigint[], ${after as Param}::bigint[],
         ${metas as Param}::text[], ${backoffs as Param}::text[], ${runIds as Param}::text[],
-        ${steps as Param}::text[]${uniqueKeys})
+        ${steps as Param}::text[], ${groups as Param}::text[]${uniqueKeys})
         WITH ORDINALITY AS r(id, queue, args, max_attempts, priority, run_at, created_at, after,
-          meta, backoff, run_id, step${uniqueColumn}, ord)
+          meta, backoff, run_id, step, group_key${uniqueColumn}, ord)
       RETURNING 1
     )
     SELECT apalis_notify(q) FROM unnest(${[...distinctQueues] as Param}::text[]) AS q
@@ -249,15 +251,20 @@ export function claimedRows(rows: readonly ClaimRow[], queue: string): {
   ahead: ClaimedRow[];
   now: number;
   nextDueInMs: number | null | undefined;
+  flow: "paused" | "limited" | undefined;
 } {
   const running: ClaimedRow[] = [];
   const ahead: ClaimedRow[] = [];
   let now = 0;
   let nextDueInMs: number | null | undefined;
+  let flow: "paused" | "limited" | undefined;
   for (const row of rows) {
     now = row.now;
-    if (row.kind === 2) {
+    // The summary: kind 2 for a plain queue, 3 for a limited one, 4 for a paused one.
+    if (row.kind >= 2) {
       if (row.short) nextDueInMs = row.next_due === null ? null : row.next_due - row.now;
+      if (row.kind === 3) flow = "limited";
+      else if (row.kind === 4) flow = "paused";
       continue;
     }
     const claimed: ClaimedRow = {
@@ -279,7 +286,7 @@ export function claimedRows(rows: readonly ClaimRow[], queue: string): {
   }
   running.sort(compareClaimOrder);
   ahead.sort(compareClaimOrder);
-  return { running, ahead, now, nextDueInMs };
+  return { running, ahead, now, nextDueInMs, flow };
 }
 
 /** Claim order: higher priority first, then earlier `run_at`, then id. */

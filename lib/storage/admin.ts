@@ -6,6 +6,14 @@ import { type Codec, JsonCodec } from "./codec.ts";
 import { RunNotFoundError, TaskNotFoundError, TaskStateError, WaitTimeoutError } from "./errors.ts";
 import { describeValue } from "./error_text.ts";
 import { toListedRecord } from "./preview.ts";
+import { queueNameProblem } from "./config.ts";
+import {
+  flowOf,
+  limitsOf,
+  type QueueFlow,
+  type QueueLimitsChange,
+  validateLimitsChange,
+} from "./limits.ts";
 import {
   emptyCounts,
   type QueueInfo,
@@ -249,7 +257,14 @@ export class Admin<T = unknown> {
     const entry = (name: string): QueueInfo => {
       let info = queues.get(name);
       if (!info) {
-        info = { name, counts: emptyCounts(), oldestDueAt: null, aliveWorkers: 0 };
+        info = {
+          name,
+          counts: emptyCounts(),
+          oldestDueAt: null,
+          aliveWorkers: 0,
+          paused: false,
+          limits: {},
+        };
         queues.set(name, info);
       }
       return info;
@@ -266,7 +281,82 @@ export class Admin<T = unknown> {
       if (worker.alive) entry(worker.queue).aliveWorkers++;
       else entry(worker.queue);
     }
+    for (const row of await this.backend.queueSettingsList()) {
+      const info = entry(row.queue);
+      info.paused = row.paused;
+      info.limits = limitsOf(row);
+    }
     return [...queues.values()].sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /**
+   * Pauses a queue: no worker, in any process or on any host, starts a task of it until
+   * {@linkcode Admin.resumeQueue}; tasks already running finish, and pushes still succeed.
+   * Workers honour it within a second. Persisted; resolves to the queue's flow control.
+   *
+   * @example Pause, then resume
+   * ```ts
+   * import { openDatabase, SqliteStorage } from "@apalis/sqlite";
+   *
+   * const db = openDatabase(":memory:");
+   * SqliteStorage.setup(db);
+   * const admin = SqliteStorage.admin(db);
+   * await admin.pauseQueue("email");
+   * if (!(await admin.queueFlow("email")).paused) throw new Error("unexpected");
+   * await admin.resumeQueue("email");
+   * db.close();
+   * ```
+   */
+  async pauseQueue(queue: string): Promise<QueueFlow> {
+    assertQueueName("pause", queue);
+    return flowOf(await this.backend.queueSetPaused(queue, true, this.timeForDatabase()));
+  }
+
+  /** Resumes a paused queue: idle workers wake and claim at once. Resolves to its flow control. */
+  async resumeQueue(queue: string): Promise<QueueFlow> {
+    assertQueueName("resume", queue);
+    return flowOf(await this.backend.queueSetPaused(queue, false, this.timeForDatabase()));
+  }
+
+  /**
+   * Changes a queue's limits, enforced by the database across every worker, process and host
+   * (see {@linkcode QueueLimits}): a field given sets that limit, `null` removes it, and a field
+   * left out stays as it is. Running workers apply the change within a second. Throws a
+   * `TypeError` or `RangeError` naming the field for a value that is not a whole number >= 1,
+   * writing nothing. Resolves to the queue's flow control.
+   *
+   * @example At most 100 starts a second, 5 at once, 1 at a time per group
+   * ```ts
+   * import { openDatabase, SqliteStorage } from "@apalis/sqlite";
+   *
+   * const db = openDatabase(":memory:");
+   * SqliteStorage.setup(db);
+   * const admin = SqliteStorage.admin(db);
+   * await admin.setQueueLimits("email", {
+   *   rate: { limit: 100, perMs: 1_000 },
+   *   concurrency: 5,
+   *   groupConcurrency: 1,
+   * });
+   * const { limits } = await admin.setQueueLimits("email", { concurrency: null });
+   * if (limits.concurrency !== undefined || limits.rate?.limit !== 100) throw new Error("unexpected");
+   * db.close();
+   * ```
+   */
+  async setQueueLimits(queue: string, limits: QueueLimitsChange): Promise<QueueFlow> {
+    assertQueueName("set the limits of", queue);
+    const change = validateLimitsChange(queue, limits);
+    return flowOf(await this.backend.queueSetLimits(queue, change, this.timeForDatabase()));
+  }
+
+  /** Removes every limit of a queue (a pause stays). Resolves to its flow control. */
+  clearQueueLimits(queue: string): Promise<QueueFlow> {
+    return this.setQueueLimits(queue, { rate: null, concurrency: null, groupConcurrency: null });
+  }
+
+  /** A queue's flow control: whether it is paused, and its limits. */
+  async queueFlow(queue: string): Promise<QueueFlow> {
+    assertQueueName("read the settings of", queue);
+    return flowOf(await this.backend.queueSettingsGet(queue));
   }
 
   /**
@@ -417,6 +507,11 @@ export class Admin<T = unknown> {
     const before = (await this.currentTime()) - olderThanMs;
     return await this.backend.taskVacuum(before, batchSize);
   }
+}
+
+function assertQueueName(action: string, queue: string): void {
+  const problem = queueNameProblem(queue);
+  if (problem !== undefined) throw new TypeError(`Cannot ${action} queue as 'queue' ${problem}`);
 }
 
 function assertBatchSize(method: string, batchSize: number): void {

@@ -1,4 +1,5 @@
 import type {
+  QueueLimits,
   RunListRow,
   RunRow,
   RunStatus,
@@ -43,6 +44,8 @@ export interface TaskRecord<T = unknown> {
    * caller's key, or `args:sha256:…` for a key made from its arguments.
    */
   uniqueKey?: string;
+  /** The task's group (see `PushOptions.group`), when it has one. */
+  group?: string;
   /** Why `args` or `lastResult` could not be decoded, if so. */
   decodeError?: string;
   /**
@@ -89,6 +92,10 @@ export interface QueueInfo {
   oldestDueAt: number | null;
   /** Workers registered on the queue that are alive. */
   aliveWorkers: number;
+  /** Whether the queue is paused (see `Admin.pauseQueue`). */
+  paused: boolean;
+  /** The queue's limits (`{}`: none; see `Admin.setQueueLimits`). */
+  limits: QueueLimits;
 }
 
 /** Zero counts. */
@@ -132,6 +139,7 @@ export function toTaskRecord<T>(row: TaskRow, codec: Codec): TaskRecord<T> {
     runId: row.run_id ?? null,
   };
   if (row.unique_key != null) record.uniqueKey = row.unique_key;
+  if (row.group_key !== null && row.group_key !== undefined) record.group = row.group_key;
   if (decodeError !== undefined) record.decodeError = decodeError;
   return record;
 }

@@ -8,6 +8,7 @@ import type { SharedFetcher } from "./shared.ts";
 import { type PushOptions, resolvePush, type Task } from "./task.ts";
 import { ulid } from "./ulid.ts";
 import { argsKey, type PushResult } from "./unique.ts";
+import type { QueueFlow, QueueLimits, QueueLimitsChange } from "./limits.ts";
 
 /** Options of a storage. */
 export interface StorageOptions extends Omit<AdminOptions, "orphanAfterMs"> {
@@ -67,6 +68,68 @@ export abstract class Storage<T = unknown> extends Admin<T> {
 
   /** The same storage for another queue, sharing connection, codec and clock. */
   abstract forQueue<U = unknown>(queue: string): Storage<U>;
+
+  /**
+   * Pauses this queue everywhere (see {@linkcode Admin.pauseQueue}).
+   *
+   * @example Pushes succeed while paused; nothing starts until resumed
+   * ```ts
+   * import { openDatabase, SqliteStorage } from "@apalis/sqlite";
+   *
+   * const db = openDatabase(":memory:");
+   * SqliteStorage.setup(db);
+   * const email = new SqliteStorage<{ to: string }>(db, "email");
+   * await email.pause();
+   * await email.push({ to: "a@b.c" });
+   * await email.resume();
+   * db.close();
+   * ```
+   */
+  pause(): Promise<QueueFlow> {
+    return this.pauseQueue(this.queue);
+  }
+
+  /** Resumes this queue (see {@linkcode Admin.resumeQueue}). */
+  resume(): Promise<QueueFlow> {
+    return this.resumeQueue(this.queue);
+  }
+
+  /**
+   * Changes this queue's limits (see {@linkcode Admin.setQueueLimits}): given fields set,
+   * `null` removes, absent ones stay.
+   *
+   * @example At most 100 starts a second and 5 at once; one at a time per customer
+   * ```ts
+   * import { openDatabase, SqliteStorage } from "@apalis/sqlite";
+   *
+   * const db = openDatabase(":memory:");
+   * SqliteStorage.setup(db);
+   * const email = new SqliteStorage<{ to: string }>(db, "email");
+   * await email.setLimits({ rate: { limit: 100, perMs: 1_000 }, concurrency: 5, groupConcurrency: 1 });
+   * await email.push({ to: "a@b.c" }, { group: "customer-42" });
+   * const limits = await email.getLimits();
+   * if (limits.concurrency !== 5) throw new Error("unexpected");
+   * db.close();
+   * ```
+   */
+  setLimits(limits: QueueLimitsChange): Promise<QueueFlow> {
+    return this.setQueueLimits(this.queue, limits);
+  }
+
+  /** Removes every limit of this queue. */
+  clearLimits(): Promise<QueueFlow> {
+    return this.clearQueueLimits(this.queue);
+  }
+
+  /** This queue's limits (`{}`: none). */
+  async getLimits(): Promise<QueueLimits> {
+    return (await this.queueFlow(this.queue)).limits;
+  }
+
+  /** Whether this queue is paused. */
+  async isPaused(): Promise<boolean> {
+    return (await this.queueFlow(this.queue)).paused;
+  }
 
   /**
    * Enqueues one task; resolves to its id. With `unique`, a duplicate inserts nothing and
@@ -247,6 +310,7 @@ export abstract class Storage<T = unknown> extends Admin<T> {
       meta: resolved.meta,
       backoff: resolved.backoff,
     };
+    if (resolved.group !== null) row.groupKey = resolved.group;
     // A delay counts from the database's time when time comes from it (hosts' clocks differ).
     if (this.databaseTime && options.runAt === undefined) row.runAfterMs = resolved.runAt - now;
     if (resolved.unique !== undefined) {

@@ -9,6 +9,8 @@ import type {
   JoinPartRow,
   ListedTaskRow,
   NewTaskRow,
+  QueueLimitsChange,
+  QueueSettingsRow,
   RunEffect,
   RunListFilter,
   RunListRow,
@@ -74,6 +76,16 @@ import {
 } from "./tasks.ts";
 import { throughputPrune, throughputSince } from "./throughput.ts";
 import { taskInsertIfUnique } from "./unique.ts";
+import {
+  claimWithinLimits,
+  isRestricted,
+  PAUSED_RECHECK_MS,
+  queueSetLimits,
+  queueSetPaused,
+  queueSettingsGet,
+  queueSettingsList,
+  type StoredQueueSettings,
+} from "./queues.ts";
 import {
   workerGet,
   workerHeartbeat,
@@ -408,6 +420,11 @@ export class SqliteBackend implements Backend {
           taskRelease(db, worker);
           taskReleaseAhead(db, worker, request.release.ahead);
         }
+        // The queue's settings: one primary-key lookup, and nothing more when it has none.
+        const settings = queueSettingsGet(db, queue);
+        if (isRestricted(settings)) {
+          return this.#flushRestricted(request, settings!, now, fenced, replaced);
+        }
         const started = taskStartMany(db, request.start, worker, now);
         let running: ClaimedRow[] = [];
         let ahead: ClaimedRow[] = [];
@@ -432,20 +449,72 @@ export class SqliteBackend implements Backend {
         const flushed: FlushResult = { running, ahead, started, fenced, now };
         if (nextDueInMs !== undefined) flushed.nextDueInMs = nextDueInMs;
         if (replaced) flushed.replaced = replaced;
-        if (request.shared && request.shared.length > 0) {
-          const byQueue = new Map<string, ClaimedRow[]>();
-          for (const row of taskClaimShared(db, { now, wants: request.shared })) {
-            let list = byQueue.get(row.queue);
-            if (!list) byQueue.set(row.queue, list = []);
-            list.push(row);
-          }
-          flushed.deliveries = byQueue;
-        }
+        this.#claimShared(request, flushed, now);
         return flushed;
       }), `record outcomes and claim tasks for worker '${worker}'`);
     // Workflow steps may have enqueued tasks: wake this process's fetchers.
     if (request.acks.some((item) => item.run)) notifyPushed(db, queue);
     return result;
+  }
+
+  /**
+   * The rest of a flush for a queue that is paused or limited (inside its transaction): a paused
+   * queue starts nothing and takes back the worker's `queued` tasks; a limited one starts them
+   * and claims for free slots within its limits, never ahead.
+   */
+  #flushRestricted(
+    request: FlushRequest,
+    settings: StoredQueueSettings,
+    now: number,
+    fenced: Set<string>,
+    replaced: FlushResult["replaced"],
+  ): FlushResult {
+    const { db } = this;
+    const { queue, worker, claim } = request;
+    const flushed: FlushResult = {
+      running: [],
+      ahead: [],
+      started: new Set(),
+      fenced,
+      now,
+      flow: settings.paused ? "paused" : "limited",
+    };
+    if (replaced) flushed.replaced = replaced;
+    if (settings.paused) {
+      taskRelease(db, worker);
+      if (claim.direct > 0) flushed.nextDueInMs = PAUSED_RECHECK_MS;
+    } else {
+      flushed.started = taskStartMany(db, request.start, worker, now);
+      if (claim.direct > 0) {
+        const claimed = claimWithinLimits(db, settings, {
+          queue,
+          worker,
+          now,
+          wanted: claim.direct,
+          textArgs: claim.textArgs,
+        });
+        flushed.running = claimed.running;
+        if (claimed.nextDueInMs !== undefined) flushed.nextDueInMs = claimed.nextDueInMs;
+      }
+    }
+    this.#claimShared(request, flushed, now);
+    return flushed;
+  }
+
+  /** Claims for other queues' idle workers (a shared storage), inside the flush's transaction. */
+  #claimShared(request: FlushRequest, flushed: FlushResult, now: number): void {
+    if (!request.shared || request.shared.length === 0) return;
+    // Queues that are paused or limited are left to their own workers' claims.
+    const wants = request.shared.filter((want) =>
+      !isRestricted(queueSettingsGet(this.db, want.queue))
+    );
+    const byQueue = new Map<string, ClaimedRow[]>();
+    for (const row of taskClaimShared(this.db, { now, wants })) {
+      let list = byQueue.get(row.queue);
+      if (!list) byQueue.set(row.queue, list = []);
+      list.push(row);
+    }
+    flushed.deliveries = byQueue;
   }
 
   /**
@@ -539,6 +608,46 @@ export class SqliteBackend implements Backend {
     }
   }
 
+  // --- flow control
+
+  queueSettingsList(): Promise<QueueSettingsRow[]> {
+    return Promise.resolve(
+      hasQueueSettings(this.db) ? queueSettingsList(this.db).map(publicSettings) : [],
+    );
+  }
+
+  queueSettingsGet(queue: string): Promise<QueueSettingsRow | undefined> {
+    if (!hasQueueSettings(this.db)) return Promise.resolve(undefined);
+    const row = queueSettingsGet(this.db, queue);
+    return Promise.resolve(row && publicSettings(row));
+  }
+
+  async queueSetLimits(
+    queue: string,
+    change: QueueLimitsChange,
+    now = Date.now(),
+  ): Promise<QueueSettingsRow> {
+    const row = await this.#write(
+      () => queueSetLimits(this.db, queue, change, now),
+      `set the limits of queue '${queue}'`,
+    );
+    notifyPushed(this.db, queue); // looser limits: idle workers of this process claim again
+    return publicSettings(row);
+  }
+
+  async queueSetPaused(
+    queue: string,
+    paused: boolean,
+    now = Date.now(),
+  ): Promise<QueueSettingsRow> {
+    const row = await this.#write(
+      () => queueSetPaused(this.db, queue, paused, now),
+      `${paused ? "pause" : "resume"} queue '${queue}'`,
+    );
+    notifyPushed(this.db, queue);
+    return publicSettings(row);
+  }
+
   // --- wake-ups
 
   onPushed(queue: string, listener: () => void): () => void {
@@ -590,6 +699,22 @@ export class SqliteBackend implements Backend {
       await new Promise((resolve) => setTimeout(resolve, 0));
     }
   }
+}
+
+/** The settings without the rate window's internals. */
+function publicSettings(row: StoredQueueSettings): QueueSettingsRow {
+  const { rate_window: _window, ...settings } = row;
+  return settings;
+}
+
+/**
+ * Whether the file has the settings table: reads of a file not yet upgraded (opened read-only
+ * by the CLI or the board) find no settings rather than an error.
+ */
+function hasQueueSettings(db: Database): boolean {
+  return (db.get<{ n: number }>(
+    "SELECT count(*) AS n FROM sqlite_schema WHERE type = 'table' AND name = 'apalis_queues'",
+  )?.n ?? 0) > 0;
 }
 
 /** The ack as the SQL records it: the retry time from the finish time and the delay. */

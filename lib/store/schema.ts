@@ -2,7 +2,7 @@ import { BusyWaitExpired, DatabaseBusyError, waitOutBusySync } from "../sqlite/b
 import type { Database } from "../sqlite/types.ts";
 
 /** The schema version this build of the library writes and understands. */
-export const SCHEMA_VERSION = 6;
+export const SCHEMA_VERSION = 7;
 
 /** Thrown when a database was written by a newer version of the library. */
 export class SchemaVersionError extends Error {
@@ -247,6 +247,23 @@ const MIGRATIONS: readonly string[] = [
      DELETE FROM apalis_unique
      WHERE queue = OLD.queue AND key = OLD.unique_key AND task_id = OLD.id;
    END;`,
+  // 7: flow control. A queue's settings (paused, limits, and the rate limit's recent starts),
+  // read by primary key at every worker flush; and each task's group for groupConcurrency (NULL
+  // for most). Grouped waiting tasks are not indexed apart: a claim with a group limit reads the
+  // queue's due tasks in claim order and skips those of full groups.
+  `CREATE TABLE apalis_queues (
+     queue             TEXT PRIMARY KEY,
+     paused            INTEGER NOT NULL DEFAULT 0 CHECK (paused IN (0, 1)),
+     rate_limit        INTEGER CHECK (rate_limit >= 1),
+     rate_per_ms       INTEGER CHECK (rate_per_ms >= 1),
+     concurrency       INTEGER CHECK (concurrency >= 1),
+     group_concurrency INTEGER CHECK (group_concurrency >= 1),
+     -- Starts counted by the rate limit: a JSON array of [bucket, count] (see rate_window.ts).
+     rate_window       TEXT,
+     updated_at        INTEGER NOT NULL,
+     CHECK ((rate_limit IS NULL) = (rate_per_ms IS NULL))
+   ) WITHOUT ROWID;
+   ALTER TABLE apalis_tasks ADD COLUMN group_key TEXT;`,
 ];
 
 /** Reads the schema version of a database: 0 when it was never set up. */

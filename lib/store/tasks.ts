@@ -95,14 +95,15 @@ export interface TaskAck {
 }
 
 const COLUMNS = "id, queue, status, args, attempts, max_attempts, priority, run_at, created_at, " +
-  "lock_by, lock_at, done_at, last_result, last_error, meta, backoff, run_id, step, unique_key";
+  "lock_by, lock_at, done_at, last_result, last_error, meta, backoff, run_id, step, unique_key, " +
+  "group_key";
 const INSERT_COLUMNS =
   "id, queue, status, args, attempts, max_attempts, priority, run_at, created_at, meta, backoff, " +
-  "run_id, step, run_seq";
-const INSERT_ROW = "(?, ?, 'pending', CAST(? AS BLOB), 0, ?, ?, ?, ?, ?, ?, ?, ?, " +
+  "run_id, step, group_key, run_seq";
+const INSERT_ROW = "(?, ?, 'pending', CAST(? AS BLOB), 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, " +
   "CASE WHEN ? IS NULL THEN NULL ELSE " +
   "(SELECT coalesce(max(run_seq), 0) + 1 FROM apalis_tasks WHERE run_id = ?) END)";
-const INSERT_CHUNK = 64; // 15 values a row: stays far below SQLite's limit of bound values
+const INSERT_CHUNK = 64; // 16 values a row: stays far below SQLite's limit of bound values
 
 /** The values of a plain row (`PLAIN_COLUMNS`): the first of every insert's. */
 function plainValues(row: NewTaskRow, into: SqlValue[]): void {
@@ -116,6 +117,7 @@ function insertValues(row: NewTaskRow, into: SqlValue[]): void {
     row.backoff,
     row.runId ?? null,
     row.step ?? null,
+    row.groupKey ?? null,
     row.runId ?? null,
     row.runId ?? null,
   );
@@ -141,15 +143,15 @@ export function taskInsertUnique(db: Database, row: NewTaskRow, key: string): vo
   );
 }
 
-// Most tasks have no meta, backoff or workflow: they bind 7 values instead of 13, and skip the
-// run_seq expression.
+// Most tasks have no meta, backoff, workflow or group: they bind 7 values instead of 14, and
+// skip the run_seq expression.
 const PLAIN_COLUMNS = "id, queue, args, max_attempts, priority, run_at, created_at";
 const PLAIN_ROW = "(?, ?, CAST(? AS BLOB), ?, ?, ?, ?)";
 const PLAIN_CHUNK = 128;
 
 function isPlain(row: NewTaskRow): boolean {
   return row.meta === null && row.backoff === null && (row.runId ?? null) === null &&
-    (row.step ?? null) === null;
+    (row.step ?? null) === null && (row.groupKey ?? null) === null;
 }
 
 /** Inserts many tasks with multi-row statements; call inside a transaction. */
@@ -362,6 +364,107 @@ export function taskClaim(
     );
   }
   return rows.map((values) => ownClaimedRow(values, claim.queue, claim.now));
+}
+
+/** How many tasks of `queue` workers hold (`queued` or `running`), read from the held-tasks index. */
+export function taskHeldCount(db: Database, queue: string): number {
+  return db.get<{ n: number }>(
+    `SELECT count(*) AS n FROM apalis_tasks WHERE ${IS_HELD} AND queue = ?`,
+    [queue],
+  )?.n ?? 0;
+}
+
+/** How many tasks of each group of `queue` workers hold (groups holding none are left out). */
+export function taskHeldByGroup(db: Database, queue: string): Map<string, number> {
+  return new Map(
+    db.values<[string, number]>(
+      `SELECT group_key, count(*) FROM apalis_tasks
+       WHERE ${IS_HELD} AND queue = ? AND group_key IS NOT NULL GROUP BY group_key`,
+      [queue],
+    ),
+  );
+}
+
+const groupedStatements = new Map<string, string>();
+
+/**
+ * A queue's due waiting tasks in claim order, naming `slots` priorities, but for those of the
+ * groups in a JSON array; the worker's claim columns, then the group. Parameters: queue, the
+ * priorities, now, the groups to skip, limit.
+ */
+function groupedCandidates(slots: number, textArgs: boolean): string {
+  const key = `${slots}:${textArgs}`;
+  let sql = groupedStatements.get(key);
+  if (sql === undefined) {
+    const priority = slots === 0 ? "" : ` AND priority IN (${placeholders("?", slots)})`;
+    sql = `SELECT ${ownClaimColumns(textArgs)}, group_key FROM apalis_tasks
+      WHERE queue = ? AND ${IS_WAITING}${priority} AND run_at <= ?
+        AND (group_key IS NULL OR group_key NOT IN (SELECT value FROM json_each(?)))
+      ORDER BY priority DESC, run_at, id
+      ${LIMIT_PARAMETER}`;
+    groupedStatements.set(key, sql);
+  }
+  return sql;
+}
+
+/**
+ * Claims up to `limit` due tasks of a queue under `worker`, into `running`, in claim order, but
+ * never so many of a group that more than `groupLimit` of it are held: tasks of full groups are
+ * skipped, and those behind them taken (a busy group does not hold the others up). Reads the
+ * queue's due tasks in pages until it has `limit` or there are none left; tasks of groups already
+ * full when it starts are filtered out by the statement itself.
+ */
+export function taskClaimGrouped(
+  db: Database,
+  claim: {
+    queue: string;
+    worker: string;
+    now: number;
+    limit: number;
+    groupLimit: number;
+    levels?: number[] | null;
+    textArgs?: boolean;
+  },
+): ClaimedRow[] {
+  const { queue, now, limit, groupLimit } = claim;
+  const levels = claim.levels === undefined ? taskWaitingPriorities(db, queue) : claim.levels;
+  if (limit <= 0 || (levels !== null && levels.length === 0)) return [];
+  const textArgs = claim.textArgs === true;
+  const sql = groupedCandidates(levelSlots(levels), textArgs);
+  const groupAt = textArgs ? 12 : 11;
+  const held = taskHeldByGroup(db, queue);
+  const full = new Set<string>();
+  for (const [group, n] of held) if (n >= groupLimit) full.add(group);
+  const page = Math.max(32, limit * 4);
+  const claimed: ClaimedRow[] = [];
+  while (claimed.length < limit) {
+    const rows = db.values(sql, [
+      queue,
+      ...levelValues(levels),
+      now,
+      JSON.stringify([...full]),
+      page,
+    ]);
+    const picked: unknown[][] = [];
+    for (const values of rows) {
+      if (claimed.length + picked.length >= limit) break;
+      const group = values[groupAt] as string | null;
+      if (group !== null) {
+        if (full.has(group)) continue; // filled by this claim, after the statement read it
+        const n = (held.get(group) ?? 0) + 1;
+        held.set(group, n);
+        if (n >= groupLimit) full.add(group);
+      }
+      picked.push(values.slice(0, groupAt));
+    }
+    if (picked.length > 0) {
+      const rowids = JSON.stringify(picked.map((values) => values[0]));
+      db.run(CLAIM_MARK_SQL, [claim.worker, now, rowids]);
+      for (const values of picked) claimed.push(ownClaimedRow(values, queue, now));
+    }
+    if (rows.length < page) break; // none left past these
+  }
+  return claimed;
 }
 
 /**

@@ -80,6 +80,12 @@ interface Claimed {
 
 const NOTHING_CLAIMED: Claimed = { found: false, full: false };
 
+/**
+ * Tasks claimed ahead start from memory only while the worker's last flush is this recent: a
+ * pause or limits set since then are learnt first (the next flush gives them back).
+ */
+const AHEAD_FRESH_MS = 1000;
+
 /** A worker claims ahead what it expects to start within this long (from its recent pace). */
 const AHEAD_WINDOW_MS = 10;
 /** Its pace is sampled over at least this long. */
@@ -132,6 +138,10 @@ export class Worker<T = unknown> {
   #stragglerTimer: ReturnType<typeof setTimeout> | undefined;
   /** Stops listening for other processes' commits, while listening. */
   #unwatch: (() => void) | undefined;
+  /** Whether the queue was paused or limited at the last flush (see `FlushResult.flow`). */
+  #flow: "paused" | "limited" | undefined;
+  /** When the last flush succeeded (`performance.now()`). */
+  #flushedAt = performance.now();
 
   /** @param options the assembled settings (see `WorkerBuilder`) */
   constructor(options: WorkerOptions<T>) {
@@ -386,13 +396,19 @@ export class Worker<T = unknown> {
     const acks = this.#acks;
     this.#acks = [];
     if (!stopping) this.#startAhead();
+    // A paused or limited queue: what is held ahead goes back (it would start unchecked).
+    const giveBack = stopping ||
+      (this.#flow !== undefined && (this.#ahead.length > 0 ||
+        (this.#flow === "paused" && this.#buffer.length > 0)));
     const free = stopping ? 0 : concurrency - this.#inFlight.size;
-    const fromBuffer = this.#buffer.slice(0, free);
+    const fromBuffer = giveBack ? [] : this.#buffer.slice(0, free);
     const direct = free - fromBuffer.length; // slots no buffered task covers
-    const ahead = stopping ? 0 : this.#pace.aheadWanted(config.bufferSize, this.#ahead.length);
+    const ahead = stopping || this.#flow !== undefined
+      ? 0
+      : this.#pace.aheadWanted(config.bufferSize, this.#ahead.length);
     const wanted = direct + ahead;
-    const aheadToRelease = stopping ? this.#ahead : [];
-    const release = stopping && (this.#buffer.length > 0 || aheadToRelease.length > 0);
+    const aheadToRelease = giveBack ? this.#ahead : [];
+    const release = giveBack && (this.#buffer.length > 0 || aheadToRelease.length > 0);
     const shared = stopping ? undefined : storage.shared;
     if (acks.length === 0 && wanted === 0 && !release && fromBuffer.length === 0) {
       return NOTHING_CLAIMED; // nothing to write
@@ -419,8 +435,11 @@ export class Worker<T = unknown> {
       this.#acks = kept.concat(this.#acks);
       throw error;
     }
+    this.#flushedAt = performance.now();
     const { running, started: resumed, fenced, deliveries } = outcome;
     const claimedAhead = outcome.ahead;
+    const flowChanged = outcome.flow !== this.#flow;
+    this.#flow = outcome.flow;
     if (outcome.nextDueInMs !== undefined) {
       this.#nextDue = outcome.nextDueInMs === null
         ? undefined
@@ -429,9 +448,12 @@ export class Worker<T = unknown> {
       this.#nextDue = undefined;
     }
     if (shared && deliveries) shared.deliver(deliveries, storage.queue);
-    this.#buffer = stopping ? [] : this.#buffer.slice(fromBuffer.length);
-    if (stopping) this.#ahead = [];
-    else if (claimedAhead.length > 0) this.#ahead.push(...claimedAhead);
+    // Released (a stop, a pause, limits) or taken back by a paused queue's flush: gone.
+    const dropped = release || outcome.flow === "paused";
+    this.#buffer = dropped ? [] : this.#buffer.slice(fromBuffer.length);
+    if (release) this.#ahead = [];
+    if (claimedAhead.length > 0) this.#ahead.push(...claimedAhead);
+    if (flowChanged && this.#flow !== undefined && this.#ahead.length > 0) this.#poke();
     this.#replaceFailedEffects(acks, outcome.replaced);
     for (const pending of acks) this.#report(pending, fenced.has(pending.ack.id));
     const started: ClaimedRow[] = [];
@@ -445,6 +467,7 @@ export class Worker<T = unknown> {
     started.push(...running);
     if (started.length > 0) this.#idle = false;
     for (const row of started) this.#execute(row);
+    if (!stopping) this.#startAhead(); // those held back while the last flush was not recent
     const claimed = running.length + claimedAhead.length;
     return { found: claimed > 0, full: wanted > 0 && claimed >= wanted };
   }
@@ -478,8 +501,13 @@ export class Worker<T = unknown> {
     }
   }
 
-  /** Starts tasks claimed ahead in the slots that are free. */
+  /**
+   * Starts tasks claimed ahead in the slots that are free, unless the queue is paused or limited
+   * (they go back at the next flush) or the last flush is not recent (the next one may learn so).
+   */
   #startAhead(): void {
+    if (this.#ahead.length === 0) return;
+    if (this.#flow !== undefined || performance.now() - this.#flushedAt > AHEAD_FRESH_MS) return;
     while (this.#ahead.length > 0 && this.#inFlight.size < this.#o.concurrency) {
       this.#execute(this.#ahead.shift()!);
     }

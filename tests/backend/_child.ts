@@ -135,6 +135,24 @@ export async function readRecords(path: string): Promise<ExecutionRecord[]> {
   });
 }
 
+/** The handler runs recorded in `path` by children started with `--spans path`. */
+export async function readSpans(
+  path: string,
+): Promise<{ taskId: string; key: string; start: number; end: number }[]> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return [];
+    throw error;
+  }
+  return text.split("\n").filter((line) => line !== "").map((line) => {
+    const [taskId, start, end, key] = line.split(" ");
+    assert.ok(taskId && start && end && key, `a whole line: ${line}`);
+    return { taskId, key, start: Number(start), end: Number(end) };
+  });
+}
+
 /** How many times each key occurs. */
 export function countBy<T>(items: readonly T[], key: (item: T) => string): Map<string, number> {
   const counts = new Map<string, number>();

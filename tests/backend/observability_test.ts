@@ -31,7 +31,14 @@ backendTest(
     const betaCounts = { ...ZERO, done: 2, total: 2 };
     const queues = await admin.listQueues();
     assert.deepEqual(queues.filter((q) => q.name !== "beta"), [
-      { name: "alpha", counts: alphaCounts, oldestDueAt: t - 500, aliveWorkers: 0 },
+      {
+        name: "alpha",
+        counts: alphaCounts,
+        oldestDueAt: t - 500,
+        aliveWorkers: 0,
+        paused: false,
+        limits: {},
+      },
     ]);
     assert.deepEqual(queues.find((q) => q.name === "beta")?.counts, betaCounts);
     assert.equal(queues.find((q) => q.name === "beta")?.oldestDueAt, null);

@@ -8,7 +8,7 @@
  *   deno run -A tests/backend/worker_child.ts --location LOCATION --name NAME [--queue default]
  *     [--concurrency 1] [--buffer-size 400] [--keep-alive-ms 30000] [--orphan-after-ms 300000]
  *     [--poll-ms 50] [--sleep-ms 0] [--fail-first 0] [--backoff-ms 10] [--record PATH]
- *     [--flow fanin|steps] [--host HOST]
+ *     [--flow fanin|steps] [--host HOST] [--spans PATH]
  *
  * --sleep-ms N     each handler sleeps N ms (keeps tasks in flight when a kill lands)
  * --fail-first N   throw on attempts 1..N of every task (retried after --backoff-ms)
@@ -21,6 +21,9 @@
  *                  `stepsResult`); start runs with `pushStart(n)`
  * --host HOST      register under host name HOST instead of this machine's (a process that
  *                  stands for another host: see `WorkerBuilder.host`)
+ * --spans PATH     append one line per handler run to PATH when it ends, in one write(2):
+ *                  "taskId start end group" (epoch ms; the group is the payload's `group`
+ *                  field, `-` for none): see `readSpans` in `_child.ts`
  *
  * Once its worker has registered it prints `ready NAME PID` on stdout. SIGTERM stops the worker
  * gracefully, then it exits 0. Anything that goes wrong goes to stderr (fatal: exit 1).
@@ -91,6 +94,7 @@ async function main(): Promise<void> {
       record: { type: "string" },
       flow: { type: "string" },
       host: { type: "string" },
+      spans: { type: "string" },
     },
     strict: true,
   });
@@ -112,6 +116,13 @@ async function main(): Promise<void> {
     if (log === undefined) return;
     const fields = [ctx.taskId, ctx.attempt, name, process.pid, node ?? "-", ctx.runId ?? "-"];
     writeSync(log, `${fields.join(" ")}\n`);
+  };
+  const spanLog = values.spans === undefined ? undefined : openSync(values.spans, "a");
+  const span = (ctx: TaskContext, args: unknown, start: number) => {
+    if (spanLog === undefined) return;
+    const group = (args as { group?: unknown } | null)?.group;
+    const key = typeof group === "string" && group !== "" ? group : "-";
+    writeSync(spanLog, `${ctx.taskId} ${start} ${Date.now()} ${key}\n`);
   };
   const pause = () =>
     sleepMs > 0 ? new Promise((resolve) => setTimeout(resolve, sleepMs)) : Promise.resolve();
@@ -165,9 +176,11 @@ async function main(): Promise<void> {
       .andThen(step(3, (n) => n * 10));
     worker = builder.build(flow as unknown as Workflow<unknown>);
   } else {
-    worker = builder.build(async (_args, ctx) => {
+    worker = builder.build(async (args, ctx) => {
+      const start = Date.now();
       record(ctx, null);
       await pause();
+      span(ctx, args, start);
       if (ctx.attempt <= failFirst) throw new PlannedFailure(ctx.attempt);
       return ctx.attempt;
     });
@@ -176,6 +189,7 @@ async function main(): Promise<void> {
     await worker.run();
   } finally {
     if (log !== undefined) closeSync(log);
+    if (spanLog !== undefined) closeSync(spanLog);
     await connection.close();
   }
 }

@@ -392,3 +392,39 @@ Deno.test("createBoardHandler() reuses counts that were slow to read, says how o
   );
   assert.ok(after.countedAt > reused.countedAt);
 });
+
+Deno.test("createBoardHandler() pauses and resumes a queue through POST, and its page shows state and limits", async () => {
+  await using temp = await tempDatabase();
+  const data = await seed(temp.db);
+  const board = createBoardHandler(temp.db);
+  await data.email.setLimits({ rate: { limit: 100, perMs: 1_000 }, groupConcurrency: 1 });
+  let page = await html(await get(board, "/queues/email"));
+  assert.match(page, /data-field="paused"><span class="badge s-done">active<\/span>/);
+  assert.match(page, /data-field="limits">100\/1s, 1 per group</);
+  assert.match(page, /action="\/queues\/email\/pause"/);
+
+  const paused = await post(board, "/queues/email/pause", { origin: ORIGIN });
+  assert.equal(paused.status, 303);
+  assert.equal(paused.headers.get("location"), "/queues/email");
+  assert.equal(await data.email.isPaused(), true);
+  page = await html(await get(board, "/queues/email"));
+  assert.match(page, /<span class="badge s-failed">paused<\/span>/);
+  assert.match(page, /action="\/queues\/email\/resume"/);
+
+  const api = await post(board, "/api/queues/email/resume");
+  assert.equal(api.status, 200);
+  assert.deepEqual(await api.json(), {
+    queue: "email",
+    paused: false,
+    limits: { rate: { limit: 100, perMs: 1_000 }, groupConcurrency: 1 },
+  });
+  assert.equal(await data.email.isPaused(), false);
+
+  // Another site cannot pause; GET never acts.
+  assert.equal(
+    (await post(board, "/queues/email/pause", { origin: "http://evil.example" })).status,
+    403,
+  );
+  assert.equal((await get(board, "/queues/email/pause")).status, 404);
+  assert.equal(await data.email.isPaused(), false);
+});

@@ -114,7 +114,7 @@ pgTest(
       [["email", 0], ["sms", 0]],
     );
     const queuesTable = await cli(db.url, ["queues"]);
-    assert.match(queuesTable.out, /\nemail +3 +0 +0 +0 +0 +0 +3 +\S+ +0\n/);
+    assert.match(queuesTable.out, /\nemail +3 +0 +0 +0 +0 +0 +3 +\S+ +0 +active +-\n/);
     assert.deepEqual(await cli(db.url, ["workers"]), { code: 0, out: "No workers.\n", err: "" });
     assert.deepEqual(await cli(db.url, ["workers", "--json"]), { code: 0, out: "[]\n", err: "" });
 

@@ -39,11 +39,11 @@ Deno.test("queuesCommand.run() lists queues with counts, oldest due age and aliv
     const lines = out.trimEnd().split("\n");
     assert.match(
       lines[0]!,
-      /^QUEUE +PENDING +QUEUED +RUNNING +DONE +FAILED +KILLED +TOTAL +OLDEST DUE +WORKERS$/,
+      /^QUEUE +PENDING +QUEUED +RUNNING +DONE +FAILED +KILLED +TOTAL +OLDEST DUE +WORKERS +STATE +LIMITS$/,
     );
-    assert.match(lines[1]!, /^email +2 +0 +0 +0 +0 +0 +2 +1m \d+s +0$/);
-    assert.match(lines[2]!, /^idle +0 +0 +0 +0 +0 +0 +0 +- +1$/);
-    assert.match(lines[3]!, /^sms +1 +0 +0 +0 +0 +0 +1 +- +0$/);
+    assert.match(lines[1]!, /^email +2 +0 +0 +0 +0 +0 +2 +1m \d+s +0 +active +-$/);
+    assert.match(lines[2]!, /^idle +0 +0 +0 +0 +0 +0 +0 +- +1 +active +-$/);
+    assert.match(lines[3]!, /^sms +1 +0 +0 +0 +0 +0 +1 +- +0 +active +-$/);
     assert.equal(lines.length, 4);
 
     const json = await run(temp.path, ["queues", "--json"]);

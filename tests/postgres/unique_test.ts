@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { PostgresStorage } from "../../postgres.ts";
-import { migratePostgres } from "../../lib/postgres/schema.ts";
+import { migratePostgres, POSTGRES_SCHEMA_VERSION } from "../../lib/postgres/schema.ts";
 import { FakeClock } from "../_helpers.ts";
 import { pgTest, tempPostgres } from "../_postgres.ts";
 
@@ -84,7 +84,7 @@ pgTest(
     await db.pg.sql`
       INSERT INTO apalis_tasks (id, queue, args, run_at, created_at)
       VALUES ('old', 'q', '\\x7b7d'::bytea, 0, 0)`;
-    assert.equal(await PostgresStorage.setup(db.pg), 2);
+    assert.equal(await PostgresStorage.setup(db.pg), POSTGRES_SCHEMA_VERSION);
     const storage = new PostgresStorage<unknown>(db.pg, "q");
     const old = await storage.fetchById("old");
     assert.deepEqual([old?.args, old?.uniqueKey], [{}, undefined]);

@@ -136,8 +136,22 @@ Deno.test("SqliteStorage.listQueues() and stats() count tasks per state when the
   const alphaCounts = { ...zero, pending: 3, killed: 1, total: 4 };
   const betaCounts = { ...zero, done: 2, total: 2 };
   assert.deepEqual(await alpha.listQueues(), [
-    { name: "alpha", counts: alphaCounts, oldestDueAt: t - 500, aliveWorkers: 0 },
-    { name: "beta", counts: betaCounts, oldestDueAt: null, aliveWorkers: 0 },
+    {
+      name: "alpha",
+      counts: alphaCounts,
+      oldestDueAt: t - 500,
+      aliveWorkers: 0,
+      paused: false,
+      limits: {},
+    },
+    {
+      name: "beta",
+      counts: betaCounts,
+      oldestDueAt: null,
+      aliveWorkers: 0,
+      paused: false,
+      limits: {},
+    },
   ]);
   assert.deepEqual(await alpha.stats("alpha"), alphaCounts);
   assert.deepEqual(await alpha.stats("beta"), betaCounts);

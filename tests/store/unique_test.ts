@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { DuplicateTaskError, SqliteStorage } from "../../mod.ts";
-import { migrate } from "../../lib/store/schema.ts";
+import { migrate, SCHEMA_VERSION } from "../../lib/store/schema.ts";
 import { FakeClock, tempDatabase } from "../_helpers.ts";
 
 Deno.test("pushSync() with unique claims the key in the caller's transaction; a rollback releases it", async () => {
@@ -78,7 +78,7 @@ Deno.test("SqliteStorage.setup() upgrades a version 5 file to unique tasks, keep
   db.run(
     "INSERT INTO apalis_tasks (id, queue, args, run_at, created_at) VALUES ('old', 'q', X'7b7d', 0, 0)",
   );
-  assert.equal(SqliteStorage.setup(db), 6);
+  assert.equal(SqliteStorage.setup(db), SCHEMA_VERSION);
   const storage = new SqliteStorage<unknown>(db, "q");
   const old = await storage.fetchById("old");
   assert.deepEqual([old?.args, old?.uniqueKey], [{}, undefined]);

@@ -4,6 +4,7 @@ import { badge, count, cutPreview, formatBytes, preview, timeTag } from "../form
 import { formatAgo } from "../../format/duration.ts";
 import { html } from "../html.ts";
 import { countedNote, href, type Page, type PageContext, pager } from "../layout.ts";
+import { formatLimits } from "../../format/limits.ts";
 
 /** One queue's tasks, filtered by state, newest first, one page at a time. */
 export function queuePageView(ctx: PageContext, data: QueuePage): Page {
@@ -41,9 +42,31 @@ export function queuePageView(ctx: PageContext, data: QueuePage): Page {
       </tr>
     `
   );
+  const { paused, limits } = data.flow;
+  const toggle = paused ? "resume" : "pause";
+  const question = paused
+    ? `Resume queue ${data.queue}? Workers start its tasks again.`
+    : `Pause queue ${data.queue}? No worker starts its tasks until it is resumed.`;
   const content = html`
     <h1>Queue <span class="mono">${data.queue}</span></h1>
     ${countedNote(data.countedAt, ctx.now)}
+    <div class="card">
+      <dl class="facts">
+        <dt>State</dt>
+        <dd data-field="paused">${paused
+          ? html`<span class="badge s-failed">paused</span>`
+          : html`<span class="badge s-done">active</span>`}</dd>
+        <dt>Limits</dt>
+        <dd data-field="limits">${formatLimits(limits)}</dd>
+      </dl>
+      <div class="actions">
+        <form method="post" action="${href(ctx, `${base}/${toggle}`)}" data-confirm="${question}">
+          <button type="submit" class="${paused
+            ? "primary"
+            : "danger"}" data-action="${toggle}">${paused ? "Resume" : "Pause"}</button>
+        </form>
+      </div>
+    </div>
     <div class="tabs">${tab(null, "all", data.counts.total)}${TASK_STATUSES.map((status) =>
       tab(status, status, data.counts[status])
     )}</div>

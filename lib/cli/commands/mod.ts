@@ -10,6 +10,8 @@ import { workersCommand } from "./workers.ts";
 import { retryCommand } from "./retry.ts";
 import { killCommand } from "./kill.ts";
 import { vacuumCommand } from "./vacuum.ts";
+import { pauseCommand, resumeCommand } from "./pause.ts";
+import { limitsCommand } from "./limits.ts";
 import { boardCommand } from "./board.ts";
 import { versionCommand } from "./version.ts";
 
@@ -25,6 +27,9 @@ export const COMMANDS: readonly Command[] = [
   workersCommand,
   retryCommand,
   killCommand,
+  pauseCommand,
+  resumeCommand,
+  limitsCommand,
   vacuumCommand,
   boardCommand,
   versionCommand,
