@@ -345,3 +345,16 @@ function tickTask(row: ScheduleRow, tick: number, now: number): NewTaskRow {
     backoff: null,
   };
 }
+
+/**
+ * Whether `error`, or one of its causes, says that the schedules' table does not exist: a
+ * database whose schema predates schedules, read without upgrading it (CLI, board).
+ */
+export function isMissingSchedulesTable(error: unknown): boolean {
+  for (let e = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    if (/apalis_schedules/.test(e.message) && /no such table|does not exist/.test(e.message)) {
+      return true;
+    }
+  }
+  return false;
+}

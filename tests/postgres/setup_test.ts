@@ -10,6 +10,7 @@ const TABLES = [
   "apalis_join_parts",
   "apalis_joins",
   "apalis_runs",
+  "apalis_schedules",
   "apalis_schema",
   "apalis_tasks",
   "apalis_throughput",

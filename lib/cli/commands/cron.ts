@@ -1,5 +1,10 @@
-import { CATCH_UP_MODES, type CatchUp, type ScheduleInfo } from "../../storage/schedules.ts";
-import type { ScheduleOptions } from "../../storage/schedules.ts";
+import {
+  CATCH_UP_MODES,
+  type CatchUp,
+  isMissingSchedulesTable,
+  type ScheduleInfo,
+  type ScheduleOptions,
+} from "../../storage/schedules.ts";
 import { InvalidScheduleError } from "../../storage/errors.ts";
 import type { Admin } from "../../storage/admin.ts";
 import { type Command, type CommandContext, openForCommand } from "../command.ts";
@@ -175,16 +180,6 @@ async function schedulesOf(admin: Admin, queue?: string): Promise<ScheduleInfo[]
     if (isMissingSchedulesTable(error)) return [];
     throw error;
   }
-}
-
-/** Whether `error`, or one of its causes, says that the schedules' table does not exist. */
-function isMissingSchedulesTable(error: unknown): boolean {
-  for (let e = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
-    if (/apalis_schedules/.test(e.message) && /no such table|does not exist/.test(e.message)) {
-      return true;
-    }
-  }
-  return false;
 }
 
 function render(io: CliIo, schedules: ScheduleInfo[]): string {
