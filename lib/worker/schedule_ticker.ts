@@ -8,10 +8,12 @@
  * @module
  */
 import type { Storage } from "../storage/storage.ts";
-import { enqueueDue } from "../storage/schedules.ts";
+import { enqueueDue, isMissingSchedulesTable } from "../storage/schedules.ts";
 
 /** The longest a worker goes without looking at its queue's schedules. */
 export const SCHEDULE_LOOK_MS = 1000;
+/** How often it looks in a database whose schema predates schedules (not set up since). */
+const NO_TABLE_LOOK_MS = 60_000;
 
 /** Runs the looks until {@linkcode ScheduleTicker.stop}. */
 export class ScheduleTicker {
@@ -21,6 +23,7 @@ export class ScheduleTicker {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #wake: (() => void) | undefined;
   #running: Promise<void> | undefined;
+  #toldNoTable = false;
 
   /**
    * @param storage the worker's queue
@@ -57,7 +60,11 @@ export class ScheduleTicker {
         }
       } catch (error) {
         if (storage.backend.closed) return;
-        this.#onError(error);
+        // An older schema (the library upgraded, setup() not run yet): say so once, not each second.
+        const noTable = isMissingSchedulesTable(error);
+        if (noTable) delay = NO_TABLE_LOOK_MS;
+        if (!noTable || !this.#toldNoTable) this.#onError(error);
+        this.#toldNoTable ||= noTable;
       }
       if (this.#stopped) return;
       await new Promise<void>((resolve) => {
