@@ -79,6 +79,22 @@ export class WaitTimeoutError extends Error {
  * Thrown by `schedule()` for input it refuses (a bad cron expression or time zone, an unknown
  * catch-up mode, a bad priority…), before anything is written. The message names the schedule,
  * the field and the value.
+ *
+ * @example Usage
+ * ```ts
+ * import { InvalidScheduleError, openDatabase, SqliteStorage } from "@apalis/sqlite";
+ *
+ * const db = openDatabase(":memory:");
+ * SqliteStorage.setup(db);
+ * const storage = new SqliteStorage(db, "reports");
+ * try {
+ *   await storage.schedule("nightly", "0 3 * * *", null, { timezone: "Mars/Olympus" });
+ * } catch (error) {
+ *   if (!(error instanceof InvalidScheduleError) || error.field !== "timezone") throw error;
+ * }
+ * if ((await storage.listSchedules()).length !== 0) throw new Error("nothing is written");
+ * db.close();
+ * ```
  */
 export class InvalidScheduleError extends TypeError {
   /** The schedule's name. */

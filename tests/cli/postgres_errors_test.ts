@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Cluster, pgTest, sharedCluster } from "../_postgres.ts";
 import { cli } from "./_postgres_cli.ts";
+import { POSTGRES_SCHEMA_VERSION } from "../../postgres.ts";
 
 /** Commands of each kind of access: read, read-then-write, write, create, setup. */
 const COMMANDS = [
@@ -129,7 +130,8 @@ pgTest(
       const init = await cli(url("right-pw"), ["init"]);
       assert.deepEqual(init, {
         code: 0,
-        out: `Initialized postgres://app:***@127.0.0.1:${cluster.port}/app (schema version 1)\n`,
+        out:
+          `Initialized postgres://app:***@127.0.0.1:${cluster.port}/app (schema version ${POSTGRES_SCHEMA_VERSION})\n`,
         err: "",
       });
       assert.deepEqual(await cli(url("right-pw"), ["stats"]), {
