@@ -84,7 +84,9 @@ export {
 export { ulid } from "./lib/storage/ulid.ts";
 export {
   DuplicateTaskError,
+  InvalidScheduleError,
   RunNotFoundError,
+  ScheduleNameTakenError,
   TaskNotFoundError,
   TaskStateError,
   WaitTimeoutError,
@@ -102,6 +104,15 @@ export type {
   WorkerInfo,
 } from "./lib/storage/records.ts";
 export type { WorkflowGraph } from "./lib/storage/graph.ts";
+export {
+  CATCH_UP_MODES,
+  type CatchUp,
+  type CronMeta,
+  type ListSchedulesOptions,
+  type ScheduleInfo,
+  type ScheduleOptions,
+} from "./lib/storage/schedules.ts";
+export { MAX_CATCH_UP, ON_TIME_MS } from "./lib/storage/cron.ts";
 export { type RetryOptions, WorkerBuilder } from "./lib/worker/worker_builder.ts";
 export { type Handler, type Middleware, Worker } from "./lib/worker/worker.ts";
 export { TaskContext } from "./lib/worker/context.ts";

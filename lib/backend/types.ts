@@ -449,6 +449,77 @@ export interface RunListFilter {
   offset: number;
 }
 
+/** What to do with ticks missed while no worker of the queue ran (see `ScheduleOptions`). */
+export type CatchUp = "none" | "latest" | "all";
+
+/** A cron schedule as stored. `next_at` is the tick the schedule enqueues next. */
+export interface ScheduleRow {
+  name: string;
+  queue: string;
+  cron: string;
+  /** The IANA time zone the expression is read in; `null`: UTC. */
+  timezone: string | null;
+  /** The encoded arguments of every task it enqueues. */
+  args: Uint8Array;
+  priority: number;
+  max_attempts: number;
+  /** The meta of every task it enqueues (JSON), besides the tick. */
+  meta: string | null;
+  catch_up: CatchUp;
+  paused: boolean;
+  next_at: number;
+  /** The last tick it enqueued a task for. */
+  last_at: number | null;
+  last_task_id: string | null;
+  /** Bumped by every upsert: fences an advance computed from an older version of the row. */
+  revision: number;
+  created_at: number;
+  updated_at: number;
+}
+
+/** A schedule to create or replace (see {@linkcode Backend.scheduleUpsert}). */
+export interface ScheduleUpsert {
+  name: string;
+  queue: string;
+  cron: string;
+  timezone: string | null;
+  /** The encoded arguments: bytes, or a text codec's text. */
+  args: Uint8Array | string;
+  priority: number;
+  maxAttempts: number;
+  meta: string | null;
+  catchUp: CatchUp;
+  paused: boolean;
+  /** The first tick after now, for a new row or one whose timing changed. */
+  nextAt: number;
+  /** The time of the change. */
+  now: number;
+}
+
+/** The due schedules of a queue, as {@linkcode Backend.scheduleDue} reads them. */
+export interface ScheduleDue {
+  /** The time the read used (PostgreSQL without a clock: the server's). */
+  now: number;
+  /** Schedules of the queue, not paused, whose next tick is at or before `now`. */
+  due: ScheduleRow[];
+  /** The earliest next tick after `now` of the queue's other running schedules; null: none. */
+  nextAt: number | null;
+}
+
+/** A schedule's move past its due ticks, with the tasks they enqueue (see `scheduleAdvance`). */
+export interface ScheduleAdvance {
+  name: string;
+  queue: string;
+  /** The revision the advance was computed from. */
+  revision: number;
+  /** The next tick the advance was computed from. */
+  from: number;
+  /** The new next tick: the first after now. */
+  to: number;
+  /** The tasks of the ticks enqueued (ids `cron:<name>:<tick ms>`), oldest first; may be empty. */
+  tasks: NewTaskRow[];
+}
+
 /**
  * A database the queue runs on. Implementations: `SqliteBackend` (lib/store/backend.ts) and
  * `PostgresBackend` (lib/postgres/backend.ts).
@@ -602,6 +673,35 @@ export interface Backend {
   queueSetLimits(queue: string, change: QueueLimitsChange, now?: number): Promise<QueueSettingsRow>;
   /** Pauses or resumes a queue and wakes its workers; returns the settings now stored. */
   queueSetPaused(queue: string, paused: boolean, now?: number): Promise<QueueSettingsRow>;
+  // --- cron schedules
+
+  /**
+   * Creates the schedule `name`, or replaces the one of that name in the same queue: its next
+   * tick becomes `nextAt` when the row is new, when its expression or time zone changed, or when
+   * it goes from paused to running; otherwise it keeps its next tick (so that a process that
+   * declares its schedules at every start does not skip a catch-up). One statement. A schedule of
+   * that name in another queue is left alone: returns `{ written: false, queue }` naming it.
+   */
+  scheduleUpsert(
+    schedule: ScheduleUpsert,
+  ): Promise<{ written: true } | { written: false; queue: string }>;
+  /** Deletes the schedule `name` of `queue`; false if there was none. Its tasks stay. */
+  scheduleDelete(name: string, queue: string): Promise<boolean>;
+  /** Schedules by name (of one queue, or all). */
+  scheduleList(queue?: string): Promise<ScheduleRow[]>;
+  /**
+   * The schedules of `queue` that are due at `now` (at most `limit`, earliest first), and the
+   * next tick of the others. Reads only.
+   */
+  scheduleDue(queue: string, limit: number, now?: number): Promise<ScheduleDue>;
+  /**
+   * Moves a schedule from tick `from` to tick `to` and enqueues `tasks`, in one transaction, if
+   * the row is still at `from` in `revision` and not paused (a compare-and-set); returns whether
+   * it moved. Tasks are inserted with their ids ignored when taken (insert-or-ignore), so that
+   * a tick is enqueued once across every worker, process and host. Records the last task as the
+   * schedule's last tick and task.
+   */
+  scheduleAdvance(advance: ScheduleAdvance): Promise<boolean>;
 
   // --- wake-ups
 

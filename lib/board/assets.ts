@@ -53,7 +53,7 @@ dl.facts dd { margin: 0; }
 .s-killed { background: var(--killed); } .s-running { background: var(--running); }
 .s-queued { background: var(--queued); } .s-pending { background: var(--pending); }
 .s-alive { background: var(--done); } .s-dead { background: var(--killed); }
-.s-stopped { background: var(--pending); }
+.s-stopped { background: var(--pending); } .s-paused { background: var(--failed); }
 .tabs { display: flex; gap: 6px; flex-wrap: wrap; margin-bottom: 12px; }
 .tabs a { padding: 4px 10px; border: 1px solid var(--line); border-radius: 14px; background: var(--card); }
 .tabs a.here { background: var(--accent); color: #fff; border-color: var(--accent); }

@@ -20,6 +20,8 @@ import { queuePageView } from "./pages/queue.ts";
 import { runPage, runsPageView } from "./pages/runs.ts";
 import { type TaskNotice, taskPage } from "./pages/task.ts";
 import { workersPage } from "./pages/workers.ts";
+import { schedulesPage } from "./pages/schedules.ts";
+import { isMissingSchedulesTable, type ScheduleInfo } from "../storage/schedules.ts";
 
 /** Options of {@linkcode createBoardHandler}. */
 export interface BoardOptions {
@@ -255,6 +257,9 @@ async function routePage(
       return page(ctx, req, taskPage(ctx, task, taskNotice(url)));
     }
     if (path === "/workers") return page(ctx, req, workersPage(ctx, await storage.listWorkers()));
+    if (path === "/schedules") {
+      return page(ctx, req, schedulesPage(ctx, await schedulesOf(storage)));
+    }
     if (path === "/runs") {
       const data = await runsPage(storage, runsFilter(url, PAGE_SIZE));
       return page(ctx, req, runsPageView(ctx, data));
@@ -326,6 +331,7 @@ async function routeApi(
       return json(200, task);
     }
     if (path === "/api/workers") return json(200, await storage.listWorkers());
+    if (path === "/api/schedules") return json(200, await schedulesOf(storage));
     if (path === "/api/runs") {
       return json(
         200,
@@ -591,4 +597,14 @@ function text(status: number, body: string): Response {
 
 function redirect(location: string, extra: Record<string, string> = {}): Response {
   return new Response(null, { status: 303, headers: { Location: location, ...extra } });
+}
+
+/** Every schedule; none in a database whose schema predates schedules (the board reads it as is). */
+async function schedulesOf(storage: Admin): Promise<ScheduleInfo[]> {
+  try {
+    return await storage.listSchedules();
+  } catch (error) {
+    if (isMissingSchedulesTable(error)) return [];
+    throw error;
+  }
 }

@@ -18,7 +18,7 @@ export interface PageContext {
 /** A page: its title, which nav item it belongs to, and the content of `<main>`. */
 export interface Page {
   title: string;
-  section: "overview" | "workers" | "runs" | "none";
+  section: "overview" | "workers" | "runs" | "schedules" | "none";
   content: Html;
   status?: number;
   /** Leave out navigation and search (the login page). */
@@ -64,6 +64,10 @@ export function layout(ctx: PageContext, page: Page): Html {
                   "runs",
                   "/runs",
                   "Workflow runs",
+                )}${nav(
+                  "schedules",
+                  "/schedules",
+                  "Schedules",
                 )}</nav>
                     <form class="search" action="${href(ctx, "/tasks")}" method="get" role="search">
                   <input name="id" placeholder="Find a task by id" aria-label="Task id" required>

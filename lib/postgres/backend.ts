@@ -15,6 +15,10 @@ import type {
   RunListFilter,
   RunListRow,
   RunRow,
+  ScheduleAdvance,
+  ScheduleDue,
+  ScheduleRow,
+  ScheduleUpsert,
   TaskAck,
   TaskListFilter,
   TaskRow,
@@ -32,6 +36,13 @@ import {
 } from "./connection.ts";
 import { applyEffects, EffectCodeError, joinParts, lockRunsOf } from "./runs.ts";
 import { migratePostgres, postgresSchemaVersion } from "./schema.ts";
+import {
+  scheduleAdvance,
+  scheduleDelete,
+  scheduleDue,
+  scheduleList,
+  scheduleUpsert,
+} from "./schedules.ts";
 import {
   ackTasks,
   claimedRows,
@@ -907,6 +918,45 @@ export class PostgresBackend implements Backend {
     );
     this.notifyPushed(queue);
     return row;
+  }
+
+  // --- cron schedules
+
+  async scheduleUpsert(
+    schedule: ScheduleUpsert,
+  ): Promise<{ written: true } | { written: false; queue: string }> {
+    const owner = await this.#op(
+      `schedule '${schedule.name}' on queue '${schedule.queue}'`,
+      () => scheduleUpsert(this.pg.sql, schedule),
+    );
+    return owner === null ? { written: true } : { written: false, queue: owner };
+  }
+
+  scheduleDelete(name: string, queue: string): Promise<boolean> {
+    return this.#op(
+      `unschedule '${name}' of queue '${queue}'`,
+      () => scheduleDelete(this.pg.sql, name, queue),
+    );
+  }
+
+  scheduleList(queue?: string): Promise<ScheduleRow[]> {
+    return this.#op("list schedules", () => scheduleList(this.pg.sql, queue));
+  }
+
+  scheduleDue(queue: string, limit: number, now?: number): Promise<ScheduleDue> {
+    return this.#op(
+      `read the due schedules of queue '${queue}'`,
+      () => scheduleDue(this.pg.sql, queue, limit, nowParam(now)),
+    );
+  }
+
+  async scheduleAdvance(advance: ScheduleAdvance): Promise<boolean> {
+    const moved = await this.#op(
+      `enqueue the due ticks of schedule '${advance.name}'`,
+      () => this.pg.sql.begin((tx) => scheduleAdvance(tx, advance)),
+    );
+    if (moved && advance.tasks.length > 0) this.notifyPushed(advance.queue);
+    return moved;
   }
 
   // --- wake-ups

@@ -14,7 +14,7 @@ import { SchemaVersionError } from "../store/schema.ts";
 import { FLOW_CONTROL_MIGRATION } from "./flow_schema.ts";
 
 /** The schema version this build writes and understands on PostgreSQL. */
-export const POSTGRES_SCHEMA_VERSION = 3;
+export const POSTGRES_SCHEMA_VERSION = 4;
 
 /** The key of the advisory lock that serialises migrations across processes. */
 const MIGRATION_LOCK = 7_361_626_973_001;
@@ -364,6 +364,29 @@ const MIGRATIONS: readonly string[] = [
    ${UNIQUE_CLAIM_FUNCTION}`,
   // 3: flow control (pause, limits, groups; see flow_schema.ts).
   FLOW_CONTROL_MIGRATION,
+  // 4: cron schedules (SQLite's migration 8). Workers of a schedule's queue enqueue its due
+  // ticks: each moves next_at with a compare-and-set (on next_at and revision; a concurrent
+  // transaction waits on the row, then finds it moved) in the transaction that inserts the ticks'
+  // tasks, whose ids are fixed per tick (cron:<name>:<tick ms>): one task per tick.
+  `CREATE TABLE apalis_schedules (
+     name         text COLLATE "C" PRIMARY KEY,
+     queue        text COLLATE "C" NOT NULL,
+     cron         text NOT NULL,
+     timezone     text,
+     args         bytea NOT NULL,
+     priority     bigint NOT NULL DEFAULT 0,
+     max_attempts bigint NOT NULL DEFAULT 5,
+     meta         text,
+     catch_up     text NOT NULL DEFAULT 'latest' CHECK (catch_up IN ('none','latest','all')),
+     paused       boolean NOT NULL DEFAULT false,
+     next_at      bigint NOT NULL,
+     last_at      bigint,
+     last_task_id text COLLATE "C",
+     revision     bigint NOT NULL DEFAULT 1,
+     created_at   bigint NOT NULL,
+     updated_at   bigint NOT NULL
+   );
+   CREATE INDEX apalis_schedules_due ON apalis_schedules (queue, paused, next_at);`,
 ];
 
 /** Reads the schema version of the database: 0 when it was never set up. */

@@ -14,6 +14,7 @@ import {
   type QueueLimitsChange,
   validateLimitsChange,
 } from "./limits.ts";
+import { type ListSchedulesOptions, type ScheduleInfo, toScheduleInfo } from "./schedules.ts";
 import {
   emptyCounts,
   type QueueInfo,
@@ -398,6 +399,35 @@ export class Admin<T = unknown> {
     if (options.queue !== undefined) filter.queue = options.queue;
     if (options.status !== undefined) filter.status = options.status;
     return (await this.backend.runList(filter)).map(toRunSummary);
+  }
+
+  /**
+   * The cron schedules of every queue (or of `queue`), by name, each with its next ticks
+   * (`upcoming`, 3 by default) and the last task it enqueued.
+   *
+   * @example Usage
+   * ```ts
+   * import { openDatabase, SqliteStorage } from "@apalis/sqlite";
+   *
+   * const db = openDatabase(":memory:");
+   * SqliteStorage.setup(db);
+   * await new SqliteStorage(db, "reports").schedule("nightly", "0 3 * * *", { full: true });
+   * const [nightly] = await SqliteStorage.admin(db).listSchedules();
+   * if (nightly?.upcoming.length !== 3) throw new Error("unexpected");
+   * db.close();
+   * ```
+   */
+  async listSchedules(options: ListSchedulesOptions = {}): Promise<ScheduleInfo<T>[]> {
+    const { upcoming = 3 } = options;
+    if (!Number.isSafeInteger(upcoming) || upcoming < 0 || upcoming > 1000) {
+      throw new RangeError(
+        `Cannot list schedules as 'upcoming' must be an integer from 0 to 1000: current value is ${
+          describeValue(upcoming)
+        }`,
+      );
+    }
+    const rows = await this.backend.scheduleList(options.queue);
+    return rows.map((row) => toScheduleInfo<T>(row, this.codec, upcoming));
   }
 
   /** Registered workers (all, or one queue's), most recently seen first. */

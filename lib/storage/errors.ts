@@ -74,3 +74,67 @@ export class WaitTimeoutError extends Error {
     this.pending = pending;
   }
 }
+
+/**
+ * Thrown by `schedule()` for input it refuses (a bad cron expression or time zone, an unknown
+ * catch-up mode, a bad priority…), before anything is written. The message names the schedule,
+ * the field and the value.
+ *
+ * @example Usage
+ * ```ts
+ * import { InvalidScheduleError, openDatabase, SqliteStorage } from "@apalis/sqlite";
+ *
+ * const db = openDatabase(":memory:");
+ * SqliteStorage.setup(db);
+ * const storage = new SqliteStorage(db, "reports");
+ * try {
+ *   await storage.schedule("nightly", "0 3 * * *", null, { timezone: "Mars/Olympus" });
+ * } catch (error) {
+ *   if (!(error instanceof InvalidScheduleError) || error.field !== "timezone") throw error;
+ * }
+ * if ((await storage.listSchedules()).length !== 0) throw new Error("nothing is written");
+ * db.close();
+ * ```
+ */
+export class InvalidScheduleError extends TypeError {
+  /** The schedule's name. */
+  readonly schedule: string;
+  /** The field that was refused: `name`, `cron`, `timezone`, `catchUp`, `args`, … */
+  readonly field: string;
+  /**
+   * @param schedule the schedule's name
+   * @param queue its queue
+   * @param field the refused field
+   * @param reason why, naming the value
+   */
+  constructor(schedule: string, queue: string, field: string, reason: string) {
+    super(`Cannot schedule '${schedule}' on queue '${queue}': ${reason}`);
+    this.name = "InvalidScheduleError";
+    this.schedule = schedule;
+    this.field = field;
+  }
+}
+
+/**
+ * Thrown by `schedule()` when another queue has a schedule of that name (names are unique in a
+ * database, as the ids of the tasks they enqueue derive from them). Nothing is written.
+ */
+export class ScheduleNameTakenError extends Error {
+  /** The schedule's name. */
+  readonly schedule: string;
+  /** The queue that has it. */
+  readonly owner: string;
+  /**
+   * @param schedule the name
+   * @param queue the queue it was to be scheduled on
+   * @param owner the queue that has it
+   */
+  constructor(schedule: string, queue: string, owner: string) {
+    super(
+      `Cannot schedule '${schedule}' on queue '${queue}': queue '${owner}' has a schedule of that name (unschedule it there first, or choose another name)`,
+    );
+    this.name = "ScheduleNameTakenError";
+    this.schedule = schedule;
+    this.owner = owner;
+  }
+}

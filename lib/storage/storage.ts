@@ -2,9 +2,16 @@ import type { InsertOutcome, NewTaskRow } from "../backend/types.ts";
 import { Admin, type AdminOptions } from "./admin.ts";
 import type { Codec } from "./codec.ts";
 import { Config } from "./config.ts";
-import { DuplicateTaskError } from "./errors.ts";
+import { DuplicateTaskError, ScheduleNameTakenError } from "./errors.ts";
 import { messageOf } from "./error_text.ts";
 import type { SharedFetcher } from "./shared.ts";
+import {
+  enqueueDue,
+  type ListSchedulesOptions,
+  type ScheduleInfo,
+  type ScheduleOptions,
+  scheduleRow,
+} from "./schedules.ts";
 import { type PushOptions, resolvePush, type Task } from "./task.ts";
 import { ulid } from "./ulid.ts";
 import { argsKey, type PushResult } from "./unique.ts";
@@ -271,6 +278,89 @@ export abstract class Storage<T = unknown> extends Admin<T> {
       );
     }
     return this.pushStart([...argsList] as T, options);
+  }
+
+  /**
+   * Creates the cron schedule `name` on this queue, or replaces it (an upsert by name): the
+   * running workers of the queue then enqueue one task per tick with `args`, whatever their
+   * number, processes or hosts. The expression is croner's (5 fields, or 6 with seconds first;
+   * `L`, `W`, `#`, `@daily`…), read in `options.timezone` (UTC by default) with its daylight
+   * saving time. Each task's id is `cron:<name>:<tick ms>`, its due time the tick, and its meta
+   * has `cron: { schedule, tick }` (see `CronMeta`; `ctx.meta.cron` in the handler).
+   *
+   * Replacing a schedule with another expression or zone (or resuming a paused one) moves its
+   * next tick to the first after now; otherwise it keeps its next tick, so a process that
+   * declares its schedules at every start still catches up what it missed (see `catchUp`).
+   *
+   * Throws {@linkcode InvalidScheduleError} for a bad expression, zone or option (nothing is
+   * written), and {@linkcode ScheduleNameTakenError} when another queue has a schedule of that
+   * name (names are unique in the database).
+   *
+   * @example A daily digest at 8:00 in Paris
+   * ```ts
+   * import { openDatabase, SqliteStorage } from "@apalis/sqlite";
+   *
+   * const db = openDatabase(":memory:");
+   * SqliteStorage.setup(db);
+   * const digests = new SqliteStorage<{ kind: string }>(db, "digests");
+   * await digests.schedule("daily-digest", "0 8 * * *", { kind: "digest" }, {
+   *   timezone: "Europe/Paris",
+   *   catchUp: "latest",
+   * });
+   * const [digest] = await digests.listSchedules();
+   * if (digest?.timezone !== "Europe/Paris") throw new Error("unexpected");
+   * if (!(await digests.unschedule("daily-digest"))) throw new Error("unexpected");
+   * db.close();
+   * ```
+   */
+  async schedule(
+    name: string,
+    cron: string,
+    args: T,
+    options: ScheduleOptions = {},
+  ): Promise<void> {
+    const row = scheduleRow({
+      queue: this.queue,
+      name,
+      cron,
+      args,
+      options,
+      codec: this.codec,
+      now: await this.currentTime(),
+    });
+    const written = await this.backend.scheduleUpsert(row);
+    if (!written.written) throw new ScheduleNameTakenError(name, this.queue, written.queue);
+  }
+
+  /**
+   * Deletes this queue's schedule `name`; false when it has none of that name. Tasks it already
+   * enqueued stay.
+   */
+  async unschedule(name: string): Promise<boolean> {
+    return await this.backend.scheduleDelete(name, this.queue);
+  }
+
+  /**
+   * This queue's cron schedules (another queue's, or every queue's, with `queue`; see
+   * {@linkcode Admin.listSchedules}).
+   */
+  override listSchedules(options: ListSchedulesOptions = {}): Promise<ScheduleInfo<T>[]> {
+    return super.listSchedules({ queue: this.queue, ...options });
+  }
+
+  /**
+   * Enqueues the due ticks of this queue's schedules now, and resolves to the ids of the tasks
+   * it enqueued. Workers of the queue do this by themselves (at each tick, and every second to
+   * notice new schedules); call it to drive schedules without a worker, or in tests with a
+   * fake clock. Safe to call from anywhere at once: each tick is enqueued once.
+   */
+  async enqueueDueSchedules(): Promise<string[]> {
+    const ids: string[] = [];
+    while (true) {
+      const outcome = await enqueueDue(this.backend, this.queue, this.timeForDatabase());
+      ids.push(...outcome.ids);
+      if (!outcome.more) return ids;
+    }
   }
 
   protected override get orphanAfterMs(): number {

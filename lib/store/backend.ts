@@ -15,6 +15,10 @@ import type {
   RunListFilter,
   RunListRow,
   RunRow,
+  ScheduleAdvance,
+  ScheduleDue,
+  ScheduleRow,
+  ScheduleUpsert,
   TaskAck as AckOfAttempt,
   TaskListFilter,
   TaskRow,
@@ -45,6 +49,13 @@ import {
   runTasks,
 } from "./runs.ts";
 import { migrate } from "./schema.ts";
+import {
+  scheduleAdvance,
+  scheduleDelete,
+  scheduleDue,
+  scheduleList,
+  scheduleUpsert,
+} from "./schedules.ts";
 import {
   type Batch,
   type TaskAck,
@@ -646,6 +657,42 @@ export class SqliteBackend implements Backend {
     );
     notifyPushed(this.db, queue);
     return publicSettings(row);
+  }
+
+  // --- cron schedules
+
+  async scheduleUpsert(
+    schedule: ScheduleUpsert,
+  ): Promise<{ written: true } | { written: false; queue: string }> {
+    const owner = await this.#write(
+      () => scheduleUpsert(this.db, schedule),
+      `schedule '${schedule.name}' on queue '${schedule.queue}'`,
+    );
+    return owner === null ? { written: true } : { written: false, queue: owner };
+  }
+
+  scheduleDelete(name: string, queue: string): Promise<boolean> {
+    return this.#write(
+      () => scheduleDelete(this.db, name, queue),
+      `unschedule '${name}' of queue '${queue}'`,
+    );
+  }
+
+  scheduleList(queue?: string): Promise<ScheduleRow[]> {
+    return Promise.resolve(scheduleList(this.db, queue));
+  }
+
+  scheduleDue(queue: string, limit: number, now = Date.now()): Promise<ScheduleDue> {
+    return Promise.resolve({ now, ...scheduleDue(this.db, queue, limit, now) });
+  }
+
+  async scheduleAdvance(advance: ScheduleAdvance): Promise<boolean> {
+    const moved = await this.#write(
+      () => scheduleAdvance(this.db, advance),
+      `enqueue the due ticks of schedule '${advance.name}'`,
+    );
+    if (moved && advance.tasks.length > 0) notifyPushed(this.db, advance.queue);
+    return moved;
   }
 
   // --- wake-ups

@@ -2,7 +2,7 @@ import { BusyWaitExpired, DatabaseBusyError, waitOutBusySync } from "../sqlite/b
 import type { Database } from "../sqlite/types.ts";
 
 /** The schema version this build of the library writes and understands. */
-export const SCHEMA_VERSION = 7;
+export const SCHEMA_VERSION = 8;
 
 /** Thrown when a database was written by a newer version of the library. */
 export class SchemaVersionError extends Error {
@@ -264,6 +264,30 @@ const MIGRATIONS: readonly string[] = [
      CHECK ((rate_limit IS NULL) = (rate_per_ms IS NULL))
    ) WITHOUT ROWID;
    ALTER TABLE apalis_tasks ADD COLUMN group_key TEXT;`,
+  // 8: cron schedules. Workers of a schedule's queue enqueue its due ticks: each moves next_at
+  // with a compare-and-set (on next_at and revision) in the transaction that inserts the ticks'
+  // tasks, whose ids are fixed per tick (cron:<name>:<tick ms>): one task per tick.
+  `CREATE TABLE apalis_schedules (
+     name         TEXT NOT NULL PRIMARY KEY,
+     queue        TEXT NOT NULL,
+     cron         TEXT NOT NULL,
+     timezone     TEXT,
+     args         BLOB NOT NULL,
+     priority     INTEGER NOT NULL DEFAULT 0,
+     max_attempts INTEGER NOT NULL DEFAULT 5,
+     meta         TEXT,
+     catch_up     TEXT NOT NULL DEFAULT 'latest'
+                  CHECK (catch_up = 'none' OR catch_up = 'latest' OR catch_up = 'all'),
+     paused       INTEGER NOT NULL DEFAULT 0,
+     next_at      INTEGER NOT NULL,
+     last_at      INTEGER,
+     last_task_id TEXT,
+     revision     INTEGER NOT NULL DEFAULT 1,
+     created_at   INTEGER NOT NULL,
+     updated_at   INTEGER NOT NULL
+   );
+   -- A worker's look for due schedules of its queue: one range of this index.
+   CREATE INDEX apalis_schedules_due ON apalis_schedules (queue, paused, next_at);`,
 ];
 
 /** Reads the schema version of a database: 0 when it was never set up. */

@@ -15,6 +15,7 @@ import { isExactText } from "../storage/codec.ts";
 import { type LongTimer, MAX_TIMER_MS, setLongInterval, setLongTimeout } from "../time/timers.ts";
 import { TaskContext } from "./context.ts";
 import { Pace } from "./pace.ts";
+import { ScheduleTicker } from "./schedule_ticker.ts";
 import { Transition } from "./transition.ts";
 import {
   AbortError,
@@ -218,6 +219,13 @@ export class Worker<T = unknown> {
     }
     const unsubscribe = storage.backend.onPushed(storage.queue, () => this.#poke());
     const heartbeat = setLongInterval(() => void this.#heartbeat(), storage.config.keepAliveMs);
+    // The queue's cron schedules: this worker enqueues their due ticks (with every other worker
+    // of the queue; the database lets one of them enqueue each tick).
+    const schedules = new ScheduleTicker(
+      storage as Storage<unknown>,
+      (error) => this.#emit({ type: "error", error }),
+    );
+    schedules.start();
     const onSignal = () => {
       if (this.#state === "stopping") this.#abortAll();
       void this.stop();
@@ -239,6 +247,7 @@ export class Worker<T = unknown> {
       graceTimer?.clear();
       clearTimeout(this.#stragglerTimer);
       heartbeat.clear();
+      await schedules.stop();
       unsubscribe();
       this.#watchCommits(false);
       leave?.();

@@ -11,6 +11,7 @@ const TABLES = [
   "apalis_joins",
   "apalis_queues",
   "apalis_runs",
+  "apalis_schedules",
   "apalis_schema",
   "apalis_tasks",
   "apalis_throughput",

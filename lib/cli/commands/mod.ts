@@ -8,6 +8,7 @@ import { statsCommand } from "./stats.ts";
 import { queuesCommand } from "./queues.ts";
 import { workersCommand } from "./workers.ts";
 import { retryCommand } from "./retry.ts";
+import { cronCommand } from "./cron.ts";
 import { killCommand } from "./kill.ts";
 import { vacuumCommand } from "./vacuum.ts";
 import { pauseCommand, resumeCommand } from "./pause.ts";
@@ -25,6 +26,7 @@ export const COMMANDS: readonly Command[] = [
   statsCommand,
   queuesCommand,
   workersCommand,
+  cronCommand,
   retryCommand,
   killCommand,
   pauseCommand,
