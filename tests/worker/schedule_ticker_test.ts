@@ -11,7 +11,7 @@ import { tempDatabase, waitUntil } from "../_helpers.ts";
 
 Deno.test("a worker on a schema without schedules runs tasks and reports the missing table once", async () => {
   await using temp = await tempDatabase({ setup: false });
-  migrate(temp.db, 5);
+  migrate(temp.db, 7); // the version before schedules (SQLite migration 8)
   const storage = new SqliteStorage<number>(temp.db, "old");
   const errors: WorkerEvent[] = [];
   const worker = new WorkerBuilder("old-schema")
