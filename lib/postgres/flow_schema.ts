@@ -67,6 +67,10 @@ BEGIN
     -- The rate window (lib/store/rate_window.ts, the same on SQLite): starts counted in buckets
     -- of per_ms / 200, each counting until per_ms after its end.
     width := greatest(1, ceil(s.rate_per_ms / 200.0))::bigint;
+    -- Claims take turns here, but their times were read before (at their transactions' start):
+    -- one that waited reads earlier than claims counted before it. It is counted, and stamped
+    -- (lock_at), at the newest counted bucket's start at the earliest, so that claim times stay
+    -- in commit order and no interval of per_ms holds more than rate_limit of them.
     at_ms := p_now;
     IF cardinality(s.rate_buckets) > 0 THEN
       at_ms := greatest(at_ms, s.rate_buckets[cardinality(s.rate_buckets)] * width);
@@ -90,7 +94,7 @@ BEGIN
       WHERE t.queue = p_queue AND t.status IN ('pending','failed') AND t.run_at <= p_now
       ORDER BY t.priority DESC, t.run_at, t.id LIMIT allowed FOR UPDATE SKIP LOCKED)
     UPDATE apalis_tasks AS t SET status = 'running', attempts = t.attempts + 1,
-      lock_by = p_worker, lock_at = p_now
+      lock_by = p_worker, lock_at = coalesce(at_ms, p_now)
     FROM picked WHERE t.id = picked.id
     RETURNING 0::smallint, t.id, t.args, t.attempts, t.max_attempts, t.priority, t.run_at, t.meta,
       t.backoff, t.run_id, t.step, NULL::boolean, NULL::bigint;
@@ -118,7 +122,7 @@ BEGIN
         group_counts := jsonb_set(group_counts, ARRAY[candidate.group_key], to_jsonb(n + 1));
       END IF;
       RETURN QUERY UPDATE apalis_tasks AS t SET status = 'running', attempts = t.attempts + 1,
-        lock_by = p_worker, lock_at = p_now
+        lock_by = p_worker, lock_at = coalesce(at_ms, p_now)
       WHERE t.id = candidate.id AND t.status IN ('pending','failed')
       RETURNING 0::smallint, t.id, t.args, t.attempts, t.max_attempts, t.priority, t.run_at,
         t.meta, t.backoff, t.run_id, t.step, NULL::boolean, NULL::bigint;

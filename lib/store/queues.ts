@@ -156,7 +156,8 @@ export function claimWithinLimits(
   settings: StoredQueueSettings,
   claim: { queue: string; worker: string; now: number; wanted: number; textArgs: boolean },
 ): LimitedClaim {
-  const { queue, now, wanted } = claim;
+  const { queue, wanted } = claim;
+  let now = claim.now;
   let allowed = wanted;
   let held: "concurrency" | "rate" | undefined;
   if (settings.concurrency !== null) {
@@ -171,7 +172,10 @@ export function claimWithinLimits(
       now,
     )
     : undefined;
-  if (rate !== undefined && rate.allowed < allowed) [allowed, held] = [rate.allowed, "rate"];
+  if (rate !== undefined) {
+    now = rate.at; // claims of a rate-limited queue are stamped in commit order (see `at`)
+    if (rate.allowed < allowed) [allowed, held] = [rate.allowed, "rate"];
+  }
   const levels = taskWaitingPriorities(db, queue);
   let running: ClaimedRow[] = [];
   if (allowed > 0) {

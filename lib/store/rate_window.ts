@@ -42,6 +42,13 @@ export interface RateAllowance {
   live: RateWindow;
   /** How many tasks may start now (0 or more). */
   allowed: number;
+  /**
+   * The time to claim at and stamp the claims with (`lock_at`): `now`, or the newest counted
+   * bucket's start when another process counted claims at a later time than this one's clock
+   * read (it read it before it waited for the write lock). Stamped so, claim times follow commit
+   * order and no interval of `perMs` holds more than `limit` of them.
+   */
+  at: number;
   /** When nothing may start: in how long the oldest counted bucket stops counting. */
   reopensInMs: number | null;
 }
@@ -63,7 +70,7 @@ export function rateAllowance(
   const reopensInMs = allowed > 0 || oldest === undefined
     ? null
     : Math.max(1, (oldest[0] + 1) * width + perMs - at);
-  return { live, allowed, reopensInMs };
+  return { live, allowed, reopensInMs, at };
 }
 
 /** `live` with `starts` more at `now`. */

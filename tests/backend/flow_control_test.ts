@@ -150,6 +150,35 @@ backendTest("rate: at most `limit` starts in any window of `perMs`", async (db) 
   assert.deepEqual(await storage.getLimits(), { rate: { limit: 4, perMs: 400 } });
 });
 
+backendTest(
+  "rate: a claim whose time was read before claims counted ahead of it is stamped after them, so no window of claim times holds more than the limit",
+  async (db) => {
+    const storage = db.storage<number>("stamped");
+    await storage.setLimits({ rate: { limit: 5, perMs: 1_000 } });
+    await storage.pushAll(Array.from({ length: 20 }, (_, n) => new Task(n)));
+    // Claims as workers make them, each at the time its process read: a process that read its
+    // time and then waited for the write lock (or the settings row) commits after a later one.
+    const claim = async (now: number, direct: number) =>
+      (await storage.backend.workerFlush({
+        queue: "stamped",
+        worker: "w",
+        now,
+        acks: [],
+        start: [],
+        claim: { direct, ahead: 0, textArgs: true },
+      })).running.length;
+    const base = Math.ceil((Date.now() + 60_000) / 1_000) * 1_000; // every task is due by then
+    assert.equal(await claim(base, 5), 5, "the first window's 5");
+    assert.equal(await claim(base + 1_010, 2), 2, "a second later: the first 5 no longer count");
+    // Read 20 ms earlier than the claim before it, committed after it: 3 more may start, stamped
+    // after the 2, not among the first 5.
+    assert.equal(await claim(base + 990, 5), 3);
+    const stamps = (await storage.listTasks({ status: "running" })).map((task) => task.lockAt!);
+    assert.equal(stamps.length, 10);
+    assert.equal(maxInAnyWindow(stamps, 1_000), 5, stamps.map((at) => at - base).join());
+  },
+);
+
 backendTest("limits set while a worker runs apply to it; clearing them lifts them", async (db) => {
   const storage = db.storage<number>(new Config("changing").withPollInterval(20));
   const first = await storage.pushAll(Array.from({ length: 2_000 }, (_, n) => new Task(n)));

@@ -38,6 +38,7 @@ Deno.test("rateAllowance() says when the window reopens: one bucket after `perMs
   const full = rateAllowance(window, 3, perMs, 10_500);
   assert.equal(full.allowed, 0);
   assert.equal(full.reopensInMs, (2_000 + 1) * width + perMs - 10_500);
-  const open = rateAllowance(window, 3, perMs, (2_000 + 1) * width + perMs);
-  assert.deepEqual(open, { live: [], allowed: 3, reopensInMs: null });
+  const reopened = (2_000 + 1) * width + perMs;
+  const open = rateAllowance(window, 3, perMs, reopened);
+  assert.deepEqual(open, { live: [], allowed: 3, reopensInMs: null, at: reopened });
 });
