@@ -17,7 +17,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { Task, WorkerBuilder, Workflow } from "../../mod.ts";
-import { connectPostgres, PostgresStorage } from "../../postgres.ts";
+import { connectPostgres, POSTGRES_SCHEMA_VERSION, PostgresStorage } from "../../postgres.ts";
 import { Cluster, POSTGRES_MISSING } from "../_pg_cluster.ts";
 import { waitUntil } from "../_wait.ts";
 import { RUNS_DDL } from "../postgres/_pg_worker.ts";
@@ -86,8 +86,8 @@ console.log(`bun-e2e (postgres): runtime bun ${process.versions.bun}, ${url}`);
 const pg = await connectPostgres(url, { max: 4 });
 
 await check("PostgresStorage.setup() creates the schema, twice", async () => {
-  assert.equal(await PostgresStorage.setup(pg), 1);
-  assert.equal(await PostgresStorage.setup(pg), 1);
+  assert.equal(await PostgresStorage.setup(pg), POSTGRES_SCHEMA_VERSION);
+  assert.equal(await PostgresStorage.setup(pg), POSTGRES_SCHEMA_VERSION);
   await pg.sql.unsafe(RUNS_DDL);
 });
 
