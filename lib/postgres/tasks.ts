@@ -51,7 +51,6 @@ export function insertTasks(sql: Executor, rows: readonly NewTaskRow[]): Pending
   const backoffs = new Array<string | null>(n);
   const runIds = new Array<string | null>(n);
   const steps = new Array<string | null>(n);
-  const groups = new Array<string | null>(n);
   const distinctQueues = new Set<string>();
   for (let i = 0; i < n; i++) {
     const row = rows[i]!;
@@ -68,7 +67,6 @@ export function insertTasks(sql: Executor, rows: readonly NewTaskRow[]): Pending
     backoffs[i] = row.backoff;
     runIds[i] = row.runId ?? null;
     steps[i] = row.step ?? null;
-    groups[i] = row.groupKey ?? null;
   }
   const hasRuns = runIds.some((id) => id !== null);
   // Only a unique push names the column: a plain one binds what it did before.
@@ -77,6 +75,12 @@ export function insertTasks(sql: Executor, rows: readonly NewTaskRow[]): Pending
     ? sql`, ${rows.map((row) => row.unique?.key ?? null) as Param}::text[]`
     : sql``;
   const uniqueColumn = hasUnique ? sql`, unique_key` : sql``;
+  // Likewise the group: most pushes have none, and bind no array of NULLs for it.
+  const hasGroups = rows.some((row) => (row.groupKey ?? null) !== null);
+  const groups = hasGroups
+    ? sql`, ${rows.map((row) => row.groupKey ?? null) as Param}::text[]`
+    : sql``;
+  const groupColumn = hasGroups ? sql`, group_key` : sql``;
   const runSeq = hasRuns
     ? sql`CASE WHEN r.run_id IS NULL THEN NULL ELSE
         (SELECT coalesce(max(t.run_seq), 0) FROM apalis_tasks AS t WHERE t.run_id = r.run_id)
@@ -85,18 +89,18 @@ export function insertTasks(sql: Executor, rows: readonly NewTaskRow[]): Pending
   return sql`
     WITH added AS (
       INSERT INTO apalis_tasks (id, queue, args, max_attempts, priority, run_at, created_at, meta,
-        backoff, run_id, step, group_key, run_seq${uniqueColumn})
+        backoff, run_id, step, run_seq${groupColumn}${uniqueColumn})
       SELECT r.id, r.queue, r.args, r.max_attempts, r.priority,
         CASE WHEN r.after IS NULL THEN r.run_at ELSE apalis_now() + r.after END,
         CASE WHEN r.after IS NULL THEN r.created_at ELSE apalis_now() END,
-        r.meta, r.backoff, r.run_id, r.step, r.group_key, ${runSeq}${uniqueColumn}
+        r.meta, r.backoff, r.run_id, r.step, ${runSeq}${groupColumn}${uniqueColumn}
       FROM unnest(${ids as Param}::text[], ${queues as Param}::text[], ${args as Param}::bytea[],
         ${maxAttempts as Param}::bigint[], ${priorities as Param}::bigint[],
         ${runAts as Param}::bigint[], ${createdAts as Param}::bigint[], ${after as Param}::bigint[],
         ${metas as Param}::text[], ${backoffs as Param}::text[], ${runIds as Param}::text[],
-        ${steps as Param}::text[], ${groups as Param}::text[]${uniqueKeys})
+        ${steps as Param}::text[]${groups}${uniqueKeys})
         WITH ORDINALITY AS r(id, queue, args, max_attempts, priority, run_at, created_at, after,
-          meta, backoff, run_id, step, group_key${uniqueColumn}, ord)
+          meta, backoff, run_id, step${groupColumn}${uniqueColumn}, ord)
       RETURNING 1
     )
     SELECT apalis_notify(q) FROM unnest(${[...distinctQueues] as Param}::text[]) AS q

@@ -42,6 +42,20 @@ backendTest(
     assert.equal(new Set([first.id, otherKey.id, otherQueue.id, plain]).size, 4);
     assert.equal((await storage.stats("digest")).total, 3);
     assert.equal((await storage.stats("elsewhere")).total, 1);
+    // A unique task in a group, among plain ones in one pushAll: each keeps its own columns.
+    const [grouped, bare] = await storage.pushAll([
+      new Task({ n: 5 }, { unique: { key: "grouped" }, group: "customer-7" }),
+      new Task({ n: 6 }),
+    ]);
+    const [g, b] = [await storage.fetchById(grouped!), await storage.fetchById(bare!)];
+    assert.deepEqual([g?.uniqueKey, g?.group, b?.uniqueKey, b?.group], [
+      "grouped",
+      "customer-7",
+      undefined,
+      undefined,
+    ]);
+    await storage.delete(grouped!);
+    await storage.delete(bare!);
 
     const record = await storage.fetchById(first.id);
     assert.deepEqual([record?.args, record?.uniqueKey], [{ n: 1 }, "digest:42"]);
