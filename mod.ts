@@ -53,6 +53,7 @@ export {
 export { Storage, type StorageOptions } from "./lib/storage/storage.ts";
 export { SqliteStorage, type SqliteStorageOptions } from "./lib/storage/sqlite_storage.ts";
 export { Config } from "./lib/storage/config.ts";
+export type { Retention, RetentionAge, RetentionOptions } from "./lib/storage/retention.ts";
 export { SharedQueueError, SharedSqliteStorage } from "./lib/storage/shared.ts";
 export {
   BackoffStrategy,

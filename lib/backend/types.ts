@@ -521,6 +521,54 @@ export interface ScheduleAdvance {
 }
 
 /**
+ * Where a retention pass goes on from: the phase (`done` tasks, then `killed` tasks, then
+ * finished workflow runs) and the last entry it looked at.
+ */
+export type RetentionCursor =
+  | { phase: "done" | "killed"; after: string }
+  | { phase: "runs"; after: readonly [doneAt: number, id: string] };
+
+/** One step of a queue's retention pass (see {@linkcode Backend.retentionStep}). */
+export interface RetentionStep {
+  queue: string;
+  /** Who deletes: the lease's holder while it deletes (a worker's name and instance). */
+  holder: string;
+  /** How long the lease stays this holder's after a step that deleted. */
+  leaseMs: number;
+  /** How long `done` tasks are kept after they finished, in ms; `null`: forever. */
+  doneMs: number | null;
+  /** How long `killed` tasks are kept after they were killed, in ms; `null`: forever. */
+  killedMs: number | null;
+  /** The most tasks the step deletes (in one transaction; a whole run may make it more). */
+  batchSize: number;
+  /** Where the previous step of the pass stopped; absent for the pass's first step. */
+  after?: RetentionCursor;
+  /** The time; the backend's own when absent. */
+  now?: number;
+}
+
+/** What a retention step did. */
+export interface RetentionStepResult {
+  /**
+   * `deleted`: the holder holds the lease and deleted rows. `none`: nothing expired in the
+   * entries it read (nothing was written). `leased`: another holder holds the lease: nothing was
+   * deleted, and the pass should end.
+   */
+  outcome: "deleted" | "none" | "leased";
+  /** Tasks deleted (those of the runs included). */
+  tasks: number;
+  /** Workflow runs deleted, with their tasks. */
+  runs: number;
+  /** Where the next step goes on from; `null`: the pass is over. */
+  next: RetentionCursor | null;
+  /**
+   * For `deleted`: when the step's transaction held the lease, from the lease check to the end of
+   * its deletes (epoch ms; PostgreSQL: the server's clock, with microseconds).
+   */
+  held?: { from: number; to: number };
+}
+
+/**
  * A database the queue runs on. Implementations: `SqliteBackend` (lib/store/backend.ts) and
  * `PostgresBackend` (lib/postgres/backend.ts).
  */
@@ -611,9 +659,36 @@ export interface Backend {
   taskDelete(id: string): Promise<boolean>;
   /**
    * Deletes `done` and `killed` tasks that finished at or before `before`, and the outcome
-   * counts of minutes that ended by then, in batches; returns how many tasks.
+   * counts of minutes that ended by then, in batches; returns how many tasks. A task of a
+   * workflow run goes only with its run, whole, as {@linkcode Backend.retentionStep} deletes
+   * them: once the run has finished by `before` and every one of its tasks has too.
    */
   taskVacuum(before: number, batchSize: number): Promise<number>;
+  /**
+   * One step of a queue's retention: reads up to a few times `batchSize` entries after `after`
+   * and deletes, in one transaction, the expired ones among them (at most `batchSize` tasks), if
+   * `holder` holds the queue's retention lease or can take it (free, expired, or its own); the
+   * lease then stays its own for `leaseMs`. A task expires when it finished `done` (or `killed`)
+   * at least `doneMs` (`killedMs`) ago. A task of a workflow run goes only with its run, whole:
+   * when the run has finished (done, or failed: by the `done` or `killed` age) and every one of
+   * its tasks has expired; the run's joins go with it. Each delete checks again, under the
+   * transaction's locks, what it read before, so a task retried meanwhile stays. The lease row is
+   * locked (PostgreSQL) or written under the write lock (SQLite) by the transaction: steps of two
+   * holders never overlap, across processes and hosts. The pass's first step (no `after`) ends
+   * at once with `leased` when another holder holds an unexpired lease. A step that finds
+   * nothing expired writes nothing. Unique keys of deleted tasks are released (a delete
+   * trigger); outcome counts are left alone.
+   */
+  retentionStep(step: RetentionStep): Promise<RetentionStepResult>;
+  /**
+   * Ends a pass of `holder`: the queue's retention lease becomes its own until `nextInMs` from
+   * now (0: free at once), if it is free, expired or already its own (a compare-and-set, like a
+   * step's); another holder's is left alone. After a whole pass, the other workers of the queue
+   * then skip their passes until the next one is due.
+   */
+  retentionRelease(
+    release: { queue: string; holder: string; nextInMs: number; now?: number },
+  ): Promise<void>;
   /** Names a run's workflow and records its shape, if not done yet. */
   runName(id: string, workflow: string, graph: string): Promise<void>;
 

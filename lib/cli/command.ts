@@ -1,5 +1,6 @@
 import { isPostgresUrl, redactUrl } from "../postgres/url.ts";
 import type { Admin } from "../storage/admin.ts";
+import type { Config } from "../storage/config.ts";
 import type { Storage } from "../storage/storage.ts";
 import { UsageError } from "./errors.ts";
 import type { CliIo } from "./io.ts";
@@ -62,8 +63,8 @@ export interface CommandDatabase {
   readonly location: string;
   /** Its reads and repairs across queues. */
   readonly admin: Admin;
-  /** A storage of `queue` on it (push, work). */
-  storage<T = unknown>(queue: string): Storage<T>;
+  /** A storage of `queue` (a name, or a `Config`) on it (push, work). */
+  storage<T = unknown>(queue: string | Config): Storage<T>;
   /** Its schema version. */
   schemaVersion(): Promise<number>;
   /** Closes it. */

@@ -1,17 +1,9 @@
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import { UsageError } from "./errors.ts";
 import type { CliIo } from "./io.ts";
+import { DURATION_UNITS, parseDurationText } from "../format/duration.ts";
 
 export { formatAgo, formatDuration } from "../format/duration.ts";
-
-const UNITS: Record<string, number> = {
-  ms: 1,
-  s: 1000,
-  m: 60_000,
-  h: 3_600_000,
-  d: 86_400_000,
-  w: 604_800_000,
-};
 
 /**
  * Parses a duration like `500ms`, `5s`, `1.5m`, `2h`, `7d` or `2w` into milliseconds; `0` needs
@@ -25,23 +17,21 @@ const UNITS: Record<string, number> = {
  * ```
  */
 export function parseDuration(text: string, option: string): number {
-  const trimmed = text.trim();
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d|w)?$/.exec(trimmed);
-  if (!match) {
+  const ms = parseDurationText(text);
+  if (ms === undefined) {
     throw new UsageError(
       `option '${option}' must be a duration like 500ms, 5s, 10m, 2h or 7d: got '${text}'`,
     );
   }
-  const [, number, unit] = match;
-  if (unit === undefined) {
-    if (Number(number) === 0) return 0;
+  if (ms === "no unit") {
+    const trimmed = text.trim();
     throw new UsageError(
-      `option '${option}' needs a unit: '${trimmed}' could be ${number}s or ${number}ms (units: ${
-        Object.keys(UNITS).join(", ")
+      `option '${option}' needs a unit: '${trimmed}' could be ${trimmed}s or ${trimmed}ms (units: ${
+        Object.keys(DURATION_UNITS).join(", ")
       })`,
     );
   }
-  return Math.round(Number(number) * UNITS[unit]!);
+  return ms;
 }
 
 const SIZE_UNITS: Record<string, number> = {

@@ -1,5 +1,6 @@
 import { postgresUrlProblem, redactUrl } from "../postgres/url.ts";
 import { SchemaVersionError } from "../store/schema.ts";
+import type { Config } from "../storage/config.ts";
 import type { CommandDatabase, DatabaseAccess } from "./command.ts";
 import { UsageError } from "./errors.ts";
 
@@ -57,7 +58,7 @@ export async function openPostgresForCommand(
     engine: "postgres",
     location: pg.location,
     admin,
-    storage: <T>(queue: string) => new PostgresStorage<T>(pg, queue),
+    storage: <T>(queue: string | Config) => new PostgresStorage<T>(pg, queue),
     schemaVersion: () => PostgresStorage.schemaVersion(pg),
     close: () => admin.backend.close(),
   };

@@ -1,6 +1,7 @@
 import { existsSync } from "node:fs";
 import { type Database, openDatabase } from "../sqlite/mod.ts";
 import { SCHEMA_VERSION, SchemaVersionError } from "../store/schema.ts";
+import type { Config } from "../storage/config.ts";
 import { SqliteStorage } from "../storage/sqlite_storage.ts";
 import type { CommandDatabase, DatabaseAccess } from "./command.ts";
 import { UsageError } from "./errors.ts";
@@ -49,7 +50,7 @@ function sqliteDatabase(db: Database): CommandDatabase {
     engine: "sqlite",
     location: db.path,
     admin: SqliteStorage.admin(db),
-    storage: <T>(queue: string) => new SqliteStorage<T>(db, queue),
+    storage: <T>(queue: string | Config) => new SqliteStorage<T>(db, queue),
     schemaVersion: () => Promise.resolve(SqliteStorage.schemaVersion(db)),
     close: () => {
       db.close();

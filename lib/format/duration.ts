@@ -20,3 +20,26 @@ export function formatAgo(when: number | null | undefined, now: number = Date.no
   const ms = now - when;
   return ms >= 0 ? `${formatDuration(ms)} ago` : `in ${formatDuration(-ms)}`;
 }
+
+/** The units of a duration in text, in milliseconds. */
+export const DURATION_UNITS: Readonly<Record<string, number>> = {
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+  d: 86_400_000,
+  w: 604_800_000,
+};
+
+/**
+ * Reads a duration like `500ms`, `5s`, `1.5m`, `2h`, `7d` or `2w` as milliseconds (`0` needs no
+ * unit): `undefined` when it is not one, `"no unit"` for a number without a unit (`30`: seconds
+ * or milliseconds?).
+ */
+export function parseDurationText(text: string): number | "no unit" | undefined {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d|w)?$/.exec(text.trim());
+  if (!match) return undefined;
+  const [, number, unit] = match;
+  if (unit === undefined) return Number(number) === 0 ? 0 : "no unit";
+  return Math.round(Number(number) * DURATION_UNITS[unit]!);
+}

@@ -12,6 +12,8 @@ import type {
   NewTaskRow,
   QueueLimitsChange,
   QueueSettingsRow,
+  RetentionStep,
+  RetentionStepResult,
   RunListFilter,
   RunListRow,
   RunRow,
@@ -35,6 +37,13 @@ import {
   PostgresOperationError,
 } from "./connection.ts";
 import { applyEffects, EffectCodeError, joinParts, lockRunsOf } from "./runs.ts";
+import {
+  deleteRuns,
+  queuesWithFinishedRuns,
+  readExpiredRuns,
+  retentionRelease,
+  retentionStep,
+} from "./retention.ts";
 import { migratePostgres, postgresSchemaVersion } from "./schema.ts";
 import {
   scheduleAdvance,
@@ -498,6 +507,22 @@ export class PostgresBackend implements Backend {
     return result.count === 1;
   }
 
+  retentionStep(step: RetentionStep): Promise<RetentionStepResult> {
+    return this.#op(
+      `delete expired tasks of queue '${step.queue}'`,
+      () => retentionStep(this.pg.sql, step),
+    );
+  }
+
+  async retentionRelease(
+    release: { queue: string; holder: string; nextInMs: number; now?: number },
+  ): Promise<void> {
+    await this.#op(
+      `release the retention lease of queue '${release.queue}'`,
+      () => retentionRelease(this.pg.sql, release),
+    );
+  }
+
   async taskVacuum(before: number, batchSize: number): Promise<number> {
     await this.#op(
       "vacuum outcome counts",
@@ -517,9 +542,14 @@ export class PostgresBackend implements Backend {
                                            ${after[2]}::text COLLATE "C")
               ORDER BY queue, status, id LIMIT ${batchSize}
             ), gone AS (
-              DELETE FROM apalis_tasks WHERE id IN (
+              DELETE FROM apalis_tasks AS t WHERE t.id IN (
                 SELECT id FROM window_
                 WHERE status IN ('done','killed') AND done_at <= ${before}::bigint)
+                -- Checked again on the row deleted (retried meanwhile: it stays); a task of a
+                -- run goes with its run, whole (see retention.ts), unless the run is gone.
+                AND t.status IN ('done','killed') AND t.done_at <= ${before}::bigint
+                AND (t.run_id IS NULL
+                     OR NOT EXISTS (SELECT 1 FROM apalis_runs AS r WHERE r.id = t.run_id))
               RETURNING 1
             ), last AS (
               SELECT queue, status, id FROM window_ ORDER BY queue DESC, status DESC, id DESC
@@ -532,11 +562,34 @@ export class PostgresBackend implements Backend {
       );
       deleted += row!.n;
       if ((row as unknown as { more: number | null }).more === null || row!.queue === null) {
-        return deleted;
+        break;
       }
       after = [row!.queue, row!.status, row!.id];
       await new Promise((resolve) => setTimeout(resolve, 0));
     }
+    // Runs go whole, as retention deletes them: finished, with every task finished by `before`.
+    const cutoffs = { done: before, killed: before };
+    const { sql } = this.pg;
+    const queues = await this.#op("vacuum finished runs", () => queuesWithFinishedRuns(sql));
+    for (const queue of queues) {
+      let from: readonly [number, string] | undefined;
+      do {
+        const found = await this.#op(
+          "vacuum finished runs",
+          () => readExpiredRuns(sql, queue, batchSize, cutoffs, from),
+        );
+        if (found.ids.length > 0) {
+          const gone = await this.#op(
+            "vacuum finished runs",
+            () => sql.begin((tx) => deleteRuns(tx, found.ids, cutoffs)),
+          );
+          deleted += gone.tasks;
+        }
+        from = found.next?.after;
+        await new Promise((resolve) => setTimeout(resolve, 0));
+      } while (from !== undefined);
+    }
+    return deleted;
   }
 
   async runName(id: string, workflow: string, graph: string): Promise<void> {

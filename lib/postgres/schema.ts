@@ -14,7 +14,7 @@ import { SchemaVersionError } from "../store/schema.ts";
 import { FLOW_CONTROL_MIGRATION } from "./flow_schema.ts";
 
 /** The schema version this build writes and understands on PostgreSQL. */
-export const POSTGRES_SCHEMA_VERSION = 4;
+export const POSTGRES_SCHEMA_VERSION = 5;
 
 /** The key of the advisory lock that serialises migrations across processes. */
 const MIGRATION_LOCK = 7_361_626_973_001;
@@ -387,6 +387,18 @@ const MIGRATIONS: readonly string[] = [
      updated_at   bigint NOT NULL
    );
    CREATE INDEX apalis_schedules_due ON apalis_schedules (queue, paused, next_at);`,
+  // 5: retention (SQLite's migration 9). The running workers of a queue delete its expired
+  // finished tasks, one worker at a time: the one whose name holds the queue's row here
+  // ('retention:<queue>') until expires_at, taken with a compare-and-set that locks the row until
+  // the deleting transaction commits. A run goes whole, once finished: its finished rows are found
+  // by queue and finish time. Nothing on the path of pushes, claims and acks changes.
+  `CREATE TABLE apalis_leases (
+     name       text COLLATE "C" PRIMARY KEY,
+     holder     text NOT NULL,
+     expires_at bigint NOT NULL
+   );
+   CREATE INDEX apalis_runs_finished ON apalis_runs (queue, done_at, id)
+     WHERE status <> 'running';`,
 ];
 
 /** Reads the schema version of the database: 0 when it was never set up. */

@@ -507,7 +507,9 @@ export class Admin<T = unknown> {
   /**
    * Deletes finished tasks (`done` and `killed`) that finished at least `olderThanMs` ago
    * (default: all of them), and the per-minute outcome counts older than that. Returns how many
-   * tasks it deleted.
+   * tasks it deleted. The tasks of a workflow run go only with the run, whole (the run, its
+   * tasks and its joins), once it has finished that long ago and so have all its tasks; as the
+   * queue's retention (see `Config.setRetention`) deletes them.
    *
    * It works through the finished tasks in transactions of `batchSize` (default 5,000, about
    * 10 ms each on SQLite) and lets the event loop run between them, so that workers in this and

@@ -1,4 +1,10 @@
 import { DEFAULT_POLL_STRATEGY, IntervalStrategy, type PollStrategy } from "./poll_strategy.ts";
+import {
+  DEFAULT_RETENTION,
+  resolveRetention,
+  type Retention,
+  type RetentionOptions,
+} from "./retention.ts";
 
 /**
  * A queue's fetch settings. Setters return a new `Config`, so a shared config is never changed
@@ -31,6 +37,11 @@ export class Config {
   readonly reenqueueOrphanedAfterMs: number = 300_000;
   /** When an idle worker polls again. @default {BackoffStrategy 100 ms → 60 s} */
   readonly pollStrategy: PollStrategy = DEFAULT_POLL_STRATEGY;
+  /**
+   * How long finished tasks are kept before the queue's running workers delete them (see
+   * {@linkcode Config.setRetention}). @default {done 7 days, killed 30 days, a look every minute}
+   */
+  readonly retention: Retention = DEFAULT_RETENTION;
 
   /** @param queue the queue name: a non-empty string without NUL characters */
   constructor(queue = "default") {
@@ -67,6 +78,34 @@ export class Config {
   setReenqueueOrphanedAfter(ms: number): Config {
     positive("reenqueueOrphanedAfterMs", ms);
     return this.#with({ reenqueueOrphanedAfterMs: ms });
+  }
+
+  /**
+   * Sets how long finished tasks are kept: `done` ones 7 days and `killed` ones 30 days unless
+   * told otherwise (killed tasks are the ones an operator reads and retries by hand, and there
+   * are few). A field that is absent keeps its value. An age is milliseconds, a duration like
+   * `"12h"`, `"7d"` or `"2w"`, or `"forever"` (also `null`, `Infinity`).
+   *
+   * The running workers of the queue delete expired tasks: one worker at a time across processes
+   * and hosts (it holds the queue's lease in the database while it deletes), after it starts and
+   * then `every` minute, at most `batchSize` (1,000) tasks per transaction with pauses between
+   * them. A task of a workflow run goes only with its whole run: once the run has finished and
+   * every one of its tasks has expired. A worker of a queue with several workers applies the
+   * settings of whichever worker holds the lease, so give them all the same. Each batch that
+   * deletes emits a `retention` worker event. `Admin.vacuum` still deletes by hand.
+   *
+   * @example Keep done tasks a day, killed ones forever
+   * ```ts
+   * import { Config } from "@apalis/sqlite";
+   *
+   * const config = new Config("emails").setRetention({ done: "1d", killed: "forever" });
+   * if (config.retention.doneMs !== 86_400_000 || config.retention.killedMs !== null) {
+   *   throw new Error("unexpected");
+   * }
+   * ```
+   */
+  setRetention(options: RetentionOptions): Config {
+    return this.#with({ retention: resolveRetention(this.retention, options) });
   }
 
   /** Returns the same settings for another queue. */

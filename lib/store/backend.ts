@@ -11,6 +11,8 @@ import type {
   NewTaskRow,
   QueueLimitsChange,
   QueueSettingsRow,
+  RetentionStep,
+  RetentionStepResult,
   RunEffect,
   RunListFilter,
   RunListRow,
@@ -48,6 +50,13 @@ import {
   runSetWorkflow,
   runTasks,
 } from "./runs.ts";
+import {
+  deleteRuns,
+  queuesWithFinishedRuns,
+  readExpiredRuns,
+  retentionRelease,
+  retentionStep,
+} from "./retention.ts";
 import { migrate } from "./schema.ts";
 import {
   scheduleAdvance,
@@ -341,9 +350,42 @@ export class SqliteBackend implements Backend {
 
   async taskVacuum(before: number, batchSize: number): Promise<number> {
     await this.#write(() => throughputPrune(this.db, before), "vacuum outcome counts");
-    return await this.#inBatches(
+    let deleted = await this.#inBatches(
       "vacuum finished tasks",
       (after?: VacuumCursor) => taskVacuum(this.db, before, batchSize, after),
+    );
+    // Runs go whole, as retention deletes them: finished, with every task finished by `before`.
+    const cutoffs = { done: before, killed: before };
+    for (const queue of queuesWithFinishedRuns(this.db)) {
+      deleted += await this.#inBatches(
+        "vacuum finished runs",
+        (after?: readonly [number, string]) => {
+          const found = readExpiredRuns(this.db, queue, batchSize, cutoffs, after);
+          return {
+            changed: deleteRuns(this.db, found.ids, cutoffs).tasks,
+            next: found.next?.after ?? null,
+          };
+        },
+      );
+    }
+    return deleted;
+  }
+
+  retentionStep(step: RetentionStep): Promise<RetentionStepResult> {
+    // Reads outside the write lock; only the deletes (and the lease) take it.
+    return retryBusy(
+      this.db,
+      () => retentionStep(this.db, step, step.now ?? Date.now()),
+      `delete expired tasks of queue '${step.queue}'`,
+    );
+  }
+
+  async retentionRelease(
+    release: { queue: string; holder: string; nextInMs: number; now?: number },
+  ): Promise<void> {
+    await this.#write(
+      () => retentionRelease(this.db, release, release.now ?? Date.now()),
+      `release the retention lease of queue '${release.queue}'`,
     );
   }
 

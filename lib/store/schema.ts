@@ -2,7 +2,7 @@ import { BusyWaitExpired, DatabaseBusyError, waitOutBusySync } from "../sqlite/b
 import type { Database } from "../sqlite/types.ts";
 
 /** The schema version this build of the library writes and understands. */
-export const SCHEMA_VERSION = 8;
+export const SCHEMA_VERSION = 9;
 
 /** Thrown when a database was written by a newer version of the library. */
 export class SchemaVersionError extends Error {
@@ -288,6 +288,18 @@ const MIGRATIONS: readonly string[] = [
    );
    -- A worker's look for due schedules of its queue: one range of this index.
    CREATE INDEX apalis_schedules_due ON apalis_schedules (queue, paused, next_at);`,
+  // 9: retention. The running workers of a queue delete its expired finished tasks, one worker
+  // at a time: the one whose name holds the queue's row here ('retention:<queue>') until
+  // expires_at, taken with a compare-and-set in each deleting transaction. A run goes whole,
+  // once finished: its finished rows are found by queue and finish time. Nothing on the path of
+  // pushes, claims and acks changes.
+  `CREATE TABLE apalis_leases (
+     name       TEXT PRIMARY KEY,
+     holder     TEXT NOT NULL,
+     expires_at INTEGER NOT NULL
+   ) WITHOUT ROWID;
+   CREATE INDEX apalis_runs_finished ON apalis_runs (queue, done_at, id)
+     WHERE status <> 'running';`,
 ];
 
 /** Reads the schema version of a database: 0 when it was never set up. */

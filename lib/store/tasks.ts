@@ -977,7 +977,8 @@ export type VacuumCursor = readonly [queue: string, status: string, id: string];
 
 /**
  * Deletes finished tasks (`done`, `killed`) that finished at or before `before`, among the next
- * `limit` entries of the finished-tasks index after `after` (from the start when omitted).
+ * `limit` entries of the finished-tasks index after `after` (from the start when omitted); tasks
+ * of a workflow run are left to their run (see `deleteRuns` in retention.ts).
  * Returns how many it deleted and where to go on from, or `next: null` at the end of the index.
  * Walking the index by key keeps each call's cost to its window, however many recent tasks a
  * queue keeps.
@@ -999,7 +1000,9 @@ export function taskVacuum(
   const changed = db.run(
     `DELETE FROM apalis_tasks
      WHERE ${IS_FINISHED} AND (queue, status, id) > (?, ?, ?)${upTo}
-       AND status IN ('done','killed') AND done_at <= ?`,
+       AND status IN ('done','killed') AND done_at <= ?
+       -- A task of a run goes with its run, whole (see retention.ts), unless the run is gone.
+       AND (run_id IS NULL OR NOT EXISTS (SELECT 1 FROM apalis_runs WHERE id = apalis_tasks.run_id))`,
     [...after, ...(last ?? []), before],
   ).changes;
   return { changed, next: last ?? null };

@@ -13,7 +13,7 @@ export interface TaskEventInfo {
 
 /**
  * What a worker reports. `type` is one of `start`, `idle`, `heartbeat`, `success`, `error`,
- * `stop`, `exit`.
+ * `retention`, `stop`, `exit`.
  */
 export type WorkerEvent =
   | { type: "start" }
@@ -29,6 +29,21 @@ export type WorkerEvent =
     status?: Extract<TaskStatus, "failed" | "killed">;
     /** For `failed`: when the retry is due (epoch ms). */
     retryAt?: number;
+  }
+  | {
+    /** A batch of the queue's retention deleted expired tasks (see `Config.setRetention`). */
+    type: "retention";
+    queue: string;
+    /** Tasks deleted (those of the runs included). */
+    tasks: number;
+    /** Workflow runs deleted, each with all its tasks. */
+    runs: number;
+    /**
+     * When the batch's transaction held the queue's retention lease (epoch ms; PostgreSQL: the
+     * server's clock): no other worker deleted meanwhile.
+     */
+    heldFrom: number;
+    heldTo: number;
   }
   | { type: "stop" }
   | { type: "exit"; error?: unknown };

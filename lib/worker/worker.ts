@@ -15,6 +15,7 @@ import { isExactText } from "../storage/codec.ts";
 import { type LongTimer, MAX_TIMER_MS, setLongInterval, setLongTimeout } from "../time/timers.ts";
 import { TaskContext } from "./context.ts";
 import { Pace } from "./pace.ts";
+import { RetentionSweeper } from "./retention_sweeper.ts";
 import { ScheduleTicker } from "./schedule_ticker.ts";
 import { Transition } from "./transition.ts";
 import {
@@ -226,6 +227,15 @@ export class Worker<T = unknown> {
       (error) => this.#emit({ type: "error", error }),
     );
     schedules.start();
+    // The queue's retention: this worker deletes expired finished tasks when it holds the
+    // queue's lease (one worker at a time across processes and hosts).
+    const retention = new RetentionSweeper(
+      storage as Storage<unknown>,
+      `${this.name} ${this.#instanceId}`,
+      (event) => this.#emit(event),
+      (error) => this.#emit({ type: "error", error }),
+    );
+    retention.start();
     const onSignal = () => {
       if (this.#state === "stopping") this.#abortAll();
       void this.stop();
@@ -248,6 +258,7 @@ export class Worker<T = unknown> {
       clearTimeout(this.#stragglerTimer);
       heartbeat.clear();
       await schedules.stop();
+      await retention.stop();
       unsubscribe();
       this.#watchCommits(false);
       leave?.();

@@ -35,10 +35,18 @@ export interface ChildWorker extends AsyncDisposable {
   kill(signal: Deno.Signal): void;
 }
 
-/** Starts `worker_child.ts --location LOCATION --name NAME ...args`. */
-export function spawnChild(location: string, name: string, args: string[] = []): ChildWorker {
+/**
+ * Starts `worker_child.ts --location LOCATION --name NAME ...args` (or another child `script`
+ * that takes the same two options and prints the same `ready` line).
+ */
+export function spawnChild(
+  location: string,
+  name: string,
+  args: string[] = [],
+  script: string = CHILD,
+): ChildWorker {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CHILD, "--location", location, "--name", name, ...args],
+    args: ["run", "-A", script, "--location", location, "--name", name, ...args],
     cwd: ROOT,
     stdin: "null",
     stdout: "piped",

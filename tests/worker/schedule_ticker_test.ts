@@ -18,7 +18,13 @@ Deno.test("a worker on a schema without schedules runs tasks and reports the mis
     .backend(storage)
     .handleSignals(false)
     .onEvent((_ctx, event) => {
-      if (event.type === "error") errors.push(event);
+      // (Retention, younger than schedules, reports its own missing table: not this test's.)
+      if (
+        event.type === "error" &&
+        !/apalis_leases/.test(`${(event.error as Error).message} ${(event.error as Error).cause}`)
+      ) {
+        errors.push(event);
+      }
     })
     .build((n) => n * 2);
   const running = worker.run();

@@ -8,7 +8,9 @@ export const vacuumCommand: Command = {
   help: `Usage: apalis vacuum [--older-than DURATION]
 
 Deletes finished tasks (done and killed) of every queue, or only those that finished at least
-DURATION ago. Waiting, running and failed tasks are never deleted. Prints how many went.
+DURATION ago. Waiting, running and failed tasks are never deleted. The tasks of a workflow run
+go only with the whole run (its tasks and joins), once it has finished and so have all of them.
+Prints how many went.
 It deletes 5,000 tasks per transaction, so workers on the same database keep going meanwhile.
 
 Options:

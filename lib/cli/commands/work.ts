@@ -1,4 +1,6 @@
 import { HOST_NAME, PROCESS_ID } from "../../backend/process.ts";
+import { Config } from "../../storage/config.ts";
+import type { RetentionOptions } from "../../storage/retention.ts";
 import { WorkerBuilder } from "../../worker/worker_builder.ts";
 import { type Command, openForCommand } from "../command.ts";
 import { UsageError } from "../errors.ts";
@@ -79,7 +81,15 @@ Options:
                              with a 2xx, stored as the result: 65536, 512KiB, 16MiB (1024-based
                              units; default 16MiB, at most 256MiB). Past it the attempt fails
                              (the command is killed; the rest of the body is not read).
+  --retain-done DURATION     delete done tasks of QUEUE this long after they finished, e.g.
+                             12h, 7d, 2w, or 'forever' to keep them (default 7d)
+  --retain-killed DURATION   the same for killed tasks (default 30d)
   --json                     print the final summary as JSON
+
+Retention: the running workers of QUEUE delete its expired done and killed tasks (see
+--retain-done, --retain-killed) about once a minute, one worker at a time across processes and
+hosts, 1,000 per transaction; a workflow run's tasks go with the whole run, once it has
+finished and all of them have expired. Give every worker of a queue the same settings.
 
 On a terminal a status line on stderr shows done, failed and killed counts, tasks in flight and
 tasks per second. Failed attempts are logged to stderr, one line each. At exit, a one-line
@@ -102,6 +112,8 @@ Examples:
       name: { type: "string" },
       "shutdown-timeout": { type: "string" },
       "max-output": { type: "string" },
+      "retain-done": { type: "string" },
+      "retain-killed": { type: "string" },
     });
     const [queue] = expectPositionals("work", positionals, ["QUEUE"]);
     if (!queue) throw new UsageError("the queue name must not be empty");
@@ -126,6 +138,11 @@ Examples:
     );
     const maxOutputBytes = optional(values["max-output"], "--max-output", maxOutput) ??
       DEFAULT_MAX_OUTPUT;
+    const retention: RetentionOptions = {};
+    const retainDone = optional(values["retain-done"], "--retain-done", retentionAge);
+    if (retainDone !== undefined) retention.done = retainDone;
+    const retainKilled = optional(values["retain-killed"], "--retain-killed", retentionAge);
+    if (retainKilled !== undefined) retention.killed = retainKilled;
     if (values.name === "") throw new UsageError("option '--name' must not be empty");
     const name = values.name ?? `${HOST_NAME}-${PROCESS_ID}`;
 
@@ -150,7 +167,7 @@ Examples:
       });
 
       const builder = new WorkerBuilder(name)
-        .backend(database.storage(queue))
+        .backend(database.storage(new Config(queue).setRetention(retention)))
         .concurrency(concurrency)
         .handleSignals(false)
         .onEvent((_, event) => {
@@ -227,6 +244,17 @@ function optional<T>(
   parse: (text: string, option: string) => T,
 ): T | undefined {
   return text === undefined ? undefined : parse(text, option);
+}
+
+/** A retention age: a duration, or `forever`. */
+function retentionAge(text: string, option: string): number | "forever" {
+  if (text.trim() === "forever") return "forever";
+  try {
+    return parseDuration(text, option);
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    throw new UsageError(`${error.message} (or 'forever' to keep them)`);
+  }
 }
 
 function atLeastOne(text: string, option: string): number {
