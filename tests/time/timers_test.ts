@@ -60,15 +60,25 @@ Deno.test("setLongTimeout() and setLongInterval() throw a RangeError when the de
 Deno.test("setLongInterval() fires every period, no sooner, when the period spans several chunks, and stops when cleared from its callback", async () => {
   const started = performance.now();
   const times: number[] = [];
+  let third!: () => void;
+  const thirdTick = new Promise<void>((resolve) => third = resolve);
   const timer = setLongInterval(
     () => {
       times.push(performance.now() - started);
-      if (times.length === 3) timer.clear();
+      if (times.length === 3) {
+        timer.clear();
+        third();
+      }
     },
     40,
     15,
   );
-  await new Promise((resolve) => setTimeout(resolve, 300));
+  // A loaded machine delays ticks: wait for the third (up to 10 s), then two more periods.
+  let cap: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([thirdTick, new Promise((resolve) => cap = setTimeout(resolve, 10_000))]);
+  clearTimeout(cap);
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  timer.clear();
   assert.equal(times.length, 3, `fired at ${times.join(", ")}`);
   for (const [i, at] of times.entries()) {
     assert.ok(at >= 40 * (i + 1) - 1, `tick ${i + 1} at ${at}`);
