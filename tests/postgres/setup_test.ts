@@ -9,6 +9,7 @@ const SETUP = new URL("./_pg_setup_process.ts", import.meta.url).pathname;
 const TABLES = [
   "apalis_join_parts",
   "apalis_joins",
+  "apalis_outcome_totals",
   "apalis_queues",
   "apalis_runs",
   "apalis_schedules",
