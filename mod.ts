@@ -139,6 +139,16 @@ export {
   type BoardHandler,
   type BoardOptions,
   createBoardHandler,
+  createMetricsHandler,
+  type MetricsHandlerOptions,
+  renderMetrics,
   serveBoard,
   type ServeBoardOptions,
 } from "./lib/board/mod.ts";
+export {
+  DURATION_BOUNDS_MS,
+  type DurationHistogram,
+  METRICS_SAMPLE,
+  type MetricsSnapshot,
+  type QueueMetrics,
+} from "./lib/storage/metrics.ts";

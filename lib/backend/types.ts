@@ -229,6 +229,35 @@ export interface ThroughputRow {
   killed: number;
 }
 
+/**
+ * Outcomes counted per queue since the database was set up: the minutes still in
+ * `apalis_throughput` plus those deleted from it (a trigger folds each deleted minute into
+ * `apalis_outcome_totals` in the deleting transaction), read in one statement. Never decreases.
+ */
+export interface OutcomeTotalRow {
+  queue: string;
+  done: number;
+  failed: number;
+  killed: number;
+}
+
+/**
+ * Run and wait times of a queue's most recent `done` tasks, bucketed by the database (see
+ * {@linkcode Backend.taskDurations}). `run_buckets[i]` and `wait_buckets[i]` count the tasks whose
+ * time is at most `boundsMs[i]` (cumulative, as Prometheus buckets are).
+ */
+export interface DurationsRow {
+  queue: string;
+  /** Tasks in the sample. */
+  n: number;
+  /** Sum of run times (`done_at - lock_at`, at least 0), ms. */
+  run_sum: number;
+  /** Sum of wait times (`lock_at - run_at`, at least 0), ms. */
+  wait_sum: number;
+  run_buckets: number[];
+  wait_buckets: number[];
+}
+
 /** How many tasks of a queue are in a status. */
 export interface CountRow {
   queue: string;
@@ -630,6 +659,19 @@ export interface Backend {
   ): Promise<WorkerListRow[]>;
   /** Outcomes per queue and minute since `since`, oldest first. */
   throughputSince(since: number, queue?: string): Promise<ThroughputRow[]>;
+  /** Outcomes per queue since the database was set up (see {@linkcode OutcomeTotalRow}). */
+  outcomeTotals(): Promise<OutcomeTotalRow[]>;
+  /**
+   * For each of `queues`: run time (`done_at - lock_at`) and wait time (`lock_at - run_at`, due
+   * to start) of its `sample` newest `done` tasks (by id: push order for generated ids), counted
+   * into buckets of upper bounds `boundsMs` by the database. Reads at most `sample` entries of
+   * the finished-tasks index and their rows per queue; queues without done tasks are left out.
+   */
+  taskDurations(
+    queues: readonly string[],
+    sample: number,
+    boundsMs: readonly number[],
+  ): Promise<DurationsRow[]>;
   /** One run, or undefined. */
   runGet(id: string): Promise<RunRow | undefined>;
   /** A run's tasks in the order they were enqueued. */

@@ -21,6 +21,8 @@ import { runPage, runsPageView } from "./pages/runs.ts";
 import { type TaskNotice, taskPage } from "./pages/task.ts";
 import { workersPage } from "./pages/workers.ts";
 import { schedulesPage } from "./pages/schedules.ts";
+import { metricsResponse } from "./metrics.ts";
+import { formatMetrics } from "./prometheus.ts";
 import { isMissingSchedulesTable, type ScheduleInfo } from "../storage/schedules.ts";
 
 /** Options of {@linkcode createBoardHandler}. */
@@ -87,7 +89,9 @@ class HttpError extends Error {
 
 /**
  * The dashboard as a `fetch` handler: HTML pages for queues, tasks, workers and workflow runs
- * (refreshing their data live), and the same data as JSON under `/api/`. It reads and writes
+ * (refreshing their data live), the same data as JSON under `/api/`, and Prometheus metrics at
+ * `/metrics` (see `renderMetrics`; with a `token`, a scraper sends it as
+ * `Authorization: Bearer <token>`, like any client of the API). It reads and writes
  * through the public {@linkcode Admin} API of the database it is given (a SQLite connection, or
  * the admin of any storage: `PostgresStorage.admin(pg)` for PostgreSQL), and its pages, styles
  * and script are built in.
@@ -167,7 +171,8 @@ export function createBoardHandler(
       return text(404, "Not found");
     }
     const path = url.pathname.slice(base.length) || "/";
-    const api = path.startsWith("/api/");
+    // Answered in JSON (errors too), never redirected to the login page: the API and metrics.
+    const api = path.startsWith("/api/") || path === "/metrics";
     const ctx = context();
     try {
       if (req.method === "GET" && path === "/assets/board.css") {
@@ -210,6 +215,9 @@ export function createBoardHandler(
       }
       // A write may change any count: the next read of each is fresh.
       if (req.method === "POST") reads.clear();
+      if (path === "/metrics" && (req.method === "GET" || req.method === "HEAD")) {
+        return metricsResponse(req, formatMetrics(await storage.metrics()));
+      }
       return api
         ? await routeApi(req, url, path, storage, reads, ctx)
         : await routePage(req, url, path, storage, reads, ctx);

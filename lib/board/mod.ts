@@ -5,3 +5,4 @@
  */
 export { type BoardHandler, type BoardOptions, createBoardHandler } from "./handler.ts";
 export { serveBoard, type ServeBoardOptions } from "./serve.ts";
+export { createMetricsHandler, type MetricsHandlerOptions, renderMetrics } from "./metrics.ts";

@@ -3,6 +3,7 @@ import type {
   Backend,
   ClaimedRow,
   CountRow,
+  DurationsRow,
   FlushAck,
   FlushRequest,
   FlushResult,
@@ -10,6 +11,7 @@ import type {
   JoinPartRow,
   ListedTaskRow,
   NewTaskRow,
+  OutcomeTotalRow,
   QueueLimitsChange,
   QueueSettingsRow,
   RetentionStep,
@@ -45,6 +47,7 @@ import {
   retentionStep,
 } from "./retention.ts";
 import { migratePostgres, postgresSchemaVersion } from "./schema.ts";
+import { outcomeTotals, taskDurations } from "./metrics.ts";
 import {
   scheduleAdvance,
   scheduleDelete,
@@ -364,6 +367,21 @@ export class PostgresBackend implements Backend {
           WHERE minute >= ${since - (since % 60_000)}::bigint
             AND (${queue ?? null}::text IS NULL OR queue = ${queue ?? null}::text)
           GROUP BY queue, minute ORDER BY minute, queue`,
+    );
+  }
+
+  async outcomeTotals(): Promise<OutcomeTotalRow[]> {
+    return await this.#op("read outcome totals", () => outcomeTotals(this.pg.sql));
+  }
+
+  async taskDurations(
+    queues: readonly string[],
+    sample: number,
+    boundsMs: readonly number[],
+  ): Promise<DurationsRow[]> {
+    return await this.#op(
+      "read run and wait times",
+      () => taskDurations(this.pg.sql, queues, sample, boundsMs),
     );
   }
 

@@ -14,7 +14,7 @@ import { SchemaVersionError } from "../store/schema.ts";
 import { FLOW_CONTROL_MIGRATION } from "./flow_schema.ts";
 
 /** The schema version this build writes and understands on PostgreSQL. */
-export const POSTGRES_SCHEMA_VERSION = 5;
+export const POSTGRES_SCHEMA_VERSION = 6;
 
 /** The key of the advisory lock that serialises migrations across processes. */
 const MIGRATION_LOCK = 7_361_626_973_001;
@@ -399,6 +399,27 @@ const MIGRATIONS: readonly string[] = [
    );
    CREATE INDEX apalis_runs_finished ON apalis_runs (queue, done_at, id)
      WHERE status <> 'running';`,
+  // 6: metrics (SQLite's migration 10). Outcome counts that never decrease: the minutes a
+  // statement deletes from apalis_throughput (vacuum, retention, by hand; not TRUNCATE) are
+  // added to their queues' totals by a statement trigger, in the deleting transaction. Only
+  // deletes fire it: the hot path's upserts are unchanged.
+  `CREATE TABLE apalis_outcome_totals (
+     queue  text COLLATE "C" PRIMARY KEY,
+     done   bigint NOT NULL DEFAULT 0,
+     failed bigint NOT NULL DEFAULT 0,
+     killed bigint NOT NULL DEFAULT 0
+   );
+   CREATE FUNCTION apalis_fold_outcomes() RETURNS trigger LANGUAGE plpgsql AS $fn$
+   BEGIN
+     INSERT INTO apalis_outcome_totals AS t (queue, done, failed, killed)
+     SELECT queue, sum(done), sum(failed), sum(killed) FROM gone GROUP BY queue
+     ON CONFLICT (queue) DO UPDATE SET done = t.done + excluded.done,
+       failed = t.failed + excluded.failed, killed = t.killed + excluded.killed;
+     RETURN NULL;
+   END
+   $fn$;
+   CREATE TRIGGER apalis_fold_outcomes AFTER DELETE ON apalis_throughput
+     REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION apalis_fold_outcomes();`,
 ];
 
 /** Reads the schema version of the database: 0 when it was never set up. */

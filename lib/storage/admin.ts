@@ -15,6 +15,7 @@ import {
   validateLimitsChange,
 } from "./limits.ts";
 import { type ListSchedulesOptions, type ScheduleInfo, toScheduleInfo } from "./schedules.ts";
+import { type MetricsSnapshot, readMetrics } from "./metrics.ts";
 import {
   emptyCounts,
   type QueueInfo,
@@ -379,6 +380,32 @@ export class Admin<T = unknown> {
       failed: row.failed,
       killed: row.killed,
     }));
+  }
+
+  /**
+   * Every queue's metrics, as `/metrics` on the dashboard reports them (see `renderMetrics`):
+   * tasks per state, whether it is paused, workers alive, how long its oldest due task has
+   * waited, outcome counts since the database was set up (these never decrease: minutes that
+   * vacuum deletes from the throughput table are kept as totals), and run and wait times of its
+   * newest done tasks (at most `METRICS_SAMPLE` = 1000, newest by id) in buckets of 5 ms to 1 h.
+   * Reads only; costs a count of each queue's tasks (as `listQueues`) plus at most 1000 index
+   * entries and rows per queue.
+   *
+   * @example Usage
+   * ```ts
+   * import { openDatabase, SqliteStorage } from "@apalis/sqlite";
+   *
+   * const db = openDatabase(":memory:");
+   * SqliteStorage.setup(db);
+   * await new SqliteStorage(db, "email").push({ to: "a@b.c" });
+   * const { queues: [email] } = await SqliteStorage.admin(db).metrics();
+   * if (email?.counts.pending !== 1 || email.outcomes.done !== 0) throw new Error("unexpected");
+   * db.close();
+   * ```
+   */
+  async metrics(): Promise<MetricsSnapshot> {
+    const queues = await this.listQueues();
+    return await readMetrics(this.backend, queues, await this.currentTime());
   }
 
   /** Lists workflow runs newest first, filtered by queue and state, one page at a time. */

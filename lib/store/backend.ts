@@ -2,6 +2,7 @@ import type {
   Backend,
   ClaimedRow,
   CountRow,
+  DurationsRow,
   FlushAck,
   FlushRequest,
   FlushResult,
@@ -9,6 +10,7 @@ import type {
   JoinPartRow,
   ListedTaskRow,
   NewTaskRow,
+  OutcomeTotalRow,
   QueueLimitsChange,
   QueueSettingsRow,
   RetentionStep,
@@ -95,6 +97,7 @@ import {
   type VacuumCursor,
 } from "./tasks.ts";
 import { throughputPrune, throughputSince } from "./throughput.ts";
+import { outcomeTotals, taskDurations } from "./metrics.ts";
 import { taskInsertIfUnique } from "./unique.ts";
 import {
   claimWithinLimits,
@@ -292,6 +295,18 @@ export class SqliteBackend implements Backend {
 
   throughputSince(since: number, queue?: string): Promise<ThroughputRow[]> {
     return Promise.resolve(throughputSince(this.db, since, queue));
+  }
+
+  outcomeTotals(): Promise<OutcomeTotalRow[]> {
+    return Promise.resolve(outcomeTotals(this.db));
+  }
+
+  taskDurations(
+    queues: readonly string[],
+    sample: number,
+    boundsMs: readonly number[],
+  ): Promise<DurationsRow[]> {
+    return Promise.resolve(taskDurations(this.db, queues, sample, boundsMs));
   }
 
   runGet(id: string): Promise<RunRow | undefined> {

@@ -2,7 +2,7 @@ import { BusyWaitExpired, DatabaseBusyError, waitOutBusySync } from "../sqlite/b
 import type { Database } from "../sqlite/types.ts";
 
 /** The schema version this build of the library writes and understands. */
-export const SCHEMA_VERSION = 9;
+export const SCHEMA_VERSION = 10;
 
 /** Thrown when a database was written by a newer version of the library. */
 export class SchemaVersionError extends Error {
@@ -300,6 +300,23 @@ const MIGRATIONS: readonly string[] = [
    ) WITHOUT ROWID;
    CREATE INDEX apalis_runs_finished ON apalis_runs (queue, done_at, id)
      WHERE status <> 'running';`,
+  // 10: metrics. Outcome counts that never decrease (Prometheus counters): a minute deleted from
+  // apalis_throughput (by vacuum, retention or by hand) is added to its queue's totals by a
+  // trigger, in the deleting transaction; the counters are the two tables summed. Only deletes
+  // fire it: the upserts of the hot path are unchanged.
+  `CREATE TABLE apalis_outcome_totals (
+     queue  TEXT NOT NULL PRIMARY KEY,
+     done   INTEGER NOT NULL DEFAULT 0,
+     failed INTEGER NOT NULL DEFAULT 0,
+     killed INTEGER NOT NULL DEFAULT 0
+   ) WITHOUT ROWID;
+   CREATE TRIGGER apalis_fold_outcomes AFTER DELETE ON apalis_throughput
+   BEGIN
+     INSERT INTO apalis_outcome_totals (queue, done, failed, killed)
+     VALUES (OLD.queue, OLD.done, OLD.failed, OLD.killed)
+     ON CONFLICT (queue) DO UPDATE SET done = done + excluded.done,
+       failed = failed + excluded.failed, killed = killed + excluded.killed;
+   END;`,
 ];
 
 /** Reads the schema version of a database: 0 when it was never set up. */

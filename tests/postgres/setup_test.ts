@@ -10,6 +10,7 @@ const TABLES = [
   "apalis_join_parts",
   "apalis_joins",
   "apalis_leases",
+  "apalis_outcome_totals",
   "apalis_queues",
   "apalis_runs",
   "apalis_schedules",

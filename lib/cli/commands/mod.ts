@@ -5,6 +5,7 @@ import { workCommand } from "./work.ts";
 import { lsCommand } from "./ls.ts";
 import { showCommand } from "./show.ts";
 import { statsCommand } from "./stats.ts";
+import { metricsCommand } from "./metrics.ts";
 import { queuesCommand } from "./queues.ts";
 import { workersCommand } from "./workers.ts";
 import { retryCommand } from "./retry.ts";
@@ -24,6 +25,7 @@ export const COMMANDS: readonly Command[] = [
   lsCommand,
   showCommand,
   statsCommand,
+  metricsCommand,
   queuesCommand,
   workersCommand,
   cronCommand,
