@@ -33,7 +33,11 @@ export interface ChildWorker extends AsyncDisposable {
   readonly exited: Promise<ChildExit>;
   /** Sends a signal (`SIGTERM`: graceful stop; `SIGKILL`: crash). */
   kill(signal: Deno.Signal): void;
+  /** On PostgreSQL: the database URL and the `application_name` of the child's sessions. */
+  readonly sessions?: { url: string; applicationName: string };
 }
+
+let spawned = 0;
 
 /**
  * Starts `worker_child.ts --location LOCATION --name NAME ...args` (or another child `script`
@@ -45,6 +49,15 @@ export function spawnChild(
   args: string[] = [],
   script: string = CHILD,
 ): ChildWorker {
+  // On PostgreSQL its sessions carry a name of their own, so that a crash can wait for them.
+  let sessions: ChildWorker["sessions"];
+  if (/^postgres(ql)?:/.test(location)) {
+    const url = new URL(location);
+    const applicationName = `apalis-child-${Deno.pid}-${++spawned}`;
+    url.searchParams.set("application_name", applicationName);
+    sessions = { url: location, applicationName };
+    location = url.toString();
+  }
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", script, "--location", location, "--name", name, ...args],
     cwd: ROOT,
@@ -83,6 +96,7 @@ export function spawnChild(
   return {
     name,
     pid: child.pid,
+    sessions,
     ready: readyWithin,
     exited,
     kill(signal) {
@@ -118,6 +132,31 @@ export async function crashChild(child: ChildWorker): Promise<void> {
   child.kill("SIGKILL");
   const exit = await withTimeout(child.exited, `worker ${child.name} to die`);
   assert.equal(exit.signal, "SIGKILL", `worker ${child.name} ended with ${exit.code} instead`);
+  if (child.sessions) await sessionsGone(child.name, child.sessions);
+}
+
+/**
+ * Waits until PostgreSQL has ended a killed child's sessions: until then, a statement it sent
+ * before it died (a COMMIT of claims) may still commit, and what it held is not settled.
+ */
+async function sessionsGone(
+  name: string,
+  { url, applicationName }: { url: string; applicationName: string },
+): Promise<void> {
+  const { default: postgres } = await import("postgres");
+  const sql = postgres(url, { max: 1, onnotice: () => {} });
+  try {
+    const deadline = Date.now() + CHILD_TIMEOUT_MS;
+    while (true) {
+      const [row] = await sql<{ n: number }[]>`
+        SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = ${applicationName}`;
+      if (row!.n === 0) return;
+      assert.ok(Date.now() < deadline, `the sessions of worker ${name} outlived it`);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  } finally {
+    await sql.end({ timeout: 1 });
+  }
 }
 
 /** The executions recorded in `path` by children started with `--record path`. */
