@@ -14,7 +14,7 @@ export const boardCommand: Command = {
 
 Serves the dashboard: queues with counts and the last hour's throughput, tasks (retry, kill,
 delete), workers, and workflow runs drawn as graphs. Pages refresh their data live; every page
-is also JSON under /api/ (see the README), and /metrics serves Prometheus metrics (the
+is also JSON under /api/ (see docs/dashboard.md), and /metrics serves Prometheus metrics (the
 same token as a bearer: authorization: { credentials: TOKEN } in a scrape config). Stops on
 Ctrl-C. A SQLite file is opened read-only;
 the first retry, kill or delete opens it for writing. With --db postgres://..., the pages read
