@@ -236,6 +236,8 @@ export interface ThroughputRow {
  */
 export interface OutcomeTotalRow {
   queue: string;
+  /** Attempts started (see `FlushRequest.started`). */
+  started: number;
   done: number;
   failed: number;
   killed: number;
@@ -412,6 +414,12 @@ export interface FlushRequest {
   claim: { direct: number; ahead: number; textArgs: boolean };
   /** Claims for other queues' idle workers (a shared storage), in the same transaction. */
   shared?: readonly SharedWant[];
+  /**
+   * Attempts the worker started since its previous flush, added to the queue's started count
+   * (`apalis_throughput.started`, this flush's minute) in the same transaction. Counted when they
+   * start, not when claimed: tasks claimed ahead and given back never count.
+   */
+  started?: number;
 }
 
 /** What a flush did. */

@@ -90,6 +90,13 @@ const FAMILIES: readonly Family[] = [
     },
   },
   {
+    name: "apalis_tasks_started_total",
+    type: "counter",
+    help:
+      "Attempts started, since the database was set up (counted at the worker's next write after the start).",
+    write: (out, name, queue, pairs) => out.sample(name, pairs, queue.started),
+  },
+  {
     name: "apalis_tasks_succeeded_total",
     type: "counter",
     help: "Tasks that ended done, since the database was set up (kept across vacuums).",

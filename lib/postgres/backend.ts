@@ -46,7 +46,12 @@ import {
   retentionRelease,
   retentionStep,
 } from "./retention.ts";
-import { migratePostgres, postgresSchemaVersion } from "./schema.ts";
+import {
+  migratePostgres,
+  POSTGRES_STARTED_COUNT_VERSION,
+  postgresSchemaVersion,
+} from "./schema.ts";
+import { SchemaProbe } from "../backend/schema_probe.ts";
 import { outcomeTotals, taskDurations } from "./metrics.ts";
 import {
   scheduleAdvance,
@@ -62,6 +67,7 @@ import {
   claimTasks,
   claimUniqueKey,
   countOutcomes,
+  countStarted,
   type Executor,
   insertTasks,
   nowParam,
@@ -125,6 +131,8 @@ export class PostgresBackend implements Backend {
   #held = new Map<string, Set<string>>();
   /** Workers whose last flush failed without an answer from the server. */
   #uncertain = new Set<string>();
+  /** Whether the database counts starts: a worker may run on one nobody has upgraded yet. */
+  #startsCounted = new SchemaProbe();
 
   private constructor(pg: PostgresConnection) {
     this.pg = pg;
@@ -722,6 +730,8 @@ export class PostgresBackend implements Backend {
       );
     }
     const uncertain = this.#uncertain.has(worker);
+    // A worker may run on a database nobody has upgraded yet: its starts then go uncounted.
+    if (request.started && !(await this.#countsStarts())) request = { ...request, started: 0 };
     let result: FlushResult;
     try {
       // Plain flushes (the hot path) are one round trip: the statements in one batch, which
@@ -751,6 +761,17 @@ export class PostgresBackend implements Backend {
     // Workflow steps may have enqueued tasks: wake this process's fetchers.
     if (request.acks.some((item) => item.run)) this.notifyPushed(queue);
     return result;
+  }
+
+  /** Whether the database counts starts (read once it does; else at most once a minute). */
+  async #countsStarts(): Promise<boolean> {
+    try {
+      return await this.#startsCounted.hasAsync(async () =>
+        await postgresSchemaVersion(this.pg.sql) >= POSTGRES_STARTED_COUNT_VERSION
+      );
+    } catch {
+      return false; // the flush that follows meets the same trouble and reports it
+    }
   }
 
   #heldBy(worker: string): Set<string> {
@@ -785,6 +806,9 @@ export class PostgresBackend implements Backend {
     const startAt = request.start.length > 0
       ? queries.push(startQueued(sql, request.start, worker, request.now)) - 1
       : -1;
+    if (request.started) {
+      queries.push(countStarted(sql, request.queue, request.started, request.now));
+    }
     const claimAt = queries.push(claimTasks(sql, {
       queue: request.queue,
       worker,
@@ -872,6 +896,9 @@ export class PostgresBackend implements Backend {
       if (request.release.ahead.length > 0) {
         writes.push(releaseAhead(tx, worker, request.release.ahead).execute());
       }
+    }
+    if (request.started) {
+      writes.push(countStarted(tx, request.queue, request.started, request.now).execute());
     }
     let started = new Set<string>();
     if (request.start.length > 0) {

@@ -12,15 +12,28 @@ import type { DurationsRow, OutcomeTotalRow } from "../backend/types.ts";
  * shards each) plus those folded into `apalis_outcome_totals` when they were deleted. One
  * statement, so one snapshot: a vacuum's move from one table to the other is seen whole or not.
  * The minutes are summed before the union: over a week of minutes (161,280 rows) the planner
- * otherwise chose a parallel plan that took twice as long.
+ * otherwise chose a parallel plan that took twice as long. A schema from before the started
+ * count (read without upgrading it) counts every ended attempt as started, as its upgrade does.
  */
-export function outcomeTotals(sql: Sql): Promise<OutcomeTotalRow[]> {
-  return sql<OutcomeTotalRow[]>`
-    SELECT queue, sum(done)::bigint AS done, sum(failed)::bigint AS failed,
-      sum(killed)::bigint AS killed
-    FROM (SELECT queue, sum(done) AS done, sum(failed) AS failed, sum(killed) AS killed
+export async function outcomeTotals(sql: Sql): Promise<OutcomeTotalRow[]> {
+  try {
+    return await sql.unsafe<OutcomeTotalRow[]>(outcomeTotalsSql("started"));
+  } catch (error) {
+    // 42703: undefined_column.
+    if ((error as { code?: string })?.code !== "42703") throw error;
+    return await sql.unsafe<OutcomeTotalRow[]>(outcomeTotalsSql("done + failed + killed"));
+  }
+}
+
+function outcomeTotalsSql(started: string): string {
+  return `
+    SELECT queue, sum(started)::bigint AS started, sum(done)::bigint AS done,
+      sum(failed)::bigint AS failed, sum(killed)::bigint AS killed
+    FROM (SELECT queue, sum(${started}) AS started, sum(done) AS done, sum(failed) AS failed,
+            sum(killed) AS killed
           FROM apalis_throughput GROUP BY queue
-          UNION ALL SELECT queue, done, failed, killed FROM apalis_outcome_totals) AS o
+          UNION ALL SELECT queue, ${started} AS started, done, failed, killed
+          FROM apalis_outcome_totals) AS o
     GROUP BY queue ORDER BY queue`;
 }
 

@@ -14,7 +14,10 @@ import { SchemaVersionError } from "../store/schema.ts";
 import { FLOW_CONTROL_MIGRATION } from "./flow_schema.ts";
 
 /** The schema version this build writes and understands on PostgreSQL. */
-export const POSTGRES_SCHEMA_VERSION = 6;
+export const POSTGRES_SCHEMA_VERSION = 7;
+
+/** The migration that added the started count (`apalis_throughput.started`). */
+export const POSTGRES_STARTED_COUNT_VERSION = 7;
 
 /** The key of the advisory lock that serialises migrations across processes. */
 const MIGRATION_LOCK = 7_361_626_973_001;
@@ -420,6 +423,23 @@ const MIGRATIONS: readonly string[] = [
    $fn$;
    CREATE TRIGGER apalis_fold_outcomes AFTER DELETE ON apalis_throughput
      REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION apalis_fold_outcomes();`,
+  // 7: a started count (SQLite's migration 11). Workers add the attempts they started to their
+  // connection's minute row in the flush; the totals fold it like the outcomes. Minutes from
+  // before count each ended attempt as started, so that started never trails the outcomes.
+  `ALTER TABLE apalis_throughput ADD COLUMN started bigint NOT NULL DEFAULT 0;
+   ALTER TABLE apalis_outcome_totals ADD COLUMN started bigint NOT NULL DEFAULT 0;
+   UPDATE apalis_throughput SET started = done + failed + killed;
+   UPDATE apalis_outcome_totals SET started = done + failed + killed;
+   CREATE OR REPLACE FUNCTION apalis_fold_outcomes() RETURNS trigger LANGUAGE plpgsql AS $fn$
+   BEGIN
+     INSERT INTO apalis_outcome_totals AS t (queue, started, done, failed, killed)
+     SELECT queue, sum(started), sum(done), sum(failed), sum(killed) FROM gone GROUP BY queue
+     ON CONFLICT (queue) DO UPDATE SET started = t.started + excluded.started,
+       done = t.done + excluded.done, failed = t.failed + excluded.failed,
+       killed = t.killed + excluded.killed;
+     RETURN NULL;
+   END
+   $fn$;`,
 ];
 
 /** Reads the schema version of the database: 0 when it was never set up. */

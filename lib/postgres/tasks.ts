@@ -203,6 +203,23 @@ function COUNT_OUTCOMES_SQL(rows: string): string {
       failed = c.failed + excluded.failed, killed = c.killed + excluded.killed`;
 }
 
+/**
+ * Adds the attempts a worker started (see `FlushRequest.started`) to this connection's counter
+ * row of the queue and the flush's minute (the worker's clock, else the database's).
+ */
+export function countStarted(
+  sql: Executor,
+  queue: string,
+  count: number,
+  now: number | undefined,
+): PendingQuery<Row[]> {
+  return sql`
+    INSERT INTO apalis_throughput AS c (queue, minute, shard, started)
+    SELECT ${queue}, t.at - t.at % 60000, apalis_shard(), ${count}::bigint
+    FROM (SELECT coalesce(${now ?? null}::bigint, apalis_now()) AS at) AS t
+    ON CONFLICT (queue, minute, shard) DO UPDATE SET started = c.started + excluded.started`;
+}
+
 const ACK_SQL = ackSql(false);
 const ACK_IN_RUN_SQL = ackSql(true);
 

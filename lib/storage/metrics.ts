@@ -61,6 +61,11 @@ export interface QueueMetrics {
   /** How long the oldest due waiting task (pending, or failed awaiting a retry) has been due, ms; 0 when none waits. */
   oldestDueAgeMs: number;
   /**
+   * Attempts started since the database was set up (counted by the worker that started them, at
+   * its next write: a worker killed in between loses its last few). Never decreases.
+   */
+  started: number;
+  /**
    * Outcomes since the database was set up: tasks that ended `done`, failed attempts (retried
    * later), tasks that ended `killed`. These never decrease, vacuum or not.
    */
@@ -100,6 +105,7 @@ export async function readMetrics(
         paused: false,
         aliveWorkers: 0,
         oldestDueAgeMs: 0,
+        started: 0,
         outcomes: { done: 0, failed: 0, killed: 0 },
         runTime: emptyHistogram(),
         waitTime: emptyHistogram(),
@@ -115,8 +121,10 @@ export async function readMetrics(
     metrics.aliveWorkers = info.aliveWorkers;
     metrics.oldestDueAgeMs = info.oldestDueAt === null ? 0 : Math.max(0, now - info.oldestDueAt);
   }
-  for (const { queue, done, failed, killed } of await outcomeTotals(backend)) {
-    entry(queue).outcomes = { done: Number(done), failed: Number(failed), killed: Number(killed) };
+  for (const { queue, started, done, failed, killed } of await outcomeTotals(backend)) {
+    const metrics = entry(queue);
+    metrics.started = Number(started);
+    metrics.outcomes = { done: Number(done), failed: Number(failed), killed: Number(killed) };
   }
   const withDone = queues.filter((info) => info.counts.done > 0).map((info) => info.name);
   for (const row of await backend.taskDurations(withDone, METRICS_SAMPLE, DURATION_BOUNDS_MS)) {
@@ -142,7 +150,10 @@ async function outcomeTotals(backend: Backend): Promise<OutcomeTotalRow[]> {
   }
   const totals = new Map<string, OutcomeTotalRow>();
   for (const row of await backend.throughputSince(0)) {
-    const total = totals.get(row.queue) ?? { queue: row.queue, done: 0, failed: 0, killed: 0 };
+    const total = totals.get(row.queue) ??
+      { queue: row.queue, started: 0, done: 0, failed: 0, killed: 0 };
+    // Such a schema has no started count either: every ended attempt had started.
+    total.started += Number(row.done) + Number(row.failed) + Number(row.killed);
     total.done += Number(row.done);
     total.failed += Number(row.failed);
     total.killed += Number(row.killed);

@@ -59,7 +59,8 @@ import {
   retentionRelease,
   retentionStep,
 } from "./retention.ts";
-import { migrate } from "./schema.ts";
+import { migrate, schemaVersion, STARTED_COUNT_VERSION } from "./schema.ts";
+import { SchemaProbe } from "../backend/schema_probe.ts";
 import {
   scheduleAdvance,
   scheduleDelete,
@@ -96,7 +97,7 @@ import {
   taskWaitingPriorities,
   type VacuumCursor,
 } from "./tasks.ts";
-import { throughputPrune, throughputSince } from "./throughput.ts";
+import { OutcomeCounts, throughputPrune, throughputSince } from "./throughput.ts";
 import { outcomeTotals, taskDurations } from "./metrics.ts";
 import { taskInsertIfUnique } from "./unique.ts";
 import {
@@ -131,6 +132,8 @@ export class SqliteBackend implements Backend {
   readonly engine = "sqlite";
   /** The connection. */
   readonly db: Database;
+  /** Whether the file counts starts: a worker may run on one nobody has upgraded yet. */
+  #startsCounted = new SchemaProbe();
 
   private constructor(db: Database) {
     this.db = db;
@@ -480,7 +483,15 @@ export class SqliteBackend implements Backend {
           if (item.run) withEffects.push(item);
           else plain.push(storedAck(item.ack));
         }
-        const fenced = taskAckMany(db, worker, plain);
+        // Starts are counted in the upsert that counts the acks (the same minute row, mostly).
+        const counts = new OutcomeCounts();
+        if (
+          request.started &&
+          this.#startsCounted.has(() => schemaVersion(db) >= STARTED_COUNT_VERSION)
+        ) {
+          counts.addStarted(queue, request.started, now);
+        }
+        const fenced = taskAckMany(db, worker, plain, counts);
         const replaced = withEffects.length > 0
           ? this.#ackWithEffects(withEffects, worker, now, fenced)
           : undefined;

@@ -12,14 +12,25 @@ import { IS_FINISHED } from "./tasks.ts";
  * Outcomes per queue since the database was set up: the minutes kept in `apalis_throughput`
  * plus those folded into `apalis_outcome_totals` when they were deleted. One statement, so one
  * snapshot: a vacuum that moves minutes from one table to the other is seen whole or not at all.
+ * A schema from before the started count (read without upgrading it) counts every ended attempt
+ * as started, as its upgrade does.
  */
 export function outcomeTotals(db: Database): OutcomeTotalRow[] {
-  return db.all<OutcomeTotalRow>(
-    `SELECT queue, sum(done) AS done, sum(failed) AS failed, sum(killed) AS killed FROM (
-       SELECT queue, done, failed, killed FROM apalis_throughput
-       UNION ALL SELECT queue, done, failed, killed FROM apalis_outcome_totals
-     ) GROUP BY queue ORDER BY queue`,
-  );
+  try {
+    return db.all<OutcomeTotalRow>(outcomeTotalsSql("started"));
+  } catch (error) {
+    if (!/no such column: started/.test(String((error as Error)?.message))) throw error;
+    return db.all<OutcomeTotalRow>(outcomeTotalsSql("done + failed + killed"));
+  }
+}
+
+function outcomeTotalsSql(started: string): string {
+  return `SELECT queue, sum(started) AS started, sum(done) AS done, sum(failed) AS failed,
+       sum(killed) AS killed FROM (
+       SELECT queue, ${started} AS started, done, failed, killed FROM apalis_throughput
+       UNION ALL SELECT queue, ${started} AS started, done, failed, killed
+       FROM apalis_outcome_totals
+     ) GROUP BY queue ORDER BY queue`;
 }
 
 /**

@@ -2,7 +2,10 @@ import { BusyWaitExpired, DatabaseBusyError, waitOutBusySync } from "../sqlite/b
 import type { Database } from "../sqlite/types.ts";
 
 /** The schema version this build of the library writes and understands. */
-export const SCHEMA_VERSION = 10;
+export const SCHEMA_VERSION = 11;
+
+/** The migration that added the started count (`apalis_throughput.started`). */
+export const STARTED_COUNT_VERSION = 11;
 
 /** Thrown when a database was written by a newer version of the library. */
 export class SchemaVersionError extends Error {
@@ -316,6 +319,22 @@ const MIGRATIONS: readonly string[] = [
      VALUES (OLD.queue, OLD.done, OLD.failed, OLD.killed)
      ON CONFLICT (queue) DO UPDATE SET done = done + excluded.done,
        failed = failed + excluded.failed, killed = killed + excluded.killed;
+   END;`,
+  // 11: a started count. Workers add the attempts they started to their flush's minute row (in
+  // the upsert that counts their outcomes); the totals fold it like the outcomes. Minutes from
+  // before count each ended attempt as started, so that started never trails the outcomes.
+  `ALTER TABLE apalis_throughput ADD COLUMN started INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE apalis_outcome_totals ADD COLUMN started INTEGER NOT NULL DEFAULT 0;
+   UPDATE apalis_throughput SET started = done + failed + killed;
+   UPDATE apalis_outcome_totals SET started = done + failed + killed;
+   DROP TRIGGER apalis_fold_outcomes;
+   CREATE TRIGGER apalis_fold_outcomes AFTER DELETE ON apalis_throughput
+   BEGIN
+     INSERT INTO apalis_outcome_totals (queue, started, done, failed, killed)
+     VALUES (OLD.queue, OLD.started, OLD.done, OLD.failed, OLD.killed)
+     ON CONFLICT (queue) DO UPDATE SET started = started + excluded.started,
+       done = done + excluded.done, failed = failed + excluded.failed,
+       killed = killed + excluded.killed;
    END;`,
 ];
 

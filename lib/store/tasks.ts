@@ -520,9 +520,15 @@ const BATCH_RESULT_LIMIT = 2048;
 
 /**
  * Records many outcomes: successful ones with small results in one statement, the rest one by
- * one. Returns the ids whose attempt was fenced off (rescued or killed meanwhile).
+ * one. Returns the ids whose attempt was fenced off (rescued or killed meanwhile). The batched
+ * outcomes are added to `counts` (which may hold other counts of the flush) and written with it.
  */
-export function taskAckMany(db: Database, worker: string, acks: readonly TaskAck[]): Set<string> {
+export function taskAckMany(
+  db: Database,
+  worker: string,
+  acks: readonly TaskAck[],
+  counts: OutcomeCounts = new OutcomeCounts(), // one count per minute and queue, however many
+): Set<string> {
   const fenced = new Set<string>();
   // Batched acks, by attempt: the attempt is then one parameter, not a value read per row.
   const byAttempt = new Map<number, TaskAck[]>();
@@ -538,7 +544,6 @@ export function taskAckMany(db: Database, worker: string, acks: readonly TaskAck
       fenced.add(ack.id);
     }
   }
-  const counts = new OutcomeCounts(); // one count per minute and queue, however many attempts
   // `changed` of a batch's acks were written; when fewer than all, `written` reads which.
   const tally = (group: readonly TaskAck[], changed: number, written: () => [string][]) => {
     const held = changed === group.length ? null : new Set(written().map((row) => row[0]));

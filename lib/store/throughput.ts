@@ -21,6 +21,7 @@ export function throughputPrune(db: Database, before: number): number {
 interface MinuteCounts {
   queue: string;
   minute: number;
+  started: number;
   done: number;
   failed: number;
   killed: number;
@@ -37,32 +38,50 @@ export class OutcomeCounts {
 
   /** Counts one ended attempt. */
   add(queue: string, status: "done" | "failed" | "killed", doneAt: number): void {
-    const minute = doneAt - (doneAt % 60_000);
+    this.#entry(queue, doneAt)[status]++;
+  }
+
+  /** Counts attempts a worker started (see `FlushRequest.started`). */
+  addStarted(queue: string, count: number, at: number): void {
+    this.#entry(queue, at).started += count;
+  }
+
+  #entry(queue: string, at: number): MinuteCounts {
+    const minute = at - (at % 60_000);
     let entry = this.#last;
     if (entry === undefined || entry.queue !== queue || entry.minute !== minute) {
       const key = `${minute}\u0000${queue}`;
       entry = this.#byMinute.get(key);
       if (entry === undefined) {
-        entry = { queue, minute, done: 0, failed: 0, killed: 0 };
+        entry = { queue, minute, started: 0, done: 0, failed: 0, killed: 0 };
         this.#byMinute.set(key, entry);
       }
       this.#last = entry;
     }
-    entry[status]++;
+    return entry;
   }
 
   /** Adds the counts to `apalis_throughput`. */
   write(db: Database): void {
-    for (const { queue, minute, done, failed, killed } of this.#byMinute.values()) {
-      db.run(
-        `INSERT INTO apalis_throughput (queue, minute, done, failed, killed) VALUES (?, ?, ?, ?, ?)
-         ON CONFLICT (queue, minute) DO UPDATE SET done = done + excluded.done,
-           failed = failed + excluded.failed, killed = killed + excluded.killed`,
-        [queue, minute, done, failed, killed],
-      );
+    for (const { queue, minute, started, done, failed, killed } of this.#byMinute.values()) {
+      // Without starts, the column goes unnamed: repairs by hand (kill, retry) still write to a
+      // file whose schema predates it.
+      if (started === 0) db.run(ADD_OUTCOMES_SQL, [queue, minute, done, failed, killed]);
+      else db.run(ADD_COUNTS_SQL, [queue, minute, done, failed, killed, started]);
     }
   }
 }
+
+const ADD_OUTCOMES_SQL = `INSERT INTO apalis_throughput (queue, minute, done, failed, killed)
+  VALUES (?, ?, ?, ?, ?)
+  ON CONFLICT (queue, minute) DO UPDATE SET done = done + excluded.done,
+    failed = failed + excluded.failed, killed = killed + excluded.killed`;
+
+const ADD_COUNTS_SQL = `INSERT INTO apalis_throughput (queue, minute, done, failed, killed, started)
+  VALUES (?, ?, ?, ?, ?, ?)
+  ON CONFLICT (queue, minute) DO UPDATE SET done = done + excluded.done,
+    failed = failed + excluded.failed, killed = killed + excluded.killed,
+    started = started + excluded.started`;
 
 /**
  * Counts the outcomes among rows an UPDATE … RETURNING queue, status, done_at wrote (rows that

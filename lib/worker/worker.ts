@@ -128,6 +128,8 @@ export class Worker<T = unknown> {
   #pace = new Pace(AHEAD_WINDOW_MS, PACE_SAMPLE_MS);
   #inFlight = new Map<string, InFlight>();
   #acks: PendingAck[] = [];
+  /** Attempts started since the last flush: the next one adds them to the queue's count. */
+  #startedSinceFlush = 0;
   #state: "new" | "running" | "stopping" | "exited" = "new";
   #wake: (() => void) | undefined;
   #woken = false;
@@ -445,6 +447,9 @@ export class Worker<T = unknown> {
     if (release) request.release = { ahead: aheadToRelease };
     const wants = shared?.wants(storage.queue);
     if (wants && wants.length > 0) request.shared = wants;
+    const startedCount = this.#startedSinceFlush;
+    if (startedCount > 0) request.started = startedCount;
+    this.#startedSinceFlush = 0;
     let outcome: Awaited<ReturnType<typeof storage.backend.workerFlush>>;
     try {
       outcome = await storage.backend.workerFlush(request);
@@ -453,6 +458,7 @@ export class Worker<T = unknown> {
       // those that still fit, one by one, so that a large result does not hold back the others.
       const kept = storage.backend.isStorageFull(error) ? await this.#ackEach(acks) : acks;
       this.#acks = kept.concat(this.#acks);
+      this.#startedSinceFlush += startedCount;
       throw error;
     }
     this.#flushedAt = performance.now();
@@ -580,6 +586,7 @@ export class Worker<T = unknown> {
       settled: false,
     };
     this.#inFlight.set(row.id, entry);
+    this.#startedSinceFlush++;
     const { codec } = storage;
     if (
       typeof row.args === "string" &&

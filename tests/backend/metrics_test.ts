@@ -89,6 +89,10 @@ apalis_tasks{queue="${q}",state="running"} 0
 apalis_tasks{queue="${q}",state="done"} 0
 apalis_tasks{queue="${q}",state="failed"} 0
 apalis_tasks{queue="${q}",state="killed"} 0
+# HELP apalis_tasks_started_total Attempts started, since the database was set up (counted at the worker's next write after the start).
+# TYPE apalis_tasks_started_total counter
+apalis_tasks_started_total{queue="alpha"} 3
+apalis_tasks_started_total{queue="${q}"} 0
 # HELP apalis_tasks_succeeded_total Tasks that ended done, since the database was set up (kept across vacuums).
 # TYPE apalis_tasks_succeeded_total counter
 apalis_tasks_succeeded_total{queue="alpha"} 2
@@ -152,6 +156,7 @@ backendTest(
     await storage.waitFor(ids, { timeoutMs: 60_000 });
     const running = samples(await renderMetrics(db.admin()));
     assert.equal(running.get('apalis_workers_alive{queue="jobs"}'), 2);
+    assert.equal(running.get('apalis_tasks_started_total{queue="jobs"}'), 60, "two per task");
     assert.equal(running.get('apalis_tasks_succeeded_total{queue="jobs"}'), 30);
     assert.equal(running.get('apalis_tasks_failed_total{queue="jobs"}'), 30, "one per task");
     assert.equal(running.get('apalis_tasks{queue="jobs",state="done"}'), 30);
@@ -169,6 +174,7 @@ backendTest(
     assert.equal(vacuumed.get('apalis_task_run_seconds_count{queue="jobs"}'), 0);
     assert.equal(vacuumed.get('apalis_tasks_succeeded_total{queue="jobs"}'), 30, "not lowered");
     assert.equal(vacuumed.get('apalis_tasks_failed_total{queue="jobs"}'), 30, "not lowered");
+    assert.equal(vacuumed.get('apalis_tasks_started_total{queue="jobs"}'), 60, "not lowered");
 
     const more = await storage.pushAll([100, 101, 102].map((n) => new Task({ n })));
     const worker = new WorkerBuilder("metrics-c").backend(storage).handleSignals(false)
@@ -177,6 +183,7 @@ backendTest(
     await later.kill(await storage.push({ n: 103 }));
     const counted = samples(await renderMetrics(db.admin()));
     assert.equal(counted.get('apalis_tasks_succeeded_total{queue="jobs"}'), 33);
+    assert.equal(counted.get('apalis_tasks_started_total{queue="jobs"}'), 63, "not the kill");
     assert.equal(counted.get('apalis_tasks_killed_total{queue="jobs"}'), 1);
     assert.equal(counted.get('apalis_tasks_failed_total{queue="jobs"}'), 30);
     assert.equal(counted.get('apalis_task_run_seconds_count{queue="jobs"}'), 3);

@@ -188,3 +188,20 @@ Deno.test("renderMetrics() reads a database whose schema predates the outcome to
   assert.match(text, /^apalis_tasks_killed_total\{queue="email"\} 1$/m);
   assert.equal(schemaVersion(temp.db), 8);
 });
+
+Deno.test("renderMetrics() reads a database whose schema predates the started count, without upgrading it", async () => {
+  await using temp = await tempDatabase({ setup: false });
+  migrate(temp.db, 10);
+  const email = new SqliteStorage(temp.db, "email");
+  const id = await email.push({ to: "a@b.c" });
+  temp.db.run("UPDATE apalis_tasks SET status = 'done', done_at = ?", [Date.now()]);
+  temp.db.run(
+    "INSERT INTO apalis_throughput (queue, minute, done, failed, killed) VALUES ('email', 0, 1, 2, 0)",
+  );
+  assert.equal((await email.fetchById(id))?.status, "done");
+  const text = await renderMetrics(temp.db);
+  // Each ended attempt had started: what the upgrade counts too.
+  assert.match(text, /^apalis_tasks_started_total\{queue="email"\} 3$/m);
+  assert.match(text, /^apalis_tasks_succeeded_total\{queue="email"\} 1$/m);
+  assert.equal(schemaVersion(temp.db), 10);
+});

@@ -1,7 +1,7 @@
 /**
- * Migration 9 (SQLite) and 5 (PostgreSQL): outcome totals that never decrease. An upgraded
- * database counts the minutes it had; any DELETE of minutes, by whatever path, folds them into
- * the totals in its own transaction.
+ * Migrations 10 and 11 (SQLite), 6 and 7 (PostgreSQL): outcome and start totals that never
+ * decrease. An upgraded database counts the minutes it had (each ended attempt as started); any
+ * DELETE of minutes, by whatever path, folds them into the totals in its own transaction.
  *
  * @module
  */
@@ -31,8 +31,8 @@ Deno.test("SQLite: setup() upgrades a version 8 file, whose minutes then survive
   SqliteStorage.setup(db);
   const backend = SqliteBackend.of(db);
   const expected = [
-    { queue: "a", done: 7, failed: 1, killed: 1 },
-    { queue: "b", done: 7, failed: 0, killed: 0 },
+    { queue: "a", started: 9, done: 7, failed: 1, killed: 1 },
+    { queue: "b", started: 7, done: 7, failed: 0, killed: 0 },
   ];
   assert.deepEqual(plain(await backend.outcomeTotals()), expected);
   db.run("DELETE FROM apalis_throughput WHERE minute = 0");
@@ -66,8 +66,8 @@ pgTest(
     await PostgresStorage.setup(db.pg);
     const backend = PostgresBackend.of(db.pg);
     const expected = [
-      { queue: "a", done: 7, failed: 1, killed: 1 },
-      { queue: "b", done: 7, failed: 0, killed: 0 },
+      { queue: "a", started: 9, done: 7, failed: 1, killed: 1 },
+      { queue: "b", started: 7, done: 7, failed: 0, killed: 0 },
     ];
     assert.deepEqual(plain(await backend.outcomeTotals()), expected);
     await db.pg.sql`DELETE FROM apalis_throughput WHERE minute = 0`;
@@ -78,5 +78,41 @@ pgTest(
     >`SELECT count(*)::int AS n FROM apalis_throughput`;
     assert.equal(left!.n, 0);
     assert.deepEqual(plain(await backend.outcomeTotals()), expected, "vacuum");
+  },
+);
+
+Deno.test("SQLite: setup() upgrades a version 10 file: minutes and totals gain a started count, folded like the outcomes", async () => {
+  await using temp = await tempDatabase({ setup: false });
+  const { db } = temp;
+  assert.equal(migrate(db, 10), 10);
+  db.run(
+    `INSERT INTO apalis_throughput (queue, minute, done, failed, killed)
+     VALUES ('a', 0, 5, 1, 0), ('a', ?1, 2, 0, 1)`,
+    [MINUTE],
+  );
+  db.run("DELETE FROM apalis_throughput WHERE minute = 0"); // folded into the totals
+  SqliteStorage.setup(db);
+  const backend = SqliteBackend.of(db);
+  const expected = [{ queue: "a", started: 9, done: 7, failed: 1, killed: 1 }];
+  assert.deepEqual(plain(await backend.outcomeTotals()), expected);
+  await backend.taskVacuum(10 * MINUTE, 100);
+  assert.deepEqual(plain(await backend.outcomeTotals()), expected, "vacuum folds started too");
+});
+
+pgTest(
+  "PostgreSQL: setup() upgrades a version 6 database: minutes and totals gain a started count, folded like the outcomes",
+  async () => {
+    await using db = await tempPostgres({ setup: false });
+    assert.equal(await migratePostgres(db.pg.sql, db.url, 6), 6);
+    await db.pg.sql`
+    INSERT INTO apalis_throughput (queue, minute, shard, done, failed, killed)
+    VALUES ('a', 0, 0, 5, 1, 0), ('a', ${MINUTE}, 1, 2, 0, 1)`;
+    await db.pg.sql`DELETE FROM apalis_throughput WHERE minute = 0`;
+    await PostgresStorage.setup(db.pg);
+    const backend = PostgresBackend.of(db.pg);
+    const expected = [{ queue: "a", started: 9, done: 7, failed: 1, killed: 1 }];
+    assert.deepEqual(plain(await backend.outcomeTotals()), expected);
+    await backend.taskVacuum(10 * MINUTE, 100);
+    assert.deepEqual(plain(await backend.outcomeTotals()), expected, "vacuum folds started too");
   },
 );
