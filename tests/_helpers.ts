@@ -1,5 +1,6 @@
 import { type Database, openDatabase, type OpenDatabaseOptions, SqliteStorage } from "../mod.ts";
-import { type Clock, type Worker, WorkerBuilder } from "../mod.ts";
+import { type Worker, WorkerBuilder } from "../mod.ts";
+import { TestClock } from "../testing.ts";
 
 export { waitUntil } from "./_wait.ts";
 
@@ -33,20 +34,10 @@ export async function tempDatabase(
   };
 }
 
-/** A clock the test moves by hand. */
-export class FakeClock implements Clock {
-  #now: number;
-  constructor(start = Date.UTC(2026, 0, 1)) {
-    this.#now = start;
-  }
-  now(): number {
-    return this.#now;
-  }
-  advance(ms: number): void {
-    this.#now += ms;
-  }
-  set(ms: number): void {
-    this.#now = ms;
+/** The users' TestClock, starting at a fixed time (2026-01-01 UTC) unless told otherwise. */
+export class FakeClock extends TestClock {
+  constructor(start: number = Date.UTC(2026, 0, 1)) {
+    super(start);
   }
 }
 

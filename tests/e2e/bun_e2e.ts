@@ -29,6 +29,7 @@ import {
   type TaskRecord,
   WorkerBuilder,
 } from "../../mod.ts";
+import { assertEnqueued, drainQueue, tempDatabase, TestClock } from "../../testing.ts";
 import { waitUntil } from "../_wait.ts";
 import { RUNS_DDL, scalar } from "./_runs.ts";
 
@@ -341,5 +342,24 @@ function rawStatus(port: number, host: string, authorization: string): Promise<n
 }
 
 db.close();
+await check(
+  "the testing helpers: tempDatabase, assertEnqueued, drainQueue with a TestClock",
+  async () => {
+    const clock = new TestClock();
+    let path: string;
+    {
+      await using temp = await tempDatabase();
+      path = temp.path;
+      const reminders = temp.storage<{ user: number }>("reminders", { clock });
+      await reminders.push({ user: 7 }, { runAfter: 3_600_000 });
+      await assertEnqueued(reminders, { args: { user: 7 }, count: 1 });
+      assert.equal((await drainQueue(reminders, () => {})).ran, 0, "not due yet");
+      const drained = await drainQueue(reminders, () => {}, { withScheduled: true });
+      assert.equal(drained.done, 1);
+    }
+    assert.throws(() => openDatabase(path, { readOnly: true }), "the temp file is gone");
+  },
+);
+
 console.log(`bun-e2e: ${passed} passed, 0 failed`);
 process.exit(0);
