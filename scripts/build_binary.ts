@@ -61,7 +61,7 @@ export async function buildBinary(
  * parallel) do not trip over each other: each installs into a directory of its own, then
  * renames it into place, and the first rename wins.
  */
-async function installDependencies(bun: string): Promise<string> {
+export async function installDependencies(bun = "bun"): Promise<string> {
   const target = join(ROOT, "node_modules");
   if (dependenciesInstalled(target)) return "";
   const scratch = mkdtempSync(join(ROOT, ".install-"));

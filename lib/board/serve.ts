@@ -2,6 +2,7 @@ import { type BoardOptions, createBoardHandler } from "./handler.ts";
 import type { Database } from "../sqlite/types.ts";
 import type { Admin } from "../storage/admin.ts";
 import { isLoopbackAddress } from "./hosts.ts";
+import { serveWithNodeHttp } from "./node_server.ts";
 
 /** Options of {@linkcode serveBoard}. */
 export interface ServeBoardOptions extends BoardOptions {
@@ -13,6 +14,21 @@ export interface ServeBoardOptions extends BoardOptions {
   signal?: AbortSignal;
   /** Called once listening, with the address (the real port when `port` is 0). */
   onListen?: (address: { hostname: string; port: number }) => void;
+}
+
+interface DenoRuntime {
+  serve(
+    options: {
+      port: number;
+      hostname: string;
+      signal?: AbortSignal;
+      onListen: (address: { hostname: string; port: number }) => void;
+    },
+    handler: (
+      request: Request,
+      info: { remoteAddr: { hostname: string } },
+    ) => Response | Promise<Response>,
+  ): { finished: Promise<void> };
 }
 
 interface BunServer {
@@ -32,7 +48,8 @@ interface BunRuntime {
 
 /**
  * Serves the board of a database (a SQLite connection, or an `Admin` such as
- * `PostgresStorage.admin(pg)`) on Deno or Bun until `signal` aborts. Listens on 127.0.0.1 unless
+ * `PostgresStorage.admin(pg)`) until `signal` aborts: with `Deno.serve`, `Bun.serve`, or
+ * `node:http` on Node. Listens on 127.0.0.1 unless
  * told otherwise: pass `hostname: "0.0.0.0"` only together with a `token`.
  *
  * It answers only requests addressed to a loopback name (`localhost`, `127.0.0.1`, `[::1]`) or a
@@ -87,8 +104,9 @@ export async function serveBoard(
     });
     return;
   }
-  if ("Deno" in globalThis) {
-    const server = Deno.serve({
+  const deno = (globalThis as { Deno?: DenoRuntime }).Deno;
+  if (deno) {
+    const server = deno.serve({
       port,
       hostname,
       ...(signal ? { signal } : {}),
@@ -97,7 +115,5 @@ export async function serveBoard(
     await server.finished;
     return;
   }
-  throw new Error(
-    "Cannot serve the board: serveBoard runs on Deno or Bun; on Node, call createBoardHandler() and mount it in your HTTP server",
-  );
+  await serveWithNodeHttp(handler, { port, hostname, signal, onListen });
 }

@@ -16,7 +16,12 @@ export interface TempDatabase extends AsyncDisposable {
   readonly dir: string;
   /** A storage for `queue` on this database (options: codec, clock). */
   storage<T = unknown>(queue?: string | Config, options?: SqliteStorageOptions): SqliteStorage<T>;
-  /** Closes the connection and removes the directory (what `await using` calls). */
+  /**
+   * Closes the connection and removes the directory: what `await using` calls (on runtimes
+   * without that syntax, such as Node 22, call it in a `finally`).
+   */
+  close(): Promise<void>;
+  /** {@linkcode TempDatabase.close}. */
   [Symbol.asyncDispose](): Promise<void>;
 }
 
@@ -46,15 +51,17 @@ export async function tempDatabase(options: OpenDatabaseOptions = {}): Promise<T
     await rm(dir, { recursive: true, force: true });
     throw error;
   }
+  const close = async () => {
+    if (!db.closed) db.close();
+    await rm(dir, { recursive: true, force: true });
+  };
   return {
     db,
     path,
     dir,
     storage: <T>(queue: string | Config = "default", storageOptions: SqliteStorageOptions = {}) =>
       new SqliteStorage<T>(db, queue, storageOptions),
-    async [Symbol.asyncDispose]() {
-      if (!db.closed) db.close();
-      await rm(dir, { recursive: true, force: true });
-    },
+    close,
+    [Symbol.asyncDispose]: close,
   };
 }

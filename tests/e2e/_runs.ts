@@ -1,6 +1,6 @@
 /**
  * The `runs` table that `worker_process.ts` records every execution in, with busy-safe queries
- * and assertions over it. Uses no `Deno.*` API: `bun_e2e.ts` and `worker_process.ts` run under
+ * and assertions over it. Uses no `Deno.*` API: `runtime_e2e.ts` and `worker_process.ts` run under
  * Bun too.
  *
  * @module

@@ -1,6 +1,7 @@
 // deno-lint-ignore-file no-console
 /**
- * End-to-end check of the library under Bun: `bun run tests/e2e/bun_e2e.ts`.
+ * End-to-end check of the library under Bun or Node: `bun run tests/e2e/runtime_e2e.ts`, or
+ * compiled for Node (`deno task build:npm`) `node dist/node-e2e/tests/e2e/runtime_e2e.js`.
  *
  * 1. An in-process worker drains a queue where some tasks fail once (retried after a small
  *    persisted backoff) and one always fails (killed after its attempts).
@@ -8,7 +9,7 @@
  *    file, is killed with SIGKILL mid-flight, restarts under the same name and drains it.
  *
  * Uses only `node:` APIs (no `Deno.*`), prints one line per check and ends with
- * `bun-e2e: N passed, 0 failed` (exit 0), or the failure (exit 1).
+ * `bun-e2e: N passed, 0 failed` (`node-e2e` on Node; exit 0), or the failure (exit 1).
  *
  * @module
  */
@@ -31,12 +32,12 @@ import {
 } from "../../mod.ts";
 import { assertEnqueued, drainQueue, tempDatabase, TestClock } from "../../testing.ts";
 import { waitUntil } from "../_wait.ts";
+import { RUNTIME, RUNTIME_LABEL, scriptCommand } from "./_runtime.ts";
 import { RUNS_DDL, scalar } from "./_runs.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
-const WORKER = fileURLToPath(new URL("./worker_process.ts", import.meta.url));
-const IS_BUN = "Bun" in globalThis;
-const BUN = IS_BUN ? process.execPath : "bun";
+const WORKER = new URL("./worker_process.ts", import.meta.url);
+const PREFIX = `${RUNTIME}-e2e`;
 const TIMEOUT_MS = 120_000;
 
 let passed = 0;
@@ -48,7 +49,7 @@ async function check(name: string, fn: () => unknown): Promise<void> {
   } catch (error) {
     console.log(`FAIL ${name}`);
     console.log(error instanceof Error ? (error.stack ?? error.message) : String(error));
-    console.log(`bun-e2e: ${passed} passed, 1 failed`);
+    console.log(`${PREFIX}: ${passed} passed, 1 failed`);
     process.exit(1);
   }
   passed++;
@@ -60,9 +61,10 @@ interface Child {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>;
 }
 
-/** Starts `bun run tests/e2e/worker_process.ts` with `args`. */
+/** Starts `tests/e2e/worker_process.ts` on this runtime with `args`. */
 function spawnWorker(args: string[]): Child {
-  const child = spawn(BUN, ["run", WORKER, ...args], {
+  const [command, start] = scriptCommand(WORKER);
+  const child = spawn(command, [...start, ...args], {
     cwd: ROOT,
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -96,7 +98,7 @@ async function exitOf(child: Child, what: string): Promise<
   return first;
 }
 
-const dir = mkdtempSync(join(tmpdir(), "apalis_bun_e2e_"));
+const dir = mkdtempSync(join(tmpdir(), "apalis_runtime_e2e_"));
 const path = join(dir, "queue.db");
 const children: Child[] = [];
 process.on("exit", () => {
@@ -108,11 +110,11 @@ process.on("exit", () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-console.log(`bun-e2e: runtime ${IS_BUN ? `bun ${process.versions.bun}` : "not bun"}, db ${path}`);
+console.log(`${PREFIX}: runtime ${RUNTIME_LABEL}, db ${path}`);
 const db = openDatabase(path);
 
-await check("runs under Bun", () => {
-  assert.ok(IS_BUN, "run this script with `bun run tests/e2e/bun_e2e.ts`");
+await check(`runs under ${RUNTIME === "bun" ? "Bun" : "Node"}`, () => {
+  assert.notEqual(RUNTIME, "deno", "run this script with Bun or (compiled) Node");
   console.log(`     driver ${db.driver}`);
 });
 
@@ -215,7 +217,7 @@ const workerArgs = [
 ];
 let inFlightAtKill = 0;
 
-await check("a worker process under Bun dies by SIGKILL mid-flight", async () => {
+await check("a worker process dies by SIGKILL mid-flight", async () => {
   await childStorage.pushAll(
     Array.from({ length: CHILD_COUNT }, (_, n) => Task.builder({ n }).build()),
   );
@@ -291,7 +293,7 @@ await check("every task of the killed worker ends done, each after a retry", asy
   console.log(`     ${runs} runs for ${CHILD_COUNT} tasks (every first attempt fails on purpose)`);
 });
 
-await check("serveBoard() serves the dashboard with Bun.serve and stops on abort", async () => {
+await check("serveBoard() serves the dashboard and stops on abort", async () => {
   const stop = new AbortController();
   let port = 0;
   const serving = serveBoard(db, {
@@ -315,7 +317,7 @@ await check("serveBoard() serves the dashboard with Bun.serve and stops on abort
   const forged = await rawStatus(port, "rebind.attacker.example", "Bearer bun-token");
   assert.equal(forged, 403);
   assert.equal(await rawStatus(port, `localhost:${port}`, "Bearer bun-token"), 200);
-  // Wrong tokens are counted by the client's address (Bun's requestIP): the 6th waits.
+  // Wrong tokens are counted by the client's address: the 6th waits.
   const statuses: number[] = [];
   for (let i = 0; i < 6; i++) statuses.push(await rawStatus(port, `localhost:${port}`, "Bearer x"));
   assert.deepEqual(statuses, [401, 401, 401, 401, 401, 429]);
@@ -361,5 +363,5 @@ await check(
   },
 );
 
-console.log(`bun-e2e: ${passed} passed, 0 failed`);
+console.log(`${PREFIX}: ${passed} passed, 0 failed`);
 process.exit(0);

@@ -1,13 +1,15 @@
 // deno-lint-ignore-file no-console
 /**
- * End-to-end check of the PostgreSQL backend under Bun: `bun run tests/e2e/bun_postgres_e2e.ts`.
+ * End-to-end check of the PostgreSQL backend under Bun or Node: `bun run
+ * tests/e2e/runtime_postgres_e2e.ts`, or compiled for Node (`deno task build:npm`)
+ * `node dist/node-e2e/tests/e2e/runtime_postgres_e2e.js`.
  * Starts a private PostgreSQL cluster (tests/_pg_cluster.ts), then: setup, push and pushTx, an
- * in-process worker draining with retries, a Workflow, two worker processes under Bun draining
+ * in-process worker draining with retries, a Workflow, two worker processes draining
  * one queue exactly once, a LISTEN wake-up from another connection, and a PostgreSQL restart
  * mid-drain.
  *
  * Uses only `node:` APIs (no `Deno.*`), prints one line per check and ends with
- * `bun-e2e: N passed, 0 failed` (exit 0), or the failure (exit 1). Without PostgreSQL it says so
+ * `bun-e2e: N passed, 0 failed` (`node-e2e` on Node; exit 0), or the failure (exit 1). Without PostgreSQL it says so
  * and exits 0, unless `APALIS_POSTGRES_TEST=required` (CI): then it fails.
  *
  * @module
@@ -20,20 +22,20 @@ import { Task, WorkerBuilder, Workflow } from "../../mod.ts";
 import { connectPostgres, POSTGRES_SCHEMA_VERSION, PostgresStorage } from "../../postgres.ts";
 import { Cluster, POSTGRES_MISSING } from "../_pg_cluster.ts";
 import { waitUntil } from "../_wait.ts";
+import { RUNTIME, RUNTIME_LABEL, scriptCommand } from "./_runtime.ts";
 import { RUNS_DDL } from "../postgres/_pg_worker.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
-const WORKER = fileURLToPath(new URL("../postgres/_pg_worker.ts", import.meta.url));
-const IS_BUN = "Bun" in globalThis;
-const BUN = IS_BUN ? process.execPath : "bun";
+const WORKER = new URL("../postgres/_pg_worker.ts", import.meta.url);
+const PREFIX = `${RUNTIME}-e2e`;
 
 if (POSTGRES_MISSING !== undefined) {
   if (process.env.APALIS_POSTGRES_TEST === "required") {
     console.log(`FAIL ${POSTGRES_MISSING}`);
-    console.log("bun-e2e: 0 passed, 1 failed");
+    console.log(`${PREFIX}: 0 passed, 1 failed`);
     process.exit(1);
   }
-  console.log(`bun-e2e (postgres): skipped: ${POSTGRES_MISSING}`);
+  console.log(`${PREFIX} (postgres): skipped: ${POSTGRES_MISSING}`);
   process.exit(0);
 }
 
@@ -53,7 +55,7 @@ async function check(name: string, fn: () => unknown): Promise<void> {
   } catch (error) {
     console.log(`FAIL ${name}`);
     console.log(error instanceof Error ? (error.stack ?? error.message) : String(error));
-    console.log(`bun-e2e: ${passed} passed, 1 failed`);
+    console.log(`${PREFIX}: ${passed} passed, 1 failed`);
     process.exit(1);
   }
   passed++;
@@ -61,7 +63,8 @@ async function check(name: string, fn: () => unknown): Promise<void> {
 }
 
 function spawnWorker(url: string, name: string, extra: string[]) {
-  const child = spawn(BUN, ["run", WORKER, "--url", url, "--name", name, ...extra], {
+  const [command, start] = scriptCommand(WORKER);
+  const child = spawn(command, [...start, "--url", url, "--name", name, ...extra], {
     cwd: ROOT,
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -76,13 +79,13 @@ function spawnWorker(url: string, name: string, extra: string[]) {
   });
 }
 
-await check("runs under Bun", () => {
-  assert.ok(IS_BUN, "run this script with `bun run tests/e2e/bun_postgres_e2e.ts`");
+await check(`runs under ${RUNTIME === "bun" ? "Bun" : "Node"}`, () => {
+  assert.notEqual(RUNTIME, "deno", "run this script with Bun or (compiled) Node");
 });
 
-await cluster.psql("CREATE DATABASE bun_e2e");
-const url = cluster.url("bun_e2e");
-console.log(`bun-e2e (postgres): runtime bun ${process.versions.bun}, ${url}`);
+await cluster.psql("CREATE DATABASE runtime_e2e");
+const url = cluster.url("runtime_e2e");
+console.log(`${PREFIX} (postgres): runtime ${RUNTIME_LABEL}, ${url}`);
 const pg = await connectPostgres(url, { max: 4 });
 
 await check("PostgresStorage.setup() creates the schema, twice", async () => {
@@ -103,7 +106,7 @@ await check("push, pushAll and pushTx (commit and rollback)", async () => {
   assert.equal((await storage.stats()).pending, 4);
 });
 
-await check("an in-process worker drains a queue with retries under Bun", async () => {
+await check("an in-process worker drains a queue with retries", async () => {
   const storage = new PostgresStorage<number>(pg, "local");
   const ids = await storage.pushAll(Array.from({ length: 50 }, (_, n) => Task.builder(n).build()));
   const worker = new WorkerBuilder("bun-local")
@@ -123,7 +126,7 @@ await check("an in-process worker drains a queue with retries under Bun", async 
   assert.equal(done.filter((task) => task.attempts === 2).length, 5);
 });
 
-await check("a Workflow runs to done under Bun", async () => {
+await check("a Workflow runs to done", async () => {
   const storage = new PostgresStorage<number>(pg, "flow");
   const flow = new Workflow<number>("bun-flow").andThen((n) => n + 1).andThen((n) => n * 10);
   const runId = await storage.pushStart(1);
@@ -154,7 +157,7 @@ await check("an idle worker wakes on a push from another connection (LISTEN)", a
 });
 
 await check(
-  "two worker processes under Bun drain 1,000 tasks, each once, through a restart",
+  "two worker processes drain 1,000 tasks, each once, through a restart",
   async () => {
     const storage = new PostgresStorage<number>(pg, "procs");
     await storage.pushAll(Array.from({ length: 1000 }, (_, n) => Task.builder(n).build()));
@@ -194,5 +197,5 @@ await check(
 );
 
 await pg.close();
-console.log(`bun-e2e: ${passed} passed, 0 failed`);
+console.log(`${PREFIX}: ${passed} passed, 0 failed`);
 process.exit(0);
