@@ -7,9 +7,11 @@ import type {
   FlushAck,
   FlushRequest,
   FlushResult,
+  HeldAttempt,
   InsertOutcome,
   JoinPartRow,
   ListedTaskRow,
+  LostAttemptRow,
   NewTaskRow,
   OutcomeTotalRow,
   QueueLimitsChange,
@@ -24,6 +26,7 @@ import type {
   ScheduleRow,
   ScheduleUpsert,
   TaskAck,
+  TaskKill,
   TaskListFilter,
   TaskRow,
   TaskStatus,
@@ -32,6 +35,7 @@ import type {
   WorkerRegistration,
   WorkerRow,
 } from "../backend/types.ts";
+import { KillListeners } from "../backend/kills.ts";
 import {
   codeOf,
   isServerError,
@@ -117,6 +121,7 @@ export class PostgresBackend implements Backend {
   /** The connection. */
   readonly pg: PostgresConnection;
   readonly #wakeups: Wakeups;
+  readonly #kills = new KillListeners();
   /**
    * Per worker name: the tasks this backend handed to it (claimed, started) and it has not
    * acked or released yet. After a flush whose commit went unanswered, a task `running` under
@@ -714,6 +719,24 @@ export class PostgresBackend implements Backend {
     this.#held.delete(worker.name);
   }
 
+  async workerLostAttempts(
+    worker: string,
+    held: readonly HeldAttempt[],
+  ): Promise<LostAttemptRow[]> {
+    if (held.length === 0) return [];
+    return await this.#op(
+      `check the ${held.length} attempts worker '${worker}' runs`,
+      () =>
+        this.pg.sql<LostAttemptRow[]>`
+          SELECT h.id, h.attempt, t.status, t.lock_by, t.attempts, t.last_error
+          FROM unnest(${held.map((item) => item.id) as Param}::text[],
+                      ${held.map((item) => item.attempt) as Param}::bigint[]) AS h(id, attempt)
+          LEFT JOIN apalis_tasks AS t ON t.id = h.id
+          WHERE t.id IS NULL OR t.status <> 'running' OR t.lock_by IS DISTINCT FROM ${worker}
+            OR t.attempts <> h.attempt`,
+    );
+  }
+
   async workerFlush(request: FlushRequest): Promise<FlushResult> {
     const { queue, worker } = request;
     if (request.shared && request.shared.length > 0) {
@@ -1042,6 +1065,14 @@ export class PostgresBackend implements Backend {
 
   onExternalCommit(listener: () => void, queue?: string): () => void {
     return this.#wakeups.onExternalCommit(listener, queue);
+  }
+
+  onKilled(listener: (kill: TaskKill) => void): () => void {
+    return this.#kills.on(listener);
+  }
+
+  notifyKilled(kill: TaskKill): void {
+    this.#kills.notify(kill);
   }
 
   isStorageFull(error: unknown): boolean {

@@ -1,0 +1,124 @@
+import type { Backend, LostAttemptRow, TaskKill } from "../backend/types.ts";
+import { AttemptLostError, KilledError } from "./errors.ts";
+
+/** How often a worker with handlers running checks that their attempts are still its own. */
+export const ATTEMPT_CHECK_MS = 500;
+/**
+ * Attempts younger than this wait for the next check: a worker of quick tasks makes no query,
+ * and a kill still reaches any handler within `ATTEMPT_CHECK_MS + ATTEMPT_MIN_AGE_MS` or so.
+ */
+const ATTEMPT_MIN_AGE_MS = 200;
+
+/** An attempt the worker runs. */
+export interface WatchedAttempt {
+  readonly id: string;
+  readonly attempt: number;
+  /** When it started (`Date.now()`). */
+  readonly startedAt: number;
+}
+
+/** What the watch needs from its worker. */
+export interface AttemptWatchOptions {
+  backend: Backend;
+  worker: string;
+  /** The attempts running now. */
+  running: () => Iterable<WatchedAttempt>;
+  /**
+   * An attempt that is no longer the worker's, with the abort reason; `attempt` is undefined for
+   * a kill in this process (whatever attempt of the task runs).
+   */
+  lost: (id: string, attempt: number | undefined, reason: KilledError | AttemptLostError) => void;
+  /** A check that failed (it is tried again at the next tick). */
+  onError: (error: unknown) => void;
+}
+
+/**
+ * Tells a worker which of its running attempts were taken from it: killed by hand, rescued as an
+ * orphan, retried, deleted. Kills made in this process arrive at once (no query); the others are
+ * found by a check every {@linkcode ATTEMPT_CHECK_MS} ms, made only while handlers run.
+ */
+export class AttemptWatch {
+  #o: AttemptWatchOptions;
+  #unsubscribe: (() => void) | undefined;
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #checking = false;
+
+  /** @param options the worker's side */
+  constructor(options: AttemptWatchOptions) {
+    this.#o = options;
+  }
+
+  /** Starts hearing this process's kills. */
+  start(): void {
+    this.#unsubscribe ??= this.#o.backend.onKilled((kill: TaskKill) =>
+      this.#o.lost(kill.id, undefined, new KilledError(kill.id, kill.reason))
+    );
+  }
+
+  /** Checks while `running` (handlers run), not while idle. */
+  busy(running: boolean): void {
+    if (running && this.#timer === undefined) {
+      this.#timer = setInterval(() => void this.#check(), ATTEMPT_CHECK_MS);
+    } else if (!running && this.#timer !== undefined) {
+      clearInterval(this.#timer);
+      this.#timer = undefined;
+    }
+  }
+
+  /** Stops checking and hearing kills. */
+  stop(): void {
+    this.busy(false);
+    this.#unsubscribe?.();
+    this.#unsubscribe = undefined;
+  }
+
+  async #check(): Promise<void> {
+    if (this.#checking) return; // a slow database: one check at a time
+    const { backend, worker } = this.#o;
+    const oldest = Date.now() - ATTEMPT_MIN_AGE_MS;
+    const held = [];
+    for (const { id, attempt, startedAt } of this.#o.running()) {
+      if (startedAt <= oldest) held.push({ id, attempt });
+    }
+    if (held.length === 0 || backend.closed) return;
+    this.#checking = true;
+    let rows: LostAttemptRow[];
+    try {
+      rows = await backend.workerLostAttempts(worker, held);
+    } catch (error) {
+      this.#o.onError(error);
+      return;
+    } finally {
+      this.#checking = false;
+    }
+    for (const row of rows) this.#o.lost(row.id, row.attempt, reasonOf(row, worker));
+  }
+}
+
+/** Why an attempt is no longer its worker's, as the handler's abort reason. */
+export function reasonOf(row: LostAttemptRow, worker: string): KilledError | AttemptLostError {
+  const stored = storedError(row.last_error);
+  if (row.status === "killed" && stored?.name === "KilledError") {
+    return new KilledError(row.id, stored.message);
+  }
+  let why: string;
+  if (row.status === null) why = "the task was deleted";
+  else if (row.status === "running") {
+    why = `attempt ${row.attempts} of the task runs on worker '${row.lock_by}'`;
+  } else if (stored?.name === "WorkerLostError") {
+    why =
+      `the task was rescued as an orphan (the worker's heartbeat went stale) and is now '${row.status}'`;
+  } else why = `the task is now '${row.status}'`;
+  return new AttemptLostError(row.id, row.attempt, worker, why);
+}
+
+function storedError(text: string | null): { name: string; message: string } | undefined {
+  if (text === null) return undefined;
+  try {
+    const parsed = JSON.parse(text) as { name?: unknown; message?: unknown };
+    if (typeof parsed?.name !== "string") return undefined;
+    return { name: parsed.name, message: typeof parsed.message === "string" ? parsed.message : "" };
+  } catch {
+    return undefined;
+  }
+}
