@@ -36,7 +36,8 @@ backendTest(
     const admin = db.admin();
     const log = eventLog();
     const started = new Map<string, () => void>();
-    const whenStarted = (name: string) => new Promise<void>((resolve) => started.set(name, resolve));
+    const whenStarted = (name: string) =>
+      new Promise<void>((resolve) => started.set(name, resolve));
     const reasons = new Map<string, unknown>();
     const ignoring = gate();
     let ignoredFinished = false;
