@@ -858,11 +858,18 @@ export interface Backend {
   /**
    * Calls `listener` when this process kills a task by hand through this backend (see
    * `Admin.kill`), after the kill committed; returns an unsubscribe. Other processes learn it
-   * from {@linkcode Backend.workerLostAttempts}.
+   * from {@linkcode Backend.onExternalKill} and {@linkcode Backend.workerLostAttempts}.
    */
   onKilled(listener: (kill: TaskKill) => void): () => void;
   /** Tells this process's kill listeners that the kill of a task committed. */
   notifyKilled(kill: TaskKill): void;
+  /**
+   * Calls `listener` with the id of a `running` task soon after any process kills it (`''`:
+   * check every running task), if the backend can tell: PostgreSQL notifies in the kill's
+   * transaction (LISTEN, on the connection the push wake-ups use); SQLite never calls it (its
+   * workers' checks find kills). Returns an unsubscribe. The checks stay the fallback.
+   */
+  onExternalKill(listener: (id: string) => void): () => void;
   /** Calls `listener` when a task of `queue` is pushed in this process; returns an unsubscribe. */
   onPushed(queue: string, listener: () => void): () => void;
   /** Tells this process's listeners of `queue` that tasks were pushed. */

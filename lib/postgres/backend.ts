@@ -36,6 +36,7 @@ import type {
   WorkerRow,
 } from "../backend/types.ts";
 import { KillListeners } from "../backend/kills.ts";
+import { KILL_CHANNEL, KillNotices } from "./kill_notices.ts";
 import {
   codeOf,
   isServerError,
@@ -122,6 +123,7 @@ export class PostgresBackend implements Backend {
   readonly pg: PostgresConnection;
   readonly #wakeups: Wakeups;
   readonly #kills = new KillListeners();
+  readonly #killNotices: KillNotices;
   /**
    * Per worker name: the tasks this backend handed to it (claimed, started) and it has not
    * acked or released yet. After a flush whose commit went unanswered, a task `running` under
@@ -134,6 +136,7 @@ export class PostgresBackend implements Backend {
   private constructor(pg: PostgresConnection) {
     this.pg = pg;
     this.#wakeups = new Wakeups(pg);
+    this.#killNotices = new KillNotices(pg);
   }
 
   /** The backend of `pg` (one per connection). */
@@ -510,15 +513,23 @@ export class PostgresBackend implements Backend {
   async taskKill(id: string, error: string, now?: number): Promise<boolean> {
     const [row] = await this.#op(`kill task '${id}'`, () =>
       this.pg.sql<{ n: number }[]>`
-        WITH killed AS (
-          UPDATE apalis_tasks SET status = 'killed', last_error = ${error},
-            done_at = coalesce(${nowParam(now)}::bigint, apalis_now()), step = step
-          WHERE id = ${id} AND status IN ('pending','queued','running','failed')
-          RETURNING queue, status, done_at
+        WITH before AS (
+          SELECT id, status FROM apalis_tasks WHERE id = ${id} FOR UPDATE
+        ), killed AS (
+          UPDATE apalis_tasks AS t SET status = 'killed', last_error = ${error},
+            done_at = coalesce(${nowParam(now)}::bigint, apalis_now()), step = t.step
+          FROM before
+          WHERE t.id = before.id AND t.status IN ('pending','queued','running','failed')
+          RETURNING t.queue, t.status, t.done_at, before.status AS was
         ), counted AS (
           ${countOutcomes(this.pg.sql, "killed")}
+        ), notified AS (
+          -- The worker running it hears it when the kill commits (see kill_notices.ts).
+          SELECT pg_notify(${KILL_CHANNEL},
+                           CASE WHEN octet_length(${id}) <= 4000 THEN ${id} ELSE '' END)
+          FROM killed WHERE was = 'running'
         )
-        SELECT count(*) AS n FROM killed`);
+        SELECT (SELECT count(*) FROM killed) AS n, (SELECT count(*) FROM notified) AS notices`);
     return row!.n === 1;
   }
 
@@ -1071,6 +1082,10 @@ export class PostgresBackend implements Backend {
     return this.#kills.on(listener);
   }
 
+  onExternalKill(listener: (id: string) => void): () => void {
+    return this.#killNotices.on(listener);
+  }
+
   notifyKilled(kill: TaskKill): void {
     this.#kills.notify(kill);
   }
@@ -1081,6 +1096,7 @@ export class PostgresBackend implements Backend {
 
   async close(): Promise<void> {
     await this.#wakeups.close();
+    await this.#killNotices.close();
     await this.pg.close();
   }
 

@@ -784,6 +784,10 @@ export class SqliteBackend implements Backend {
     this.#kills.notify(kill);
   }
 
+  onExternalKill(): () => void {
+    return () => {}; // no notices between processes: the workers' checks find kills
+  }
+
   isStorageFull(error: unknown): boolean {
     return fileProblemOf(error) === "full";
   }

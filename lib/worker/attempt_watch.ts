@@ -34,14 +34,17 @@ export interface AttemptWatchOptions {
 
 /**
  * Tells a worker which of its running attempts were taken from it: killed by hand, rescued as an
- * orphan, retried, deleted. Kills made in this process arrive at once (no query); the others are
- * found by a check every {@linkcode ATTEMPT_CHECK_MS} ms, made only while handlers run.
+ * orphan, retried, deleted. Kills made in this process arrive at once (no query); kills the
+ * backend hears of from other processes (PostgreSQL: NOTIFY) are checked at once; everything
+ * else is found by a check every {@linkcode ATTEMPT_CHECK_MS} ms, made only while handlers run.
  */
 export class AttemptWatch {
   #o: AttemptWatchOptions;
   #unsubscribe: (() => void) | undefined;
+  #unsubscribeNotices: (() => void) | undefined;
   #timer: ReturnType<typeof setInterval> | undefined;
-  #checking = false;
+  /** Checks under way. */
+  #checking = 0;
 
   /** @param options the worker's side */
   constructor(options: AttemptWatchOptions) {
@@ -58,6 +61,10 @@ export class AttemptWatch {
   /** Checks while `running` (handlers run), not while idle. */
   busy(running: boolean): void {
     if (running && this.#timer === undefined) {
+      // Heard from the first task on, until the worker stops (an idle worker never LISTENs).
+      this.#unsubscribeNotices ??= this.#o.backend.onExternalKill((id) =>
+        void this.#check(id === "" ? "all" : id)
+      );
       this.#timer = setInterval(() => void this.#check(), ATTEMPT_CHECK_MS);
     } else if (!running && this.#timer !== undefined) {
       clearInterval(this.#timer);
@@ -70,18 +77,27 @@ export class AttemptWatch {
     this.busy(false);
     this.#unsubscribe?.();
     this.#unsubscribe = undefined;
+    this.#unsubscribeNotices?.();
+    this.#unsubscribeNotices = undefined;
   }
 
-  async #check(): Promise<void> {
-    if (this.#checking) return; // a slow database: one check at a time
+  /**
+   * Checks the attempts old enough (the periodic check), every attempt (`"all"`), or the one of
+   * task `only` (a notice of its kill), if it runs here.
+   */
+  async #check(only?: string): Promise<void> {
     const { backend, worker } = this.#o;
-    const oldest = Date.now() - ATTEMPT_MIN_AGE_MS;
+    const oldest = only === undefined ? Date.now() - ATTEMPT_MIN_AGE_MS : Infinity;
     const held = [];
     for (const { id, attempt, startedAt } of this.#o.running()) {
-      if (startedAt <= oldest) held.push({ id, attempt });
+      if (startedAt <= oldest && (only === undefined || only === "all" || only === id)) {
+        held.push({ id, attempt });
+      }
     }
     if (held.length === 0 || backend.closed) return;
-    this.#checking = true;
+    // A slow database: one periodic check at a time (a notice's check goes at once).
+    if (only === undefined && this.#checking > 0) return;
+    this.#checking++;
     let rows: LostAttemptRow[];
     try {
       rows = await backend.workerLostAttempts(worker, held);
@@ -89,7 +105,7 @@ export class AttemptWatch {
       this.#o.onError(error);
       return;
     } finally {
-      this.#checking = false;
+      this.#checking--;
     }
     for (const row of rows) this.#o.lost(row.id, row.attempt, reasonOf(row, worker));
   }

@@ -185,6 +185,8 @@ backendTest(
       aborts,
       "--record",
       record,
+      "--host",
+      "another-host", // it stands for a worker on another machine: only the database is shared
     ]);
     try {
       await child.ready;
