@@ -170,3 +170,11 @@ pgTest(
     await httpKilled(db.url, new PostgresStorage(db.pg, QUEUE));
   },
 );
+
+Deno.test("killCommand.help says how a kill reaches a running task", async () => {
+  const io = captureIo({ env: {} });
+  assert.equal(await main(["kill", "--help"], io), 0);
+  for (const text of ["ctx.signal", "KilledError", "500 ms", "process group", "--http"]) {
+    assert.ok(io.out.includes(text), `help mentions ${text}`);
+  }
+});
