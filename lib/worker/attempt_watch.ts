@@ -58,8 +58,16 @@ export class AttemptWatch {
     );
   }
 
-  /** Checks while `running` (handlers run), not while idle. */
-  busy(running: boolean): void {
+  /**
+   * A handler started: checks every {@linkcode ATTEMPT_CHECK_MS} ms until a tick finds none
+   * running (so a worker going idle stops within one tick, and quick tasks cost no timer each).
+   */
+  started(): void {
+    this.#ticking(true);
+  }
+
+  /** Checks while handlers run, not while idle. */
+  #ticking(running: boolean): void {
     if (running && this.#timer === undefined) {
       // Heard from the first task on, until the worker stops (an idle worker never LISTENs).
       this.#unsubscribeNotices ??= this.#o.backend.onExternalKill((id) =>
@@ -74,7 +82,7 @@ export class AttemptWatch {
 
   /** Stops checking and hearing kills. */
   stop(): void {
-    this.busy(false);
+    this.#ticking(false);
     this.#unsubscribe?.();
     this.#unsubscribe = undefined;
     this.#unsubscribeNotices?.();
@@ -88,8 +96,10 @@ export class AttemptWatch {
   async #check(only?: string): Promise<void> {
     const { backend, worker } = this.#o;
     const oldest = only === undefined ? Date.now() - ATTEMPT_MIN_AGE_MS : Infinity;
+    const attempts = [...this.#o.running()];
+    if (attempts.length === 0 && only === undefined) return this.#ticking(false); // idle: stop
     const held = [];
-    for (const { id, attempt, startedAt } of this.#o.running()) {
+    for (const { id, attempt, startedAt } of attempts) {
       if (startedAt <= oldest && (only === undefined || only === "all" || only === id)) {
         held.push({ id, attempt });
       }

@@ -599,7 +599,7 @@ export class Worker<T = unknown> {
       settled: false,
     };
     this.#inFlight.set(row.id, entry);
-    this.#attempts.busy(true);
+    this.#attempts.started();
     const { codec } = storage;
     if (
       typeof row.args === "string" &&
@@ -689,7 +689,6 @@ export class Worker<T = unknown> {
     entry.settled = true;
     entry.timer?.clear();
     this.#inFlight.delete(entry.row.id);
-    this.#attempts.busy(this.#inFlight.size > 0);
     let pending: PendingAck;
     try {
       pending = this.#outcome(entry, outcome);
@@ -729,7 +728,6 @@ export class Worker<T = unknown> {
     entry.settled = true;
     entry.timer?.clear();
     this.#inFlight.delete(id);
-    this.#attempts.busy(this.#inFlight.size > 0);
     abortEntry(entry, reason);
     const task: TaskEventInfo = {
       taskId: id,
