@@ -125,6 +125,8 @@ export type {
 } from "./lib/worker/events.ts";
 export {
   AbortError,
+  AttemptLostError,
+  KilledError,
   NonError,
   ShutdownError,
   TaskTimeoutError,

@@ -605,6 +605,31 @@ export interface RetentionStepResult {
   held?: { from: number; to: number };
 }
 
+/** An attempt a worker is running: its task and the attempt number it started. */
+export interface HeldAttempt {
+  id: string;
+  attempt: number;
+}
+
+/** An attempt its worker no longer holds (see {@linkcode Backend.workerLostAttempts}). */
+export interface LostAttemptRow {
+  id: string;
+  attempt: number;
+  /** Where the task stands now; null when it was deleted. */
+  status: TaskStatus | null;
+  /** Who holds it now (another worker after a rescue), if anyone. */
+  lock_by: string | null;
+  /** Its attempts now. */
+  attempts: number | null;
+  /** The stored error (JSON): a kill's `KilledError`, a rescue's `WorkerLostError`. */
+  last_error: string | null;
+}
+
+/** A kill by hand that committed: the task and the reason given. */
+export interface TaskKill {
+  id: string;
+  reason: string;
+}
 /**
  * A database the queue runs on. Implementations: `SqliteBackend` (lib/store/backend.ts) and
  * `PostgresBackend` (lib/postgres/backend.ts).
@@ -784,6 +809,14 @@ export interface Backend {
    * and writes nothing: the caller keeps its acks for the next flush.
    */
   workerFlush(request: FlushRequest): Promise<FlushResult>;
+  /**
+   * Reads only. Of the attempts `worker` is running (`held`), returns those whose task the
+   * database no longer has `running` at that attempt under `worker`: killed by hand, rescued as
+   * an orphan, retried, deleted (then `status` is null). One committed read, by primary key: a
+   * kill is seen once it commits, in any process or on any host. A worker calls it only while
+   * handlers run, to abort the ones whose outcome would be fenced anyway.
+   */
+  workerLostAttempts(worker: string, held: readonly HeldAttempt[]): Promise<LostAttemptRow[]>;
 
   // --- flow control
 
@@ -830,6 +863,21 @@ export interface Backend {
 
   // --- wake-ups
 
+  /**
+   * Calls `listener` when this process kills a task by hand through this backend (see
+   * `Admin.kill`), after the kill committed; returns an unsubscribe. Other processes learn it
+   * from {@linkcode Backend.onExternalKill} and {@linkcode Backend.workerLostAttempts}.
+   */
+  onKilled(listener: (kill: TaskKill) => void): () => void;
+  /** Tells this process's kill listeners that the kill of a task committed. */
+  notifyKilled(kill: TaskKill): void;
+  /**
+   * Calls `listener` with the id of a `running` task soon after any process kills it (`''`:
+   * check every running task), if the backend can tell: PostgreSQL notifies in the kill's
+   * transaction (LISTEN, on the connection the push wake-ups use); SQLite never calls it (its
+   * workers' checks find kills). Returns an unsubscribe. The checks stay the fallback.
+   */
+  onExternalKill(listener: (id: string) => void): () => void;
   /** Calls `listener` when a task of `queue` is pushed in this process; returns an unsubscribe. */
   onPushed(queue: string, listener: () => void): () => void;
   /** Tells this process's listeners of `queue` that tasks were pushed. */

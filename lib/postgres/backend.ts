@@ -7,9 +7,11 @@ import type {
   FlushAck,
   FlushRequest,
   FlushResult,
+  HeldAttempt,
   InsertOutcome,
   JoinPartRow,
   ListedTaskRow,
+  LostAttemptRow,
   NewTaskRow,
   OutcomeTotalRow,
   QueueLimitsChange,
@@ -24,6 +26,7 @@ import type {
   ScheduleRow,
   ScheduleUpsert,
   TaskAck,
+  TaskKill,
   TaskListFilter,
   TaskRow,
   TaskStatus,
@@ -32,6 +35,8 @@ import type {
   WorkerRegistration,
   WorkerRow,
 } from "../backend/types.ts";
+import { KillListeners } from "../backend/kills.ts";
+import { KILL_CHANNEL, KillNotices } from "./kill_notices.ts";
 import {
   codeOf,
   isServerError,
@@ -123,6 +128,8 @@ export class PostgresBackend implements Backend {
   /** The connection. */
   readonly pg: PostgresConnection;
   readonly #wakeups: Wakeups;
+  readonly #kills = new KillListeners();
+  readonly #killNotices: KillNotices;
   /**
    * Per worker name: the tasks this backend handed to it (claimed, started) and it has not
    * acked or released yet. After a flush whose commit went unanswered, a task `running` under
@@ -137,6 +144,7 @@ export class PostgresBackend implements Backend {
   private constructor(pg: PostgresConnection) {
     this.pg = pg;
     this.#wakeups = new Wakeups(pg);
+    this.#killNotices = new KillNotices(pg);
   }
 
   /** The backend of `pg` (one per connection). */
@@ -513,15 +521,23 @@ export class PostgresBackend implements Backend {
   async taskKill(id: string, error: string, now?: number): Promise<boolean> {
     const [row] = await this.#op(`kill task '${id}'`, () =>
       this.pg.sql<{ n: number }[]>`
-        WITH killed AS (
-          UPDATE apalis_tasks SET status = 'killed', last_error = ${error},
-            done_at = coalesce(${nowParam(now)}::bigint, apalis_now()), step = step
-          WHERE id = ${id} AND status IN ('pending','queued','running','failed')
-          RETURNING queue, status, done_at
+        WITH before AS (
+          SELECT id, status FROM apalis_tasks WHERE id = ${id} FOR UPDATE
+        ), killed AS (
+          UPDATE apalis_tasks AS t SET status = 'killed', last_error = ${error},
+            done_at = coalesce(${nowParam(now)}::bigint, apalis_now()), step = t.step
+          FROM before
+          WHERE t.id = before.id AND t.status IN ('pending','queued','running','failed')
+          RETURNING t.queue, t.status, t.done_at, before.status AS was
         ), counted AS (
           ${countOutcomes(this.pg.sql, "killed")}
+        ), notified AS (
+          -- The worker running it hears it when the kill commits (see kill_notices.ts).
+          SELECT pg_notify(${KILL_CHANNEL},
+                           CASE WHEN octet_length(${id}) <= 4000 THEN ${id} ELSE '' END)
+          FROM killed WHERE was = 'running'
         )
-        SELECT count(*) AS n FROM killed`);
+        SELECT (SELECT count(*) FROM killed) AS n, (SELECT count(*) FROM notified) AS notices`);
     return row!.n === 1;
   }
 
@@ -720,6 +736,24 @@ export class PostgresBackend implements Backend {
       }));
     this.#uncertain.delete(worker.name);
     this.#held.delete(worker.name);
+  }
+
+  async workerLostAttempts(
+    worker: string,
+    held: readonly HeldAttempt[],
+  ): Promise<LostAttemptRow[]> {
+    if (held.length === 0) return [];
+    return await this.#op(
+      `check the ${held.length} attempts worker '${worker}' runs`,
+      () =>
+        this.pg.sql<LostAttemptRow[]>`
+          SELECT h.id, h.attempt, t.status, t.lock_by, t.attempts, t.last_error
+          FROM unnest(${held.map((item) => item.id) as Param}::text[],
+                      ${held.map((item) => item.attempt) as Param}::bigint[]) AS h(id, attempt)
+          LEFT JOIN apalis_tasks AS t ON t.id = h.id
+          WHERE t.id IS NULL OR t.status <> 'running' OR t.lock_by IS DISTINCT FROM ${worker}
+            OR t.attempts <> h.attempt`,
+    );
   }
 
   async workerFlush(request: FlushRequest): Promise<FlushResult> {
@@ -1071,12 +1105,25 @@ export class PostgresBackend implements Backend {
     return this.#wakeups.onExternalCommit(listener, queue);
   }
 
+  onKilled(listener: (kill: TaskKill) => void): () => void {
+    return this.#kills.on(listener);
+  }
+
+  onExternalKill(listener: (id: string) => void): () => void {
+    return this.#killNotices.on(listener);
+  }
+
+  notifyKilled(kill: TaskKill): void {
+    this.#kills.notify(kill);
+  }
+
   isStorageFull(error: unknown): boolean {
     return codeOf(error) === "53100";
   }
 
   async close(): Promise<void> {
     await this.#wakeups.close();
+    await this.#killNotices.close();
     await this.pg.close();
   }
 

@@ -514,12 +514,25 @@ export class Admin<T = unknown> {
   }
 
   /**
-   * Kills a task that has not finished: it will not run again unless retried. A handler still
-   * running it may finish, but its outcome is discarded.
+   * Kills a task that has not finished: it will not run again unless retried. Its stored error
+   * is `{ name: "KilledError", message: reason }`. If a handler is running it, its `ctx.signal`
+   * aborts with a `KilledError` naming the task and the reason: at once in this
+   * process, within about a second in another process or on another host (its worker checks
+   * every 500 ms which of its running attempts are still its own). The worker frees the slot at
+   * once, and whatever the handler still returns is discarded. `apalis kill` and the
+   * dashboard's kill button call this.
+   *
+   * @example Usage
+   * ```ts ignore
+   * const task = await storage.kill(id, "customer cancelled");
+   * console.log(task.status); // "killed"
+   * ```
    */
   async kill(id: string, reason = "Killed by request"): Promise<TaskRecord<T>> {
     const error = serializeError(Object.assign(new Error(reason), { name: "KilledError" }));
     const changed = await this.backend.taskKill(id, error, this.timeForDatabase());
+    // Committed: this process's workers abort the handler now (others find out by their check).
+    if (changed) this.backend.notifyKilled({ id, reason });
     const row = await this.backend.taskGet(id);
     if (!row) throw new TaskNotFoundError(id);
     if (!changed) throw new TaskStateError("kill", id, row.status);

@@ -6,9 +6,11 @@ import type {
   FlushAck,
   FlushRequest,
   FlushResult,
+  HeldAttempt,
   InsertOutcome,
   JoinPartRow,
   ListedTaskRow,
+  LostAttemptRow,
   NewTaskRow,
   OutcomeTotalRow,
   QueueLimitsChange,
@@ -24,6 +26,7 @@ import type {
   ScheduleRow,
   ScheduleUpsert,
   TaskAck as AckOfAttempt,
+  TaskKill,
   TaskListFilter,
   TaskRow,
   TaskStatus,
@@ -33,6 +36,7 @@ import type {
   WorkerRow,
 } from "../backend/types.ts";
 import { HOST_NAME, processAlive } from "../backend/process.ts";
+import { KillListeners } from "../backend/kills.ts";
 import { retryBusy } from "../sqlite/busy.ts";
 import { fileProblemOf } from "../sqlite/file_error.ts";
 import type { Database } from "../sqlite/types.ts";
@@ -100,6 +104,7 @@ import {
 import { OutcomeCounts, throughputPrune, throughputSince } from "./throughput.ts";
 import { outcomeTotals, taskDurations } from "./metrics.ts";
 import { taskInsertIfUnique } from "./unique.ts";
+import { workerLostAttempts } from "./lost_attempts.ts";
 import {
   claimWithinLimits,
   isRestricted,
@@ -134,6 +139,7 @@ export class SqliteBackend implements Backend {
   readonly db: Database;
   /** Whether the file counts starts: a worker may run on one nobody has upgraded yet. */
   #startsCounted = new SchemaProbe();
+  #kills = new KillListeners();
 
   private constructor(db: Database) {
     this.db = db;
@@ -471,6 +477,10 @@ export class SqliteBackend implements Backend {
       }), `unregister worker '${worker.name}'`);
   }
 
+  workerLostAttempts(worker: string, held: readonly HeldAttempt[]): Promise<LostAttemptRow[]> {
+    return new Promise((resolve) => resolve(workerLostAttempts(this.db, worker, held)));
+  }
+
   async workerFlush(request: FlushRequest): Promise<FlushResult> {
     const { db } = this;
     const { queue, worker, claim } = request;
@@ -775,6 +785,18 @@ export class SqliteBackend implements Backend {
 
   onExternalCommit(listener: () => void): () => void {
     return onExternalCommit(this.db, listener);
+  }
+
+  onKilled(listener: (kill: TaskKill) => void): () => void {
+    return this.#kills.on(listener);
+  }
+
+  notifyKilled(kill: TaskKill): void {
+    this.#kills.notify(kill);
+  }
+
+  onExternalKill(): () => void {
+    return () => {}; // no notices between processes: the workers' checks find kills
   }
 
   isStorageFull(error: unknown): boolean {

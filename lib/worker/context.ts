@@ -62,7 +62,14 @@ export class TaskContext {
     this.#data = init.data;
   }
 
-  /** Aborts when the attempt times out or the worker shuts down. */
+  /**
+   * Aborts when the attempt times out (reason: `TaskTimeoutError`), when the worker shuts down
+   * (`ShutdownError`), when the task is killed by hand (`KilledError`: at once in the process
+   * that killed it, within about a second elsewhere), or when the attempt is no longer this
+   * worker's (`AttemptLostError`: rescued as an orphan, retried, deleted). Pass it on to what
+   * the handler waits for (`fetch`, child processes): after a kill the worker frees the slot at
+   * once and discards whatever the handler returns.
+   */
   get signal(): AbortSignal {
     return this.#signal();
   }

@@ -32,6 +32,74 @@ export class TaskTimeoutError extends Error {
   }
 }
 
+/**
+ * The abort reason of a handler's `ctx.signal` when its task is killed by hand while it runs
+ * (`storage.kill(id, reason)`, `apalis kill`, the dashboard): at once in the process that killed
+ * it, within about a second in any other process or host. The task's stored error is a
+ * `KilledError` too, with the reason as its message. What the attempt returns afterwards is
+ * discarded.
+ *
+ * @example Usage
+ * ```ts
+ * import { KilledError } from "@apalis/sqlite";
+ *
+ * const error = new KilledError("01JH4Q8ZK3V7X2M9N5P6R8S0TB", "customer cancelled");
+ * if (error.message !== "Task '01JH4Q8ZK3V7X2M9N5P6R8S0TB' was killed: customer cancelled") {
+ *   throw new Error("unexpected");
+ * }
+ * ```
+ */
+export class KilledError extends Error {
+  /** The killed task. */
+  readonly taskId: string;
+  /** The reason given to the kill. */
+  readonly reason: string;
+  /**
+   * @param taskId the killed task
+   * @param reason the reason given to the kill
+   */
+  constructor(taskId: string, reason: string) {
+    super(`Task '${taskId}' was killed: ${reason}`);
+    this.name = "KilledError";
+    this.taskId = taskId;
+    this.reason = reason;
+  }
+}
+
+/**
+ * The abort reason of a handler's `ctx.signal` when its attempt is no longer its worker's for
+ * another reason than a kill: the task was rescued as an orphan (the worker's heartbeat went
+ * stale), retried or deleted meanwhile. The attempt's outcome is discarded.
+ *
+ * @example Usage
+ * ```ts
+ * import { AttemptLostError } from "@apalis/sqlite";
+ *
+ * const error = new AttemptLostError("01JH4Q8ZK3V7X2M9N5P6R8S0TB", 2, "w1", "it was deleted");
+ * if (!error.message.endsWith("no longer held by worker 'w1': it was deleted")) {
+ *   throw new Error("unexpected");
+ * }
+ * ```
+ */
+export class AttemptLostError extends Error {
+  /** The task. */
+  readonly taskId: string;
+  /** The attempt that lost its task. */
+  readonly attempt: number;
+  /**
+   * @param taskId the task
+   * @param attempt the attempt that lost it
+   * @param worker the worker that ran it
+   * @param why where the task went
+   */
+  constructor(taskId: string, attempt: number, worker: string, why: string) {
+    super(`Task '${taskId}' attempt ${attempt} is no longer held by worker '${worker}': ${why}`);
+    this.name = "AttemptLostError";
+    this.taskId = taskId;
+    this.attempt = attempt;
+  }
+}
+
 /** The error stored when a shutdown interrupts an attempt that did not finish in the grace period. */
 export class ShutdownError extends Error {
   /** @param worker the worker that shut down */

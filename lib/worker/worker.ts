@@ -13,6 +13,7 @@ import type { Storage } from "../storage/storage.ts";
 import { ulid } from "../storage/ulid.ts";
 import { isExactText } from "../storage/codec.ts";
 import { type LongTimer, MAX_TIMER_MS, setLongInterval, setLongTimeout } from "../time/timers.ts";
+import { AttemptWatch } from "./attempt_watch.ts";
 import { TaskContext } from "./context.ts";
 import { Pace } from "./pace.ts";
 import { RetentionSweeper } from "./retention_sweeper.ts";
@@ -20,6 +21,8 @@ import { ScheduleTicker } from "./schedule_ticker.ts";
 import { Transition } from "./transition.ts";
 import {
   AbortError,
+  type AttemptLostError,
+  KilledError,
   NonError,
   ShutdownError,
   TaskTimeoutError,
@@ -146,12 +149,26 @@ export class Worker<T = unknown> {
   #flow: "paused" | "limited" | undefined;
   /** When the last flush succeeded (`performance.now()`). */
   #flushedAt = performance.now();
+  /** Finds running attempts taken from this worker (a kill, a rescue): see `#lost`. */
+  #attempts: AttemptWatch;
 
   /** @param options the assembled settings (see `WorkerBuilder`) */
   constructor(options: WorkerOptions<T>) {
     this.#o = options;
     this.name = options.name;
     this.#context = Object.freeze({ name: this.name, stop: () => void this.stop() });
+    this.#attempts = new AttemptWatch({
+      backend: options.storage.backend,
+      worker: this.name,
+      running: () =>
+        Array.from(this.#inFlight.values(), ({ row, attempt, startedAt }) => ({
+          id: row.id,
+          attempt,
+          startedAt,
+        })),
+      lost: (id, attempt, reason) => this.#lost(id, attempt, reason),
+      onError: (error) => this.#emit({ type: "error", error }),
+    });
   }
 
   /** Runs until {@linkcode Worker.stop}, SIGINT or SIGTERM; rejects if the worker cannot go on. */
@@ -221,6 +238,7 @@ export class Worker<T = unknown> {
       throw error;
     }
     const unsubscribe = storage.backend.onPushed(storage.queue, () => this.#poke());
+    this.#attempts.start();
     const heartbeat = setLongInterval(() => void this.#heartbeat(), storage.config.keepAliveMs);
     // The queue's cron schedules: this worker enqueues their due ticks (with every other worker
     // of the queue; the database lets one of them enqueue each tick).
@@ -262,6 +280,7 @@ export class Worker<T = unknown> {
       await schedules.stop();
       await retention.stop();
       unsubscribe();
+      this.#attempts.stop();
       this.#watchCommits(false);
       leave?.();
       if (handleSignals) {
@@ -587,6 +606,7 @@ export class Worker<T = unknown> {
     };
     this.#inFlight.set(row.id, entry);
     this.#startedSinceFlush++;
+    this.#attempts.started();
     const { codec } = storage;
     if (
       typeof row.args === "string" &&
@@ -629,6 +649,7 @@ export class Worker<T = unknown> {
 
   /** Runs the handler on a started task's decoded arguments. */
   #begin(entry: InFlight, args: T): void {
+    if (entry.settled) return; // taken from this worker while its arguments were read
     const { timeoutMs } = this.#o;
     const { row } = entry;
     if (timeoutMs !== undefined) {
@@ -697,6 +718,36 @@ export class Worker<T = unknown> {
     }
     this.#acks.push(pending);
     this.#pace.settled();
+    if (this.#state === "running") this.#startAhead();
+    this.#poke();
+  }
+
+  /**
+   * An attempt the database no longer has as this worker's (killed by hand, rescued, retried,
+   * deleted): its handler's signal aborts with `reason` and its slot frees at once, as on a
+   * timeout. Nothing is written: an ack would be fenced. `attempt` is undefined for a kill made
+   * in this process, which also drops the task if it was claimed ahead.
+   */
+  #lost(id: string, attempt: number | undefined, reason: KilledError | AttemptLostError): void {
+    if (attempt === undefined) this.#ahead = this.#ahead.filter((row) => row.id !== id);
+    const entry = this.#inFlight.get(id);
+    if (!entry || entry.settled || (attempt !== undefined && entry.attempt !== attempt)) return;
+    entry.settled = true;
+    entry.timer?.clear();
+    this.#inFlight.delete(id);
+    abortEntry(entry, reason);
+    const task: TaskEventInfo = {
+      taskId: id,
+      queue: entry.row.queue,
+      attempt: entry.attempt,
+      maxAttempts: entry.row.max_attempts,
+      durationMs: Date.now() - entry.startedAt,
+    };
+    this.#emit(
+      reason instanceof KilledError
+        ? { type: "error", task, error: reason, status: "killed" }
+        : { type: "error", task, error: reason },
+    );
     if (this.#state === "running") this.#startAhead();
     this.#poke();
   }

@@ -200,6 +200,24 @@ export async function readSpans(
   });
 }
 
+/** The aborts recorded in `path` by children started with `--aborts path`. */
+export async function readAborts(
+  path: string,
+): Promise<{ taskId: string; at: number; name: string; message: string }[]> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return [];
+    throw error;
+  }
+  return text.split("\n").filter((line) => line !== "").map((line) => {
+    const [taskId, at, name, ...message] = line.split(" ");
+    assert.ok(taskId && at && name, `a whole line: ${line}`);
+    return { taskId, at: Number(at), name, message: message.join(" ") };
+  });
+}
+
 /** How many times each key occurs. */
 export function countBy<T>(items: readonly T[], key: (item: T) => string): Map<string, number> {
   const counts = new Map<string, number>();

@@ -1,12 +1,12 @@
 /**
  * Conformance: what an operator does to tasks through `Admin`: kill (a pending task never runs;
- * a running task's late outcome is discarded, fenced by attempt), retry, retryAll, delete and
- * vacuum.
+ * a running task's late outcome is discarded: reported at once in the same process, fenced by
+ * attempt when the worker learns it later), retry, retryAll, delete and vacuum.
  *
  * @module
  */
 import assert from "node:assert/strict";
-import { Task, TaskNotFoundError, TaskStateError, WorkerBuilder } from "../../mod.ts";
+import { KilledError, Task, TaskNotFoundError, TaskStateError, WorkerBuilder } from "../../mod.ts";
 import {
   assertNoneHeld,
   backendTest,
@@ -59,7 +59,7 @@ backendTest(
 );
 
 backendTest(
-  "Admin.kill() of a running task: the handler finishes, its outcome is discarded (fenced), the task stays killed; retry() refuses it while running",
+  "Admin.kill() of a running task: the worker reports the kill at once, the handler runs to its end, its outcome is discarded, the task stays killed; retry() refuses it while running",
   async (db) => {
     const storage = db.storage<string>("kill-running");
     const admin = db.admin();
@@ -88,13 +88,16 @@ backendTest(
     );
     const killed = await admin.kill(id, "cancelled while running");
     assert.equal(killed.status, "killed");
+    // Reported when the kill committed, before the handler (which ignores its signal) ends.
+    const [error] = taskErrors(log.events);
+    assert.ok(error?.error instanceof KilledError, `the reported error: ${error?.error}`);
+    assert.equal(error.status, "killed");
+    assert.equal(error.error.message, `Task '${id}' was killed: cancelled while running`);
     release.open();
-    await waitUntil(() => taskErrors(log.events).length === 1, "the late outcome to be reported");
+    await waitUntil(() => finished === 1, "the handler to run to its end");
     await running.stop();
 
-    assert.equal(finished, 1, "the handler ran to its end");
-    const [error] = taskErrors(log.events);
-    assert.match(String((error?.error as Error).message), /discarded/);
+    assert.equal(taskErrors(log.events).length, 1, "the late outcome is not reported");
     assert.equal(log.events.some((e) => e.type === "success"), false, "no success was reported");
     const task = await storage.fetchById(id);
     assert.equal(task?.status, "killed");
@@ -105,6 +108,38 @@ backendTest(
       .reduce((sum, p) => [sum[0]! + p.done, sum[1]! + p.failed, sum[2]! + p.killed], [0, 0, 0]);
     assert.deepEqual(outcomes, [0, 0, 1], "[done, failed, killed]: only the kill counts");
     await assertNoneHeld(admin);
+  },
+);
+
+backendTest(
+  "Admin.kill() from another connection of a task whose handler then returns at once: the ack is fenced, the outcome discarded",
+  async (db) => {
+    const storage = db.storage<string>("kill-fenced");
+    const other = (await db.connect()).admin(); // no notice in this connection: only the fence
+    const id = await storage.push("long", { maxAttempts: 3 });
+    const log = eventLog();
+    const worker = new WorkerBuilder("fenced")
+      .backend(storage)
+      .handleSignals(false)
+      .onEvent(log.listener)
+      .build(async (name, ctx) => {
+        // Killed before its worker's first check of its attempts (they are checked from 200 ms).
+        await other.kill(ctx.taskId, "cancelled while running");
+        return `${name} finished`;
+      });
+    await using running = start(worker);
+    await waitUntil(() => taskErrors(log.events).length === 1, "the late outcome to be reported");
+    await running.stop();
+
+    const [error] = taskErrors(log.events);
+    assert.match(String((error?.error as Error).message), /discarded/);
+    assert.equal(log.events.some((e) => e.type === "success"), false, "no success was reported");
+    const task = await storage.fetchById(id);
+    assert.equal(task?.status, "killed");
+    assert.equal(task?.attempts, 1, "never run again");
+    assert.equal(task?.lastResult, undefined, "the late result was not stored");
+    assert.equal(task?.lastError?.message, "cancelled while running");
+    await assertNoneHeld(db.admin());
   },
 );
 

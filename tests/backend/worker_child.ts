@@ -8,7 +8,7 @@
  *   deno run -A tests/backend/worker_child.ts --location LOCATION --name NAME [--queue default]
  *     [--concurrency 1] [--buffer-size 400] [--keep-alive-ms 30000] [--orphan-after-ms 300000]
  *     [--poll-ms 50] [--sleep-ms 0] [--fail-first 0] [--backoff-ms 10] [--record PATH]
- *     [--flow fanin|steps] [--host HOST] [--spans PATH]
+ *     [--flow fanin|steps] [--host HOST] [--spans PATH] [--aborts PATH]
  *
  * --sleep-ms N     each handler sleeps N ms (keeps tasks in flight when a kill lands)
  * --fail-first N   throw on attempts 1..N of every task (retried after --backoff-ms)
@@ -24,6 +24,10 @@
  * --spans PATH     append one line per handler run to PATH when it ends, in one write(2):
  *                  "taskId start end group" (epoch ms; the group is the payload's `group`
  *                  field, `-` for none): see `readSpans` in `_child.ts`
+ * --aborts PATH    a task whose payload has `hold: true` waits until its `ctx.signal` aborts,
+ *                  then appends "taskId epochMs name message" (the abort reason's) to PATH in
+ *                  one write(2) and rejects with the reason: see `readAborts` in `_child.ts`.
+ *                  Kills (`KilledError`) are expected then: they are not printed on stderr
  *
  * Once its worker has registered it prints `ready NAME PID` on stdout. SIGTERM stops the worker
  * gracefully, then it exits 0. Anything that goes wrong goes to stderr (fatal: exit 1).
@@ -36,6 +40,7 @@ import { parseArgs } from "node:util";
 import {
   Config,
   DagFlow,
+  KilledError,
   type TaskContext,
   type Worker,
   WorkerBuilder,
@@ -95,6 +100,7 @@ async function main(): Promise<void> {
       flow: { type: "string" },
       host: { type: "string" },
       spans: { type: "string" },
+      aborts: { type: "string" },
     },
     strict: true,
   });
@@ -124,6 +130,21 @@ async function main(): Promise<void> {
     const key = typeof group === "string" && group !== "" ? group : "-";
     writeSync(spanLog, `${ctx.taskId} ${start} ${Date.now()} ${key}\n`);
   };
+  const abortLog = values.aborts === undefined ? undefined : openSync(values.aborts, "a");
+  /** With --aborts, a `hold` task: waits for its signal, records the reason, rejects with it. */
+  const hold = (args: unknown, ctx: TaskContext): Promise<never> | undefined => {
+    if (abortLog === undefined || (args as { hold?: unknown } | null)?.hold !== true) return;
+    return new Promise<never>((_, reject) => {
+      const { signal } = ctx;
+      const aborted = () => {
+        const reason = signal.reason as Error;
+        writeSync(abortLog, `${ctx.taskId} ${Date.now()} ${reason.name} ${reason.message}\n`);
+        reject(reason);
+      };
+      if (signal.aborted) aborted();
+      else signal.addEventListener("abort", aborted, { once: true });
+    });
+  };
   const pause = () =>
     sleepMs > 0 ? new Promise((resolve) => setTimeout(resolve, sleepMs)) : Promise.resolve();
 
@@ -137,6 +158,7 @@ async function main(): Promise<void> {
     .onEvent((_ctx, event) => {
       if (event.type === "start") console.log(`ready ${name} ${process.pid}`);
       if (event.type !== "error" || event.error instanceof PlannedFailure) return;
+      if (abortLog !== undefined && event.error instanceof KilledError) return;
       const where = event.task ? `task ${event.task.taskId}` : "worker";
       const error = event.error;
       console.error(
@@ -179,6 +201,8 @@ async function main(): Promise<void> {
     worker = builder.build(async (args, ctx) => {
       const start = Date.now();
       record(ctx, null);
+      const held = hold(args, ctx);
+      if (held) return await held;
       await pause();
       span(ctx, args, start);
       if (ctx.attempt <= failFirst) throw new PlannedFailure(ctx.attempt);
@@ -190,6 +214,7 @@ async function main(): Promise<void> {
   } finally {
     if (log !== undefined) closeSync(log);
     if (spanLog !== undefined) closeSync(spanLog);
+    if (abortLog !== undefined) closeSync(abortLog);
     await connection.close();
   }
 }

@@ -10,8 +10,14 @@ export const killCommand: Command = {
   help: `Usage: apalis kill ID [--reason TEXT]
 
 Kills a task that is pending, queued, running or failed: it will not run again unless retried.
-A handler still running it may finish, but its outcome is discarded. A task that already
-finished (done or killed) is refused (exit 1); an unknown id is bad input (exit 2).
+A task that already finished (done or killed) is refused (exit 1); an unknown id is bad input
+(exit 2).
+
+A running task is stopped wherever it runs: its handler's ctx.signal aborts with a KilledError
+naming the task and the reason (on PostgreSQL within milliseconds, on SQLite within about half
+a second: each busy worker checks its running tasks every 500 ms). The worker frees the slot at
+once and discards the attempt's outcome; \`apalis work --exec\` ends the command's process group
+(SIGTERM, SIGKILL 2s later), \`--http\` aborts the request.
 
 Options:
   --reason TEXT   stored as the task's error message (default "Killed by request")

@@ -32,9 +32,9 @@ tasks, releases the ones it had taken but not started, and lets running ones fin
 --shutdown-timeout). Exit code 0 after a graceful stop. A second Ctrl-C exits at once (code
 130) and sends running commands SIGTERM; their tasks are rescued by the next worker.
 
-Each --exec command runs in a process group of its own: a timeout, and a shutdown that outlasts
---shutdown-timeout, send SIGTERM to the whole group (children and grandchildren), then SIGKILL
-2s later. If the worker itself is killed with SIGKILL (kill -9), nothing ends its commands:
+Each --exec command runs in a process group of its own: a timeout, a kill of its task (apalis
+kill, from any process), and a shutdown that outlasts --shutdown-timeout send SIGTERM to the
+whole group (children and grandchildren), then SIGKILL 2s later; --http aborts the request. If the worker itself is killed with SIGKILL (kill -9), nothing ends its commands:
 each group keeps running to its end, unsupervised, and its task stays 'running' until it is
 rescued and runs again: at once by a worker restarted on this host with the same --name, else
 at the next heartbeat (every 30s) of another worker on the database, after 5 minutes of silence
