@@ -10,6 +10,8 @@ import type {
   InsertOutcome,
   JoinPartRow,
   ListedTaskRow,
+  LogFilter,
+  LogRow,
   NewTaskRow,
   OutcomeTotalRow,
   QueueLimitsChange,
@@ -74,6 +76,7 @@ import {
   startQueued,
 } from "./tasks.ts";
 import { Wakeups } from "./wakeups.ts";
+import { appendLogs, readLogs, writeProgress } from "./reports.ts";
 import { queueChange, queueSettingsGet, queueSettingsList } from "./queues.ts";
 
 /**
@@ -98,6 +101,8 @@ const backends = new WeakMap<PostgresConnection, PostgresBackend>();
 const TASK_COLUMNS = "id, queue, status, args, attempts, max_attempts, priority, run_at, " +
   "created_at, lock_by, lock_at, done_at, last_result, last_error, meta, backoff, run_id, step, " +
   "unique_key, group_key";
+/** A task read by id: with the progress its handler reported. */
+const READ_COLUMNS = `${TASK_COLUMNS}, progress, progress_attempt, progress_at`;
 
 /**
  * The PostgreSQL backend: the queue's operations as PostgreSQL statements, each writing
@@ -255,7 +260,7 @@ export class PostgresBackend implements Backend {
     const [row] = await this.#op(
       `read task '${id}'`,
       () =>
-        this.pg.sql.unsafe<TaskRow[]>(`SELECT ${TASK_COLUMNS} FROM apalis_tasks WHERE id = $1`, [
+        this.pg.sql.unsafe<TaskRow[]>(`SELECT ${READ_COLUMNS} FROM apalis_tasks WHERE id = $1`, [
           id,
         ]),
     );
@@ -268,10 +273,14 @@ export class PostgresBackend implements Backend {
       `read ${ids.length} tasks`,
       () =>
         this.pg.sql.unsafe<TaskRow[]>(
-          `SELECT ${TASK_COLUMNS} FROM apalis_tasks WHERE id = ANY($1::text[])`,
+          `SELECT ${READ_COLUMNS} FROM apalis_tasks WHERE id = ANY($1::text[])`,
           [ids as Param],
         ),
     )).map(plainRow);
+  }
+
+  taskLogs(id: string, filter: LogFilter): Promise<LogRow[]> {
+    return this.#op(`read the log of task '${id}'`, () => readLogs(this.pg.sql, id, filter));
   }
 
   async taskList(filter: TaskListFilter): Promise<ListedTaskRow[]> {
@@ -768,6 +777,9 @@ export class PostgresBackend implements Backend {
     for (const item of request.acks) (item.ack.inRun ? inRun : plain).push(item.ack);
     // deno-lint-ignore no-explicit-any
     const queries: PendingQuery<any[]>[] = [];
+    // Progress and log lines first: an attempt's last ones land with its outcome.
+    if (request.progress) queries.push(writeProgress(sql, request.progress, worker, request.now));
+    if (request.logs) queries.push(appendLogs(sql, request.logs, worker));
     if (inRun.length > 0) queries.push(lockRunsOf(sql, inRun.map((ack) => ack.id)));
     const ackAt: [TaskAck[], number][] = [];
     if (plain.length > 0) {
@@ -843,6 +855,10 @@ export class PostgresBackend implements Backend {
     // Statements that need no answer before the next are sent together (pipelined).
     const first: Promise<unknown>[] = [];
     if (uncertain) first.push(releaseUnknown(tx, worker, this.#heldBy(worker)).execute());
+    if (request.progress) {
+      first.push(writeProgress(tx, request.progress, worker, request.now).execute());
+    }
+    if (request.logs) first.push(appendLogs(tx, request.logs, worker).execute());
     if (inRun.length > 0 || withEffects.length > 0) {
       const ids = [...inRun, ...withEffects.map((item) => item.ack)].map((ack) => ack.id);
       first.push(lockRunsOf(tx, ids).execute());

@@ -9,6 +9,8 @@ import type {
   InsertOutcome,
   JoinPartRow,
   ListedTaskRow,
+  LogFilter,
+  LogRow,
   NewTaskRow,
   OutcomeTotalRow,
   QueueLimitsChange,
@@ -60,6 +62,7 @@ import {
   retentionStep,
 } from "./retention.ts";
 import { migrate } from "./schema.ts";
+import { logAppendMany, progressWriteMany, taskLogs } from "./reports.ts";
 import {
   scheduleAdvance,
   scheduleDelete,
@@ -272,6 +275,10 @@ export class SqliteBackend implements Backend {
     return Promise.resolve(taskList(this.db, filter));
   }
 
+  taskLogs(id: string, filter: LogFilter): Promise<LogRow[]> {
+    return Promise.resolve(taskLogs(this.db, id, filter));
+  }
+
   taskCounts(queue?: string): Promise<CountRow[]> {
     return Promise.resolve(taskCounts(this.db, queue));
   }
@@ -474,6 +481,9 @@ export class SqliteBackend implements Backend {
     const result = await retryBusy(db, () =>
       db.transaction((): FlushResult => {
         const now = request.now ?? Date.now();
+        // Progress and log lines first: an attempt's last ones land with its outcome.
+        if (request.progress) progressWriteMany(db, worker, request.progress, now);
+        if (request.logs) logAppendMany(db, worker, request.logs);
         const plain: TaskAck[] = [];
         const withEffects: FlushAck[] = [];
         for (const item of request.acks) {

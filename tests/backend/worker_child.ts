@@ -8,7 +8,7 @@
  *   deno run -A tests/backend/worker_child.ts --location LOCATION --name NAME [--queue default]
  *     [--concurrency 1] [--buffer-size 400] [--keep-alive-ms 30000] [--orphan-after-ms 300000]
  *     [--poll-ms 50] [--sleep-ms 0] [--fail-first 0] [--backoff-ms 10] [--record PATH]
- *     [--flow fanin|steps] [--host HOST] [--spans PATH]
+ *     [--flow fanin|steps] [--host HOST] [--spans PATH] [--report RELEASE_PATH]
  *
  * --sleep-ms N     each handler sleeps N ms (keeps tasks in flight when a kill lands)
  * --fail-first N   throw on attempts 1..N of every task (retried after --backoff-ms)
@@ -24,6 +24,9 @@
  * --spans PATH     append one line per handler run to PATH when it ends, in one write(2):
  *                  "taskId start end group" (epoch ms; the group is the payload's `group`
  *                  field, `-` for none): see `readSpans` in `_child.ts`
+ * --report PATH   each handler logs "started n=N", reports progress {"step":"half","n":N}, then
+ *                  waits until the file PATH exists, logs "finishing", reports progress 100 and
+ *                  returns (progress and logs seen from another process while it runs)
  *
  * Once its worker has registered it prints `ready NAME PID` on stdout. SIGTERM stops the worker
  * gracefully, then it exits 0. Anything that goes wrong goes to stderr (fatal: exit 1).
@@ -95,6 +98,7 @@ async function main(): Promise<void> {
       flow: { type: "string" },
       host: { type: "string" },
       spans: { type: "string" },
+      report: { type: "string" },
     },
     strict: true,
   });
@@ -175,6 +179,17 @@ async function main(): Promise<void> {
       .andThen(step(2, (n) => n + 3))
       .andThen(step(3, (n) => n * 10));
     worker = builder.build(flow as unknown as Workflow<unknown>);
+  } else if (values.report !== undefined) {
+    const release = values.report;
+    worker = builder.build(async (args, ctx) => {
+      const n = (args as { n?: unknown } | null)?.n;
+      ctx.log(`started n=${n}`);
+      ctx.progress({ step: "half", n });
+      while (!(await exists(release))) await new Promise((resolve) => setTimeout(resolve, 20));
+      ctx.log("finishing");
+      ctx.progress(100);
+      return n;
+    });
   } else {
     worker = builder.build(async (args, ctx) => {
       const start = Date.now();
@@ -191,6 +206,15 @@ async function main(): Promise<void> {
     if (log !== undefined) closeSync(log);
     if (spanLog !== undefined) closeSync(spanLog);
     await connection.close();
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
   }
 }
 
