@@ -100,7 +100,10 @@ export function cutLine(line: string): string {
 
 /** The UTF-8 size of a line. */
 export function lineBytes(line: string): number {
-  return line.length < 128 && !/[^\x00-\x7f]/.test(line) ? line.length : utf8.encode(line).length;
+  for (let i = 0; i < line.length; i++) {
+    if (line.charCodeAt(i) > 0x7f) return utf8.encode(line).length;
+  }
+  return line.length; // ASCII: one byte a character
 }
 
 /** The record's progress, from a row read by id. */
