@@ -777,10 +777,11 @@ export class PostgresBackend implements Backend {
     for (const item of request.acks) (item.ack.inRun ? inRun : plain).push(item.ack);
     // deno-lint-ignore no-explicit-any
     const queries: PendingQuery<any[]>[] = [];
-    // Progress and log lines first: an attempt's last ones land with its outcome.
+    if (inRun.length > 0) queries.push(lockRunsOf(sql, inRun.map((ack) => ack.id)));
+    // Progress and log lines before the acks (after the runs' locks, in the acks' lock order):
+    // an attempt's last ones land with its outcome.
     if (request.progress) queries.push(writeProgress(sql, request.progress, worker, request.now));
     if (request.logs) queries.push(appendLogs(sql, request.logs, worker));
-    if (inRun.length > 0) queries.push(lockRunsOf(sql, inRun.map((ack) => ack.id)));
     const ackAt: [TaskAck[], number][] = [];
     if (plain.length > 0) {
       ackAt.push([plain, queries.push(ackTasks(sql, plain, worker, request.now, false)) - 1]);
@@ -855,14 +856,15 @@ export class PostgresBackend implements Backend {
     // Statements that need no answer before the next are sent together (pipelined).
     const first: Promise<unknown>[] = [];
     if (uncertain) first.push(releaseUnknown(tx, worker, this.#heldBy(worker)).execute());
-    if (request.progress) {
-      first.push(writeProgress(tx, request.progress, worker, request.now).execute());
-    }
-    if (request.logs) first.push(appendLogs(tx, request.logs, worker).execute());
     if (inRun.length > 0 || withEffects.length > 0) {
       const ids = [...inRun, ...withEffects.map((item) => item.ack)].map((ack) => ack.id);
       first.push(lockRunsOf(tx, ids).execute());
     }
+    // Progress and log lines before the acks (sent in order, after the runs' locks).
+    if (request.progress) {
+      first.push(writeProgress(tx, request.progress, worker, request.now).execute());
+    }
+    if (request.logs) first.push(appendLogs(tx, request.logs, worker).execute());
     if (now === undefined && withEffects.length > 0) {
       first.push(tx<{ now: number }[]>`SELECT apalis_now() AS now`.then(([row]) => {
         now = row!.now;

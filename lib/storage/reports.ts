@@ -13,6 +13,20 @@ export type ProgressValue = number | Record<string, unknown>;
  * The last progress a task's handler reported (see `TaskContext.progress`). It stays after the
  * task finishes (it shows how far the last attempt got) and is replaced by the next attempt's
  * first report: `attempt` says which attempt it belongs to.
+ *
+ * @example Read a task's progress
+ * ```ts
+ * import { openDatabase, SqliteStorage } from "@apalis/sqlite";
+ *
+ * const db = openDatabase(":memory:");
+ * SqliteStorage.setup(db);
+ * const storage = new SqliteStorage(db, "imports");
+ * const id = await storage.push({ file: "a.csv" });
+ * const task = await storage.fetchById(id);
+ * // No handler has reported yet: `progress` is absent.
+ * if (task?.progress !== undefined) throw new Error("unexpected");
+ * db.close();
+ * ```
  */
 export interface TaskProgress {
   /** What the handler passed to `ctx.progress`. */
@@ -23,7 +37,7 @@ export interface TaskProgress {
   at: number;
 }
 
-/** A line a task's handler logged (see `TaskContext.log`). */
+/** A line a task's handler logged (see `TaskContext.log`), as `Admin.logs` returns it. */
 export interface TaskLogLine {
   /**
    * The line's position: increases with every line appended to the database; pass the last one

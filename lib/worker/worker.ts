@@ -72,7 +72,7 @@ interface InFlight {
   timer: LongTimer | undefined;
   settled: boolean;
   /** What the handler reported (`ctx.progress`, `ctx.log`): made on first use. */
-  reports?: AttemptReports;
+  reports: AttemptReports | undefined;
 }
 
 /** What a flush's claim did. */
@@ -592,6 +592,7 @@ export class Worker<T = unknown> {
       startedAt: Date.now(),
       timer: undefined,
       settled: false,
+      reports: undefined,
     };
     this.#inFlight.set(row.id, entry);
     const { codec } = storage;
