@@ -260,9 +260,9 @@ export class PostgresBackend implements Backend {
     const [row] = await this.#op(
       `read task '${id}'`,
       () =>
-        this.pg.sql.unsafe<TaskRow[]>(`SELECT ${READ_COLUMNS} FROM apalis_tasks WHERE id = $1`, [
-          id,
-        ]),
+        this.#withProgress((columns) =>
+          this.pg.sql.unsafe<TaskRow[]>(`SELECT ${columns} FROM apalis_tasks WHERE id = $1`, [id])
+        ),
     );
     return row && plainRow(row);
   }
@@ -272,11 +272,28 @@ export class PostgresBackend implements Backend {
     return (await this.#op(
       `read ${ids.length} tasks`,
       () =>
-        this.pg.sql.unsafe<TaskRow[]>(
-          `SELECT ${READ_COLUMNS} FROM apalis_tasks WHERE id = ANY($1::text[])`,
-          [ids as Param],
+        this.#withProgress((columns) =>
+          this.pg.sql.unsafe<TaskRow[]>(
+            `SELECT ${columns} FROM apalis_tasks WHERE id = ANY($1::text[])`,
+            [ids as Param],
+          )
         ),
     )).map(plainRow);
+  }
+
+  /**
+   * Reads with the progress columns, or without them on a schema older than migration 7 (the
+   * library was upgraded and `setup()` not run since): tasks stay readable, without progress.
+   */
+  async #withProgress<R>(read: (columns: string) => Promise<R>): Promise<R> {
+    try {
+      return await read(READ_COLUMNS);
+    } catch (error) {
+      const missing = (error as { code?: unknown } | null)?.code === "42703" &&
+        /progress/.test(String((error as { message?: unknown }).message));
+      if (!missing) throw error;
+      return await read(TASK_COLUMNS);
+    }
   }
 
   taskLogs(id: string, filter: LogFilter): Promise<LogRow[]> {

@@ -51,7 +51,7 @@ export interface TaskRecord<T = unknown> {
   decodeError?: string;
   /**
    * The last progress its handler reported (`ctx.progress`), with the attempt that reported it;
-   * absent when none did. Read by `fetchById`, `fetchMany` and `waitFor`, not by listings.
+   * absent when none did. Read by `fetchById` and `waitFor`, not by listings.
    */
   progress?: TaskProgress;
   /**
