@@ -48,9 +48,20 @@ export {
   type AdminOptions,
   type ListRunsOptions,
   type ListTasksOptions,
+  type LogsOptions,
   type ThroughputPoint,
 } from "./lib/storage/admin.ts";
 export { Storage, type StorageOptions } from "./lib/storage/storage.ts";
+export {
+  MAX_LOG_BYTES,
+  MAX_LOG_LINE_BYTES,
+  MAX_LOG_LINES,
+  MAX_PROGRESS_BYTES,
+  type ProgressValue,
+  REPORT_INTERVAL_MS,
+  type TaskLogLine,
+  type TaskProgress,
+} from "./lib/storage/reports.ts";
 export { SqliteStorage, type SqliteStorageOptions } from "./lib/storage/sqlite_storage.ts";
 export { Config } from "./lib/storage/config.ts";
 export type { Retention, RetentionAge, RetentionOptions } from "./lib/storage/retention.ts";

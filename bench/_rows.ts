@@ -110,3 +110,34 @@ export async function measureLatencies(
     `pushed by another process (${counts.latency} pushes 10 ms apart)`,
   );
 }
+
+/**
+ * The concurrency-16 drain again with handlers that report once per task (`ctx.progress`, and
+ * `ctx.log`), each beside the plain drain measured in the same runs: what reporting costs.
+ */
+export function addReportedDrains(
+  results: Results,
+  n: number,
+  plain: { key: string; scenario: string; value: number },
+  progressed: number,
+  logged: number,
+): void {
+  results.addPair(
+    {
+      key: "drain_c16_progress",
+      scenario: `drain ${fmt(n)} tasks, concurrency 16, ctx.progress once per task (vs drain_c16)`,
+      value: progressed,
+    },
+    plain,
+    false,
+  );
+  results.addPair(
+    {
+      key: "drain_c16_log",
+      scenario: `drain ${fmt(n)} tasks, concurrency 16, ctx.log once per task (vs drain_c16)`,
+      value: logged,
+    },
+    plain,
+    false,
+  );
+}

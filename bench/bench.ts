@@ -19,6 +19,8 @@
  *    drained by one worker in this process, from `worker.run()` until the worker exited after
  *    the last ack; `drain_shared_c16` and `drain_shared2_c16` the same 50,000 through one queue,
  *    or two queues with a worker each, of a `SharedSqliteStorage` (ratio to `drain_c16`);
+ *    `drain_c16_progress` and `drain_c16_log` the same 50,000 with a handler that calls
+ *    `ctx.progress(100)` (or `ctx.log`) once per task (ratio to `drain_c16`: what reporting costs);
  * 4. `drain_procs_1`, `drain_procs_2`, `drain_procs_4`: 50,000 no-op tasks drained by k = 1, 2
  *    and 4 worker processes (concurrency 16 each). The children (this file with the hidden flags
  *    `--drainer <db> --name wN --concurrency 16 --warm-up n --durability d`, spawned with
@@ -122,6 +124,7 @@ import {
   runPusher,
 } from "./processes.ts";
 import { benchDrain, benchDrainShared, benchPush, benchPushAll } from "./scenarios.ts";
+import { addReportedDrains } from "./_rows.ts";
 
 export type { BenchReport, BenchResult };
 
@@ -361,7 +364,7 @@ async function measureSqlite(
     // Beside the concurrency-16 drain: the queue's own SQL, and the same drain through a shared
     // storage, measured in the same runs.
     const withSql = concurrency === 16;
-    const [drain, ceiling, sql, shared1, shared2] = await medians(runs, [
+    const [drain, ceiling, sql, shared1, shared2, progressed, logged] = await medians(runs, [
       () => benchDrain(target, n!, concurrency!),
       () => ceilingClaimAck(durability, n!, batch!),
       ...(withSql
@@ -369,6 +372,8 @@ async function measureSqlite(
           () => queueSqlClaimAck(durability, n!, batch!),
           () => benchDrainShared(durability, n!, concurrency!, 1),
           () => benchDrainShared(durability, n!, concurrency!, 2),
+          () => benchDrain(target, n!, concurrency!, "progress"),
+          () => benchDrain(target, n!, concurrency!, "log"),
         ]
         : []),
     ]);
@@ -413,6 +418,7 @@ async function measureSqlite(
           false,
         );
       }
+      addReportedDrains(results, n!, plain, progressed!, logged!);
     }
   }
   await measureProcessDrains(results, target, counts, runs);

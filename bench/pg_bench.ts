@@ -6,7 +6,12 @@
  */
 import { type Counts, medians, progress, PUSH_BATCH, runtimeName } from "./_shared.ts";
 import { fmt, type Results } from "./_report.ts";
-import { measureLatencies, measureProcessDrains, measureRateLimited } from "./_rows.ts";
+import {
+  addReportedDrains,
+  measureLatencies,
+  measureProcessDrains,
+  measureRateLimited,
+} from "./_rows.ts";
 import {
   INSERT_WAYS,
   type InsertWay,
@@ -142,10 +147,16 @@ export async function measurePostgres(
   for (const [concurrency, n, batch] of [[1, counts.drainC1, 1], [16, counts.drainC16, 100]]) {
     // Beside the concurrency-16 drain: the backend's own flush with no worker.
     const withSql = concurrency === 16;
-    const [drain, ceiling, sql] = await medians(runs, [
+    const [drain, ceiling, sql, progressed, logged] = await medians(runs, [
       () => benchDrain(target, n!, concurrency!),
       () => pgCeilingClaimAck(server, n!, batch!),
-      ...(withSql ? [() => pgQueueSqlClaimAck(target, n!, batch!)] : []),
+      ...(withSql
+        ? [
+          () => pgQueueSqlClaimAck(target, n!, batch!),
+          () => benchDrain(target, n!, concurrency!, "progress"),
+          () => benchDrain(target, n!, concurrency!, "log"),
+        ]
+        : []),
     ]);
     const base = {
       key: `ceiling_claim_ack_${batch}`,
@@ -174,6 +185,8 @@ export async function measurePostgres(
         base,
         true,
       );
+      const plain = { key: "drain_c16", scenario: "drain_c16", value: drain! };
+      addReportedDrains(results, n!, plain, progressed!, logged!);
     }
   }
   await measureProcessDrains(results, target, counts, runs);

@@ -79,6 +79,7 @@ export async function benchDrain(
   target: BenchTarget,
   n: number,
   concurrency: number,
+  report?: DrainReport,
 ): Promise<number> {
   await using temp = await target.fresh();
   const storage = temp.storage<Email>();
@@ -88,9 +89,28 @@ export async function benchDrain(
     concurrency,
     n,
     `drain at concurrency ${concurrency}`,
+    report,
   );
   await assertCount(storage, "done", n);
+  if (report !== undefined) await assertReported(storage, report);
   return rate(n, elapsed);
+}
+
+/**
+ * What each handler of a drain reports: `progress` calls `ctx.progress(100)` once per task,
+ * `log` calls `ctx.log` once per task (written with the worker's flushes).
+ */
+export type DrainReport = "progress" | "log";
+
+/** Checks that the reports of the drain were written (the last task's, at least). */
+async function assertReported(storage: Storage<Email>, report: DrainReport): Promise<void> {
+  const [last] = await storage.listTasks({ status: "done", pageSize: 1 });
+  const ok = report === "progress"
+    ? (await storage.fetchById(last!.id))?.progress?.value === 100
+    : (await storage.logs(last!.id)).length === 1;
+  if (!ok) {
+    throw new Error(`drain with ${report}: the ${report} of task ${last!.id} was not written`);
+  }
 }
 
 /**
@@ -171,6 +191,7 @@ async function drainWith(
   concurrency: number,
   n: number,
   what: string,
+  report?: DrainReport,
 ): Promise<number> {
   let handled = 0;
   const errors: unknown[] = [];
@@ -182,7 +203,9 @@ async function drainWith(
       .onEvent((_ctx, event) => {
         if (event.type === "error") errors.push(event.error);
       })
-      .build(() => {
+      .build((_email, ctx) => {
+        if (report === "progress") ctx.progress(100);
+        else if (report === "log") ctx.log("sent");
         if (++handled === n) { for (const worker of workers) void worker.stop(); }
       })
   );

@@ -59,6 +59,15 @@ export interface TaskRow {
   unique_key?: string | null;
   /** The group the task counts in for its queue's `groupConcurrency` (see `QueueLimits`). */
   group_key: string | null;
+  /**
+   * The last progress a handler reported (JSON of a number or an object), read by `taskGet`
+   * and `taskGetMany` only; absent or null when none was reported.
+   */
+  progress?: string | null;
+  /** The attempt that reported `progress`. */
+  progress_attempt?: number | null;
+  /** When `progress` was written (the flush's time). */
+  progress_at?: number | null;
 }
 
 /**
@@ -169,6 +178,50 @@ export type RunStatus = "running" | "done" | "failed";
 
 /** Every run state, in lifecycle order. */
 export const RUN_STATUSES: readonly RunStatus[] = ["running", "done", "failed"];
+
+/**
+ * The latest progress of a running attempt, to write with a worker's flush: written only while
+ * `attempt` is the task's current running attempt held by the flushing worker (fenced like acks).
+ */
+export interface ProgressWrite {
+  id: string;
+  attempt: number;
+  /** The progress as JSON (a number 0-100 or a small object; validated by the worker). */
+  value: string;
+}
+
+/**
+ * Log lines of a running attempt, to append with a worker's flush, in order; fenced like
+ * {@linkcode ProgressWrite}.
+ */
+export interface LogWrite {
+  id: string;
+  attempt: number;
+  /** Each line with the time it was logged (the worker's clock). */
+  lines: readonly { at: number; line: string }[];
+}
+
+/** A stored log line of a task (see {@linkcode Backend.taskLogs}). */
+export interface LogRow {
+  /** The line's position among all lines of the database: increases with every line appended. */
+  seq: number;
+  task_id: string;
+  attempt: number;
+  at: number;
+  line: string;
+}
+
+/** Which log lines of a task to read. */
+export interface LogFilter {
+  /** Only this attempt's lines. */
+  attempt?: number;
+  /** Only lines after this `seq` (for following a log). */
+  after?: number;
+  /** At most this many lines: the first ones after `after`, or with `last`, the last ones. */
+  limit: number;
+  /** Read the last `limit` lines instead of the first (still returned oldest first). */
+  last?: boolean;
+}
 
 /** A workflow run as stored. */
 export interface RunRow {
@@ -403,6 +456,13 @@ export interface FlushRequest {
   /** The worker's clock; the backend's own time when absent. */
   now?: number;
   acks: readonly FlushAck[];
+  /**
+   * Progress of running attempts, written before the acks (so an attempt's last progress lands
+   * with its outcome); absent when there is none, and then no statement is run for it.
+   */
+  progress?: readonly ProgressWrite[];
+  /** Log lines of running attempts, appended before the acks; absent when there are none. */
+  logs?: readonly LogWrite[];
   /**
    * Return the worker's `queued` tasks and these claimed-ahead ones to `pending`: when it stops,
    * or when its queue is paused or limited (see `FlushResult.flow`).
@@ -705,6 +765,11 @@ export interface Backend {
     sample: number,
     boundsMs: readonly number[],
   ): Promise<DurationsRow[]>;
+  /**
+   * A task's log lines, oldest first (see {@linkcode LogFilter}). Lines go with their task when
+   * it is deleted (by hand, vacuum or retention).
+   */
+  taskLogs(id: string, filter: LogFilter): Promise<LogRow[]>;
   /** One run, or undefined. */
   runGet(id: string): Promise<RunRow | undefined>;
   /** A run's tasks in the order they were enqueued. */
@@ -797,7 +862,9 @@ export interface Backend {
     },
   ): Promise<void>;
   /**
-   * One transaction for a worker's writes. In order: records the acks (fenced by attempt: an
+   * One transaction for a worker's writes. In order: writes the running attempts' progress and
+   * appends their log lines (each only while its attempt is the task's current `running` one,
+   * held by this worker; no statement when there are none); records the acks (fenced by attempt: an
    * ack of an attempt that was rescued or killed meanwhile changes nothing and is reported in
    * `fenced`), each ack with effects together with its effects or not at all; releases what the
    * worker holds when stopping; starts the `queued` tasks in `start`; claims due tasks of the

@@ -1,5 +1,5 @@
 import type { Database } from "../sqlite/types.ts";
-import { Admin, type AdminOptions } from "../storage/admin.ts";
+import { Admin, type AdminOptions, type LogsOptions } from "../storage/admin.ts";
 import { SqliteStorage } from "../storage/sqlite_storage.ts";
 import type { Clock } from "../storage/clock.ts";
 import { systemClock } from "../storage/clock.ts";
@@ -262,7 +262,13 @@ async function routePage(
     if (parts[0] === "tasks" && parts.length === 2) {
       const task = await storage.fetchById(parts[1]!);
       if (!task) throw new HttpError(404, `No task has the id '${parts[1]}'`);
-      return page(ctx, req, taskPage(ctx, task, taskNotice(url)));
+      // The latest attempt's last lines (the page refreshes itself while the task runs).
+      const lines = task.attempts === 0 ? [] : await storage.logs(task.id, {
+        attempt: task.attempts,
+        last: true,
+        limit: TASK_PAGE_LOG_LINES,
+      });
+      return page(ctx, req, taskPage(ctx, task, taskNotice(url), lines));
     }
     if (path === "/workers") return page(ctx, req, workersPage(ctx, await storage.listWorkers()));
     if (path === "/schedules") {
@@ -337,6 +343,9 @@ async function routeApi(
       const task = await storage.fetchById(parts[1]!);
       if (!task) throw new HttpError(404, `No task has the id '${parts[1]}'`);
       return json(200, task);
+    }
+    if (parts[0] === "tasks" && parts.length === 3 && parts[2] === "logs") {
+      return json(200, await taskLogs(storage, parts[1]!, url));
     }
     if (path === "/api/workers") return json(200, await storage.listWorkers());
     if (path === "/api/schedules") return json(200, await schedulesOf(storage));
@@ -505,6 +514,37 @@ function runStatus(url: URL): RunStatus | null {
     );
   }
   return status as RunStatus;
+}
+
+/** The task page shows this many of the latest attempt's last lines. */
+const TASK_PAGE_LOG_LINES = 100;
+
+/**
+ * `GET /api/tasks/ID/logs[?attempt=N][&after=SEQ][&limit=N]`: the task's lines, oldest first
+ * (at most `limit`, default 1000), and whether it has finished (no line comes after).
+ */
+async function taskLogs(storage: Admin, id: string, url: URL) {
+  const task = await storage.fetchById(id);
+  if (!task) throw new HttpError(404, `No task has the id '${id}'`);
+  const options: LogsOptions = { limit: positive(url, "limit", 1000, 10_000) };
+  if (url.searchParams.has("attempt")) {
+    options.attempt = positive(url, "attempt", 1, Number.MAX_SAFE_INTEGER);
+  }
+  const after = url.searchParams.get("after");
+  if (after !== null && after !== "") {
+    const n = Number(after);
+    if (!Number.isSafeInteger(n) || n < 0) {
+      throw new HttpError(400, `'after' must be an integer >= 0: current value is '${after}'`);
+    }
+    options.after = n;
+  }
+  const lines = await storage.logs(id, options);
+  return {
+    id,
+    status: task.status,
+    finished: task.status === "done" || task.status === "killed",
+    lines,
+  };
 }
 
 function pageNumber(url: URL): number {

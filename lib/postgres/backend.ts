@@ -11,6 +11,8 @@ import type {
   InsertOutcome,
   JoinPartRow,
   ListedTaskRow,
+  LogFilter,
+  LogRow,
   LostAttemptRow,
   NewTaskRow,
   OutcomeTotalRow,
@@ -85,6 +87,7 @@ import {
   startQueued,
 } from "./tasks.ts";
 import { Wakeups } from "./wakeups.ts";
+import { appendLogs, readLogs, writeProgress } from "./reports.ts";
 import { queueChange, queueSettingsGet, queueSettingsList } from "./queues.ts";
 
 /**
@@ -109,6 +112,8 @@ const backends = new WeakMap<PostgresConnection, PostgresBackend>();
 const TASK_COLUMNS = "id, queue, status, args, attempts, max_attempts, priority, run_at, " +
   "created_at, lock_by, lock_at, done_at, last_result, last_error, meta, backoff, run_id, step, " +
   "unique_key, group_key";
+/** A task read by id: with the progress its handler reported. */
+const READ_COLUMNS = `${TASK_COLUMNS}, progress, progress_attempt, progress_at`;
 
 /**
  * The PostgreSQL backend: the queue's operations as PostgreSQL statements, each writing
@@ -271,9 +276,9 @@ export class PostgresBackend implements Backend {
     const [row] = await this.#op(
       `read task '${id}'`,
       () =>
-        this.pg.sql.unsafe<TaskRow[]>(`SELECT ${TASK_COLUMNS} FROM apalis_tasks WHERE id = $1`, [
-          id,
-        ]),
+        this.#withProgress((columns) =>
+          this.pg.sql.unsafe<TaskRow[]>(`SELECT ${columns} FROM apalis_tasks WHERE id = $1`, [id])
+        ),
     );
     return row && plainRow(row);
   }
@@ -283,11 +288,32 @@ export class PostgresBackend implements Backend {
     return (await this.#op(
       `read ${ids.length} tasks`,
       () =>
-        this.pg.sql.unsafe<TaskRow[]>(
-          `SELECT ${TASK_COLUMNS} FROM apalis_tasks WHERE id = ANY($1::text[])`,
-          [ids as Param],
+        this.#withProgress((columns) =>
+          this.pg.sql.unsafe<TaskRow[]>(
+            `SELECT ${columns} FROM apalis_tasks WHERE id = ANY($1::text[])`,
+            [ids as Param],
+          )
         ),
     )).map(plainRow);
+  }
+
+  /**
+   * Reads with the progress columns, or without them on a schema older than migration 8 (the
+   * library was upgraded and `setup()` not run since): tasks stay readable, without progress.
+   */
+  async #withProgress<R>(read: (columns: string) => Promise<R>): Promise<R> {
+    try {
+      return await read(READ_COLUMNS);
+    } catch (error) {
+      const missing = (error as { code?: unknown } | null)?.code === "42703" &&
+        /progress/.test(String((error as { message?: unknown }).message));
+      if (!missing) throw error;
+      return await read(TASK_COLUMNS);
+    }
+  }
+
+  taskLogs(id: string, filter: LogFilter): Promise<LogRow[]> {
+    return this.#op(`read the log of task '${id}'`, () => readLogs(this.pg.sql, id, filter));
   }
 
   async taskList(filter: TaskListFilter): Promise<ListedTaskRow[]> {
@@ -824,6 +850,10 @@ export class PostgresBackend implements Backend {
     // deno-lint-ignore no-explicit-any
     const queries: PendingQuery<any[]>[] = [];
     if (inRun.length > 0) queries.push(lockRunsOf(sql, inRun.map((ack) => ack.id)));
+    // Progress and log lines before the acks (after the runs' locks, in the acks' lock order):
+    // an attempt's last ones land with its outcome.
+    if (request.progress) queries.push(writeProgress(sql, request.progress, worker, request.now));
+    if (request.logs) queries.push(appendLogs(sql, request.logs, worker));
     const ackAt: [TaskAck[], number][] = [];
     if (plain.length > 0) {
       ackAt.push([plain, queries.push(ackTasks(sql, plain, worker, request.now, false)) - 1]);
@@ -905,6 +935,11 @@ export class PostgresBackend implements Backend {
       const ids = [...inRun, ...withEffects.map((item) => item.ack)].map((ack) => ack.id);
       first.push(lockRunsOf(tx, ids).execute());
     }
+    // Progress and log lines before the acks (sent in order, after the runs' locks).
+    if (request.progress) {
+      first.push(writeProgress(tx, request.progress, worker, request.now).execute());
+    }
+    if (request.logs) first.push(appendLogs(tx, request.logs, worker).execute());
     if (now === undefined && withEffects.length > 0) {
       first.push(tx<{ now: number }[]>`SELECT apalis_now() AS now`.then(([row]) => {
         now = row!.now;

@@ -14,7 +14,7 @@ import { SchemaVersionError } from "../store/schema.ts";
 import { FLOW_CONTROL_MIGRATION } from "./flow_schema.ts";
 
 /** The schema version this build writes and understands on PostgreSQL. */
-export const POSTGRES_SCHEMA_VERSION = 7;
+export const POSTGRES_SCHEMA_VERSION = 8;
 
 /** The migration that added the started count (`apalis_throughput.started`). */
 export const POSTGRES_STARTED_COUNT_VERSION = 7;
@@ -440,6 +440,21 @@ const MIGRATIONS: readonly string[] = [
      RETURN NULL;
    END
    $fn$;`,
+  // 8: progress and logs (SQLite's migration 12). A handler's last progress is kept with its
+  // task (with the attempt that reported it); its log lines go in a table of their own, in order
+  // of appending (an identity), read by task. Both are written by the worker's flush only when
+  // there are some; a deleted task takes its lines with it (the foreign key cascades). Claims
+  // and acks are unchanged.
+  `ALTER TABLE apalis_tasks ADD COLUMN progress text, ADD COLUMN progress_attempt integer,
+     ADD COLUMN progress_at bigint;
+   CREATE TABLE apalis_task_logs (
+     seq     bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+     task_id text COLLATE "C" NOT NULL REFERENCES apalis_tasks (id) ON DELETE CASCADE,
+     attempt integer NOT NULL,
+     at      bigint NOT NULL,
+     line    text NOT NULL
+   );
+   CREATE INDEX apalis_task_logs_task ON apalis_task_logs (task_id, seq);`,
 ];
 
 /** Reads the schema version of the database: 0 when it was never set up. */

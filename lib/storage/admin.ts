@@ -16,6 +16,7 @@ import {
 } from "./limits.ts";
 import { type ListSchedulesOptions, type ScheduleInfo, toScheduleInfo } from "./schedules.ts";
 import { type MetricsSnapshot, readMetrics } from "./metrics.ts";
+import { type TaskLogLine, toLogLine } from "./reports.ts";
 import {
   emptyCounts,
   type QueueInfo,
@@ -42,6 +43,18 @@ export interface AdminOptions {
   clock?: Clock;
   /** A worker whose heartbeat is older than this is dead (listings). @default {300000} */
   orphanAfterMs?: number;
+}
+
+/** Which lines {@linkcode Admin.logs} reads. */
+export interface LogsOptions {
+  /** Only this attempt's lines (1-based). */
+  attempt?: number;
+  /** Only lines after this `seq` (the last line seen, to follow a log). */
+  after?: number;
+  /** At most this many lines (1 to 10,000). @default {1000} */
+  limit?: number;
+  /** Read the last `limit` lines instead of the first ones (still oldest first). */
+  last?: boolean;
 }
 
 /** Filter and page for {@linkcode Admin.listTasks}. */
@@ -150,6 +163,51 @@ export class Admin<T = unknown> {
   async fetchById(id: string): Promise<TaskRecord<T> | undefined> {
     const row = await this.backend.taskGet(id);
     return row && toTaskRecord<T>(row, this.codec);
+  }
+
+  /**
+   * Reads the lines a task's handler logged with `ctx.log` (and `work --exec` commands wrote to
+   * stderr), oldest first; `[]` for a task without lines or that does not exist. Each attempt
+   * keeps at most 1,000 lines and 64 KiB (each line cut at 4 KiB), and a marker line says when
+   * lines were dropped. Lines are written with the worker's flushes, within about a second of
+   * `ctx.log`, and are deleted with their task. Throws a `RangeError` for a bad option.
+   *
+   * @example Follow a task's log
+   * ```ts
+   * import { openDatabase, SqliteStorage } from "@apalis/sqlite";
+   *
+   * const db = openDatabase(":memory:");
+   * SqliteStorage.setup(db);
+   * const storage = new SqliteStorage(db, "reports");
+   * const id = await storage.push({ month: "2026-11" });
+   * let after = 0;
+   * for (const line of await storage.logs(id, { after })) {
+   *   console.log(`attempt ${line.attempt}: ${line.line}`);
+   *   after = line.seq;
+   * }
+   * db.close();
+   * ```
+   */
+  async logs(id: string, options: LogsOptions = {}): Promise<TaskLogLine[]> {
+    const { attempt, after, limit = 1000, last } = options;
+    if (attempt !== undefined && !(Number.isSafeInteger(attempt) && attempt >= 1)) {
+      throw new RangeError(
+        `logs: 'attempt' must be an integer >= 1, not ${describeValue(attempt)}`,
+      );
+    }
+    if (after !== undefined && !(Number.isSafeInteger(after) && after >= 0)) {
+      throw new RangeError(`logs: 'after' must be an integer >= 0, not ${describeValue(after)}`);
+    }
+    if (!(Number.isSafeInteger(limit) && limit >= 1 && limit <= 10_000)) {
+      throw new RangeError(
+        `logs: 'limit' must be an integer from 1 to 10000, not ${describeValue(limit)}`,
+      );
+    }
+    const filter: Parameters<Backend["taskLogs"]>[1] = { limit };
+    if (attempt !== undefined) filter.attempt = attempt;
+    if (after !== undefined) filter.after = after;
+    if (last) filter.last = true;
+    return (await this.backend.taskLogs(id, filter)).map(toLogLine);
   }
 
   /**

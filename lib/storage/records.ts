@@ -10,6 +10,7 @@ import type {
 import { stepNodeKey, type WorkflowGraph } from "./graph.ts";
 import type { Codec } from "./codec.ts";
 import { messageOf, type TaskError } from "./error_text.ts";
+import { progressOf, type TaskProgress } from "./reports.ts";
 
 export { messageOf, serializeError, type TaskError } from "./error_text.ts";
 
@@ -48,6 +49,11 @@ export interface TaskRecord<T = unknown> {
   group?: string;
   /** Why `args` or `lastResult` could not be decoded, if so. */
   decodeError?: string;
+  /**
+   * The last progress its handler reported (`ctx.progress`), with the attempt that reported it;
+   * absent when none did. Read by `fetchById` and `waitFor`, not by listings.
+   */
+  progress?: TaskProgress;
   /**
    * Only from `listTasks({ previewBytes })`: the values longer than `previewBytes`, which were
    * not read whole (`args` or `lastResult` is then `undefined`). Read the task with `fetchById`
@@ -141,6 +147,8 @@ export function toTaskRecord<T>(row: TaskRow, codec: Codec): TaskRecord<T> {
   if (row.unique_key != null) record.uniqueKey = row.unique_key;
   if (row.group_key !== null && row.group_key !== undefined) record.group = row.group_key;
   if (decodeError !== undefined) record.decodeError = decodeError;
+  const progress = progressOf(row);
+  if (progress !== undefined) record.progress = progress;
   return record;
 }
 

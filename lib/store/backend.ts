@@ -10,6 +10,8 @@ import type {
   InsertOutcome,
   JoinPartRow,
   ListedTaskRow,
+  LogFilter,
+  LogRow,
   LostAttemptRow,
   NewTaskRow,
   OutcomeTotalRow,
@@ -65,6 +67,7 @@ import {
 } from "./retention.ts";
 import { migrate, schemaVersion, STARTED_COUNT_VERSION } from "./schema.ts";
 import { SchemaProbe } from "../backend/schema_probe.ts";
+import { logAppendMany, progressWriteMany, taskLogs } from "./reports.ts";
 import {
   scheduleAdvance,
   scheduleDelete,
@@ -281,6 +284,10 @@ export class SqliteBackend implements Backend {
     return Promise.resolve(taskList(this.db, filter));
   }
 
+  taskLogs(id: string, filter: LogFilter): Promise<LogRow[]> {
+    return Promise.resolve(taskLogs(this.db, id, filter));
+  }
+
   taskCounts(queue?: string): Promise<CountRow[]> {
     return Promise.resolve(taskCounts(this.db, queue));
   }
@@ -487,6 +494,9 @@ export class SqliteBackend implements Backend {
     const result = await retryBusy(db, () =>
       db.transaction((): FlushResult => {
         const now = request.now ?? Date.now();
+        // Progress and log lines first: an attempt's last ones land with its outcome.
+        if (request.progress) progressWriteMany(db, worker, request.progress, now);
+        if (request.logs) logAppendMany(db, worker, request.logs);
         const plain: TaskAck[] = [];
         const withEffects: FlushAck[] = [];
         for (const item of request.acks) {

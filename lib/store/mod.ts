@@ -4,3 +4,4 @@ export * from "./workers.ts";
 export * from "./changes.ts";
 export * from "./runs.ts";
 export * from "./throughput.ts";
+export * from "./reports.ts";

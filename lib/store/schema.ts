@@ -2,7 +2,7 @@ import { BusyWaitExpired, DatabaseBusyError, waitOutBusySync } from "../sqlite/b
 import type { Database } from "../sqlite/types.ts";
 
 /** The schema version this build of the library writes and understands. */
-export const SCHEMA_VERSION = 11;
+export const SCHEMA_VERSION = 12;
 
 /** The migration that added the started count (`apalis_throughput.started`). */
 export const STARTED_COUNT_VERSION = 11;
@@ -335,6 +335,25 @@ const MIGRATIONS: readonly string[] = [
      ON CONFLICT (queue) DO UPDATE SET started = started + excluded.started,
        done = done + excluded.done, failed = failed + excluded.failed,
        killed = killed + excluded.killed;
+   END;`,
+  // 12: progress and logs. A handler's last progress is kept with its task (with the attempt
+  // that reported it); its log lines go in a table of their own, in order of appending (the
+  // rowid), read by task. Both are written by the worker's flush only when there are some; a
+  // deleted task takes its lines with it (a trigger). Claims and acks are unchanged.
+  `ALTER TABLE apalis_tasks ADD COLUMN progress TEXT;
+   ALTER TABLE apalis_tasks ADD COLUMN progress_attempt INTEGER;
+   ALTER TABLE apalis_tasks ADD COLUMN progress_at INTEGER;
+   CREATE TABLE apalis_task_logs (
+     seq     INTEGER PRIMARY KEY,
+     task_id TEXT NOT NULL,
+     attempt INTEGER NOT NULL,
+     at      INTEGER NOT NULL,
+     line    TEXT NOT NULL
+   );
+   CREATE INDEX apalis_task_logs_task ON apalis_task_logs (task_id, seq);
+   CREATE TRIGGER apalis_task_logs_delete AFTER DELETE ON apalis_tasks
+   BEGIN
+     DELETE FROM apalis_task_logs WHERE task_id = OLD.id;
    END;`,
 ];
 

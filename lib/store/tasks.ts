@@ -97,6 +97,8 @@ export interface TaskAck {
 const COLUMNS = "id, queue, status, args, attempts, max_attempts, priority, run_at, created_at, " +
   "lock_by, lock_at, done_at, last_result, last_error, meta, backoff, run_id, step, unique_key, " +
   "group_key";
+/** A task read by id: with the progress its handler reported. */
+const READ_COLUMNS = `${COLUMNS}, progress, progress_attempt, progress_at`;
 const INSERT_COLUMNS =
   "id, queue, status, args, attempts, max_attempts, priority, run_at, created_at, meta, backoff, " +
   "run_id, step, group_key, run_seq";
@@ -784,15 +786,32 @@ export function taskBackoff(db: Database, id: string): string | null {
 
 /** Reads one task. */
 export function taskGet(db: Database, id: string): TaskRow | undefined {
-  return db.get<TaskRow>(`SELECT ${COLUMNS} FROM apalis_tasks WHERE id = ?`, [id]);
+  return withProgress((columns) =>
+    db.get<TaskRow>(`SELECT ${columns} FROM apalis_tasks WHERE id = ?`, [id])
+  );
 }
 
 /** Reads several tasks by id (missing ids are left out). */
 export function taskGetMany(db: Database, ids: readonly string[]): TaskRow[] {
-  return db.all<TaskRow>(
-    `SELECT ${COLUMNS} FROM apalis_tasks WHERE id IN (SELECT value FROM json_each(?))`,
-    [JSON.stringify(ids)],
+  return withProgress((columns) =>
+    db.all<TaskRow>(
+      `SELECT ${columns} FROM apalis_tasks WHERE id IN (SELECT value FROM json_each(?))`,
+      [JSON.stringify(ids)],
+    )
   );
+}
+
+/**
+ * Reads with the progress columns, or without them on a schema older than migration 12 (the
+ * library was upgraded and `setup()` not run since): tasks stay readable, without progress.
+ */
+function withProgress<R>(read: (columns: string) => R): R {
+  try {
+    return read(READ_COLUMNS);
+  } catch (error) {
+    if (!/no such column: progress/.test(String(error))) throw error;
+    return read(COLUMNS);
+  }
 }
 
 // The three partial indexes and, for reading every task once, the part of each to take:

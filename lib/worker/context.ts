@@ -1,4 +1,6 @@
 import type { WorkerContext } from "./events.ts";
+import type { AttemptReports } from "./reports.ts";
+import { encodeProgress, type ProgressValue } from "../storage/reports.ts";
 
 /**
  * What a handler receives beside its arguments.
@@ -32,6 +34,7 @@ export class TaskContext {
   /** The task's position in its workflow (JSON written by the workflow layer), if any. */
   readonly step: string | undefined;
   #data: ReadonlyMap<unknown, unknown>;
+  #reports: (() => AttemptReports) | undefined;
 
   /** @param init the context's fields and the worker's data */
   constructor(init: {
@@ -47,6 +50,8 @@ export class TaskContext {
     data: ReadonlyMap<unknown, unknown>;
     runId?: string | undefined;
     step?: string | undefined;
+    /** Where the attempt's progress and log lines go (made on first use); dropped when absent. */
+    reports?: (() => AttemptReports) | undefined;
   }) {
     this.taskId = init.taskId;
     this.attempt = init.attempt;
@@ -60,6 +65,54 @@ export class TaskContext {
     this.runId = init.runId;
     this.step = init.step;
     this.#data = init.data;
+    this.#reports = init.reports;
+  }
+
+  /**
+   * Reports how far the attempt got: a number from 0 to 100, or a small JSON object (at most
+   * 4 KiB as JSON). Only the latest value is kept in memory and written with the worker's next
+   * flush (at the latest about a second later), so calling it in a tight loop costs little. It
+   * is read back as `TaskRecord.progress` (`fetchById`, `apalis show`, the dashboard), with the
+   * attempt that reported it; it stays after the task finishes, until another attempt reports.
+   * A value written after the attempt was killed or rescued is not stored. Throws a `TypeError`
+   * naming the problem for anything else (and keeps nothing).
+   *
+   * @example Report progress
+   * ```ts ignore
+   * worker.build(async (files: string[], ctx) => {
+   *   for (const [i, file] of files.entries()) {
+   *     await upload(file);
+   *     ctx.progress(Math.round(((i + 1) / files.length) * 100));
+   *   }
+   *   ctx.progress({ uploaded: files.length, skipped: 0 });
+   * });
+   * ```
+   */
+  progress(value: ProgressValue): void {
+    if (this.#reports) this.#reports().setProgress(value);
+    else encodeProgress(value);
+  }
+
+  /**
+   * Appends a line to the attempt's log, written with the worker's flushes like `progress`. Read
+   * it with `storage.logs(id)`, `apalis logs ID [--follow]` or the dashboard. Each attempt keeps
+   * at most 1,000 lines and 64 KiB; a longer line is cut at 4 KiB; past the bounds, lines are
+   * dropped and a marker line says so. Throws a `TypeError` when `message` is not a string.
+   *
+   * @example Log what a handler does
+   * ```ts ignore
+   * worker.build(async (job: { url: string }, ctx) => {
+   *   ctx.log(`fetching ${job.url}`);
+   *   const res = await fetch(job.url, { signal: ctx.signal });
+   *   ctx.log(`got ${res.status}`);
+   * });
+   * ```
+   */
+  log(message: string): void {
+    if (this.#reports) this.#reports().log(message);
+    else if (typeof message !== "string") {
+      throw new TypeError(`ctx.log() takes a string, not ${typeof message}`);
+    }
   }
 
   /**

@@ -16,6 +16,7 @@ import { type LongTimer, MAX_TIMER_MS, setLongInterval, setLongTimeout } from ".
 import { AttemptWatch } from "./attempt_watch.ts";
 import { TaskContext } from "./context.ts";
 import { Pace } from "./pace.ts";
+import { AttemptReports, ReportBuffer } from "./reports.ts";
 import { RetentionSweeper } from "./retention_sweeper.ts";
 import { ScheduleTicker } from "./schedule_ticker.ts";
 import { Transition } from "./transition.ts";
@@ -73,6 +74,8 @@ interface InFlight {
   /** The attempt's timeout, if the worker has one. */
   timer: LongTimer | undefined;
   settled: boolean;
+  /** What the handler reported (`ctx.progress`, `ctx.log`): made on first use. */
+  reports: AttemptReports | undefined;
 }
 
 /** What a flush's claim did. */
@@ -133,6 +136,8 @@ export class Worker<T = unknown> {
   #acks: PendingAck[] = [];
   /** Attempts started since the last flush: the next one adds them to the queue's count. */
   #startedSinceFlush = 0;
+  /** Progress and log lines not written yet: they ride along with flushes. */
+  #reports = new ReportBuffer(() => this.#poke());
   #state: "new" | "running" | "stopping" | "exited" = "new";
   #wake: (() => void) | undefined;
   #woken = false;
@@ -276,6 +281,7 @@ export class Worker<T = unknown> {
     } finally {
       graceTimer?.clear();
       clearTimeout(this.#stragglerTimer);
+      this.#reports.stop();
       heartbeat.clear();
       await schedules.stop();
       await retention.stop();
@@ -451,7 +457,10 @@ export class Worker<T = unknown> {
     const aheadToRelease = giveBack ? this.#ahead : [];
     const release = giveBack && (this.#buffer.length > 0 || aheadToRelease.length > 0);
     const shared = stopping ? undefined : storage.shared;
-    if (acks.length === 0 && wanted === 0 && !release && fromBuffer.length === 0) {
+    if (
+      acks.length === 0 && wanted === 0 && !release && fromBuffer.length === 0 &&
+      !this.#reports.due
+    ) {
       return NOTHING_CLAIMED; // nothing to write
     }
     const request: FlushRequest = {
@@ -464,6 +473,10 @@ export class Worker<T = unknown> {
     const now = storage.databaseNow();
     if (now !== undefined) request.now = now;
     if (release) request.release = { ahead: aheadToRelease };
+    // Progress and log lines ride along (written before the acks: an attempt's last ones too).
+    const reports = this.#reports.take();
+    if (reports?.progress) request.progress = reports.progress;
+    if (reports?.logs) request.logs = reports.logs;
     const wants = shared?.wants(storage.queue);
     if (wants && wants.length > 0) request.shared = wants;
     const startedCount = this.#startedSinceFlush;
@@ -475,6 +488,7 @@ export class Worker<T = unknown> {
     } catch (error) {
       // Nothing was written: keep the outcomes for the next try. On a full disk, first record
       // those that still fit, one by one, so that a large result does not hold back the others.
+      if (reports) this.#reports.restore(reports);
       const kept = storage.backend.isStorageFull(error) ? await this.#ackEach(acks) : acks;
       this.#acks = kept.concat(this.#acks);
       this.#startedSinceFlush += startedCount;
@@ -603,6 +617,7 @@ export class Worker<T = unknown> {
       startedAt: Date.now(),
       timer: undefined,
       settled: false,
+      reports: undefined,
     };
     this.#inFlight.set(row.id, entry);
     this.#startedSinceFlush++;
@@ -677,6 +692,13 @@ export class Worker<T = unknown> {
       data: this.#o.data,
       runId: row.run_id ?? undefined,
       step: row.step ?? undefined,
+      reports: () =>
+        entry.reports ??= new AttemptReports(
+          row.id,
+          entry.attempt,
+          this.#reports,
+          () => this.#o.storage.clock.now(),
+        ),
     });
     let result: Promise<unknown>;
     try {
@@ -695,6 +717,7 @@ export class Worker<T = unknown> {
     if (entry.settled) return;
     entry.settled = true;
     entry.timer?.clear();
+    entry.reports?.close();
     this.#inFlight.delete(entry.row.id);
     let pending: PendingAck;
     try {

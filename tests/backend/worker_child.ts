@@ -9,6 +9,7 @@
  *     [--concurrency 1] [--buffer-size 400] [--keep-alive-ms 30000] [--orphan-after-ms 300000]
  *     [--poll-ms 50] [--sleep-ms 0] [--fail-first 0] [--backoff-ms 10] [--record PATH]
  *     [--flow fanin|steps] [--host HOST] [--spans PATH] [--aborts PATH]
+ *     [--report RELEASE_PATH]
  *
  * --sleep-ms N     each handler sleeps N ms (keeps tasks in flight when a kill lands)
  * --fail-first N   throw on attempts 1..N of every task (retried after --backoff-ms)
@@ -28,6 +29,9 @@
  *                  then appends "taskId epochMs name message" (the abort reason's) to PATH in
  *                  one write(2) and rejects with the reason: see `readAborts` in `_child.ts`.
  *                  Kills (`KilledError`) are expected then: they are not printed on stderr
+ * --report PATH   each handler logs "started n=N", reports progress {"step":"half","n":N}, then
+ *                  waits until the file PATH exists, logs "finishing", reports progress 100 and
+ *                  returns (progress and logs seen from another process while it runs)
  *
  * Once its worker has registered it prints `ready NAME PID` on stdout. SIGTERM stops the worker
  * gracefully, then it exits 0. Anything that goes wrong goes to stderr (fatal: exit 1).
@@ -101,6 +105,7 @@ async function main(): Promise<void> {
       host: { type: "string" },
       spans: { type: "string" },
       aborts: { type: "string" },
+      report: { type: "string" },
     },
     strict: true,
   });
@@ -197,6 +202,17 @@ async function main(): Promise<void> {
       .andThen(step(2, (n) => n + 3))
       .andThen(step(3, (n) => n * 10));
     worker = builder.build(flow as unknown as Workflow<unknown>);
+  } else if (values.report !== undefined) {
+    const release = values.report;
+    worker = builder.build(async (args, ctx) => {
+      const n = (args as { n?: unknown } | null)?.n;
+      ctx.log(`started n=${n}`);
+      ctx.progress({ step: "half", n });
+      while (!(await exists(release))) await new Promise((resolve) => setTimeout(resolve, 20));
+      ctx.log("finishing");
+      ctx.progress(100);
+      return n;
+    });
   } else {
     worker = builder.build(async (args, ctx) => {
       const start = Date.now();
@@ -216,6 +232,15 @@ async function main(): Promise<void> {
     if (spanLog !== undefined) closeSync(spanLog);
     if (abortLog !== undefined) closeSync(abortLog);
     await connection.close();
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
   }
 }
 

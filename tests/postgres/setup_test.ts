@@ -15,6 +15,7 @@ const TABLES = [
   "apalis_runs",
   "apalis_schedules",
   "apalis_schema",
+  "apalis_task_logs",
   "apalis_tasks",
   "apalis_throughput",
   "apalis_unique",

@@ -1,4 +1,5 @@
 import type { TaskRecord } from "../../storage/records.ts";
+import type { TaskLogLine, TaskProgress } from "../../storage/reports.ts";
 import { formatAgo } from "../../format/duration.ts";
 import { badge, pretty, prettyShown, timeTag } from "../format.ts";
 import { type Html, html } from "../html.ts";
@@ -47,8 +48,52 @@ export function taskActions(task: TaskRecord): { retry: boolean; kill: boolean }
   };
 }
 
-/** One task: arguments, result or error, attempts, times, worker; retry, kill, delete. */
-export function taskPage(ctx: PageContext, task: TaskRecord, notice: TaskNotice): Page {
+/** The progress: a bar for a number, the JSON of an object; with its attempt and time. */
+function progressView(ctx: PageContext, task: TaskRecord, progress: TaskProgress): Html {
+  const { value, attempt, at } = progress;
+  const earlier = attempt !== task.attempts
+    ? html`
+      <span class="muted">(attempt ${attempt})</span>
+    `
+    : "";
+  const when = html`<span class="muted">${formatAgo(at, ctx.now)}</span>`;
+  if (typeof value === "number") {
+    return html`
+      <progress max="100" value="${value}"></progress> <span
+        data-field="progress">${value}%</span>${earlier} ${when}
+    `;
+  }
+  return html`<code data-field="progress">${JSON.stringify(value)}</code>${earlier} ${when}`;
+}
+
+/** The latest attempt's last lines, oldest first. */
+function logView(ctx: PageContext, task: TaskRecord, lines: readonly TaskLogLine[]): Html {
+  if (lines.length === 0) return html``;
+  const text = lines.map((line) => `${new Date(line.at).toISOString().slice(11, 23)}  ${line.line}`)
+    .join("\n");
+  return html`
+    <h2>Log <span class="muted">(attempt ${task.attempts}, last ${lines.length === 1
+      ? "line"
+      : `${lines.length} lines`})</span></h2>
+    <pre class="log" data-field="log">${text}</pre>
+    <p
+      class="muted">Every line, of every attempt: <a href="${href(
+        ctx,
+        `/api/tasks/${encodeURIComponent(task.id)}/logs`,
+      )}">/api/tasks/${task.id}/logs</a> (JSON), or <code>apalis logs ${task.id}</code>.</p>
+  `;
+}
+
+/**
+ * One task: arguments, result or error, attempts, times, worker, progress and the latest
+ * attempt's last log lines; retry, kill, delete.
+ */
+export function taskPage(
+  ctx: PageContext,
+  task: TaskRecord,
+  notice: TaskNotice,
+  lines: readonly TaskLogLine[] = [],
+): Page {
   const path = `/tasks/${encodeURIComponent(task.id)}`;
   const can = taskActions(task);
   const action = (name: string, label: string, question: string, cls = ""): Html =>
@@ -75,6 +120,12 @@ export function taskPage(ctx: PageContext, task: TaskRecord, notice: TaskNotice)
           )}">${task.queue}</a></dd>
           <dt>State</dt><dd data-field="status">${badge(task.status)}</dd>
           <dt>Attempts</dt><dd>${task.attempts} of ${task.maxAttempts}</dd>
+          ${task.progress
+            ? html`
+              <dt>Progress</dt>
+              <dd>${progressView(ctx, task, task.progress)}</dd>
+            `
+            : ""}
           <dt>Priority</dt><dd>${task.priority}</dd>
           <dt>Created</dt><dd>${timeTag(task.createdAt)} <span class="muted">${formatAgo(
             task.createdAt,
@@ -107,6 +158,7 @@ export function taskPage(ctx: PageContext, task: TaskRecord, notice: TaskNotice)
         </dl>
     </div>
       ${task.decodeError ? html`<div class="notice error">${task.decodeError}</div>` : ""}
+      ${logView(ctx, task, lines)}
       <h2>Arguments</h2>
       ${shownWhole(ctx, task, "args", task.args, "payload")}
       ${task.lastResult !== undefined && task.lastResult !== null

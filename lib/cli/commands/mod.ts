@@ -4,6 +4,7 @@ import { pushCommand } from "./push.ts";
 import { workCommand } from "./work.ts";
 import { lsCommand } from "./ls.ts";
 import { showCommand } from "./show.ts";
+import { logsCommand } from "./logs.ts";
 import { statsCommand } from "./stats.ts";
 import { metricsCommand } from "./metrics.ts";
 import { queuesCommand } from "./queues.ts";
@@ -24,6 +25,7 @@ export const COMMANDS: readonly Command[] = [
   workCommand,
   lsCommand,
   showCommand,
+  logsCommand,
   statsCommand,
   metricsCommand,
   queuesCommand,

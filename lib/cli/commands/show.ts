@@ -18,8 +18,10 @@ export const showCommand: Command = {
   help: `Usage: apalis show ID
 
 Shows one task: queue, state, attempts, priority, timestamps (created, run at, locked at,
-done at), the worker that ran it last, its workflow run and unique key if any, its payload, its
-result, its last error with the stack, and its metadata. An unknown id is bad input: it exits 2.
+done at), the worker that ran it last, its workflow run and unique key if any, the last progress
+its handler reported (ctx.progress, with its attempt), its payload, its result, its last error
+with the stack, and its metadata. Its log lines: 'apalis logs ID'. An unknown id is bad input:
+it exits 2.
 
 Options:
   --json   print the task record as JSON
@@ -57,6 +59,7 @@ function render(io: CliIo, task: TaskRecord): string {
   ];
   if (task.runId !== null) fields.push(["run", task.runId]);
   if (task.uniqueKey !== undefined) fields.push(["unique", task.uniqueKey]);
+  if (task.progress !== undefined) fields.push(["progress", describeProgress(task)]);
   let text = `${paint(io, "bold", `Task ${task.id}`)}\n`;
   for (const [name, value] of fields) text += `  ${name.padEnd(10)} ${value}\n`;
   const section = (title: string, body: string) => {
@@ -70,6 +73,13 @@ function render(io: CliIo, task: TaskRecord): string {
   }
   if (Object.keys(task.meta).length > 0) section("Meta:", pretty(task.meta));
   return text;
+}
+
+/** `42%` or the object's JSON, with the attempt that reported it and when. */
+function describeProgress(task: TaskRecord): string {
+  const { value, attempt, at } = task.progress!;
+  const shown = typeof value === "number" ? `${value}%` : JSON.stringify(value);
+  return `${shown} (attempt ${attempt}, ${formatTime(at)})`;
 }
 
 /** `name: message`, then the stack without its own copy of the message. */

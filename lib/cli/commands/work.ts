@@ -52,7 +52,8 @@ ps -o pid,pgid,args).
   (and this process's environment). Exit code 0: the task is done and its standard output,
   trimmed, is stored as the result (parsed if it is JSON, else as text; no output, no result).
   Any other exit code: the attempt failed, with the exit code and the end of stderr as the
-  error; the task is retried with backoff, and killed after its last attempt.
+  error; the task is retried with backoff, and killed after its last attempt. Each line it
+  writes to stderr is also stored in the task's log as it comes ('apalis logs ID --follow').
 
 --http URL POSTs the payload as JSON (content-type application/json) with the headers
   X-Apalis-Task-Id, X-Apalis-Attempt and X-Apalis-Queue. A 2xx answer: done, the body stored

@@ -3,6 +3,7 @@ import { Buffer } from "node:buffer";
 import process from "node:process";
 import type { TaskContext } from "../../worker/context.ts";
 import { formatSize } from "../format.ts";
+import { LineSplitter } from "./_lines.ts";
 import {
   DEFAULT_MAX_OUTPUT,
   describe,
@@ -31,7 +32,9 @@ export interface ExecRunnerOptions {
  * The `--exec CMD` runner: runs `/bin/sh -c CMD` per task in its own process group, with the
  * payload as JSON on stdin and `APALIS_TASK_ID`, `APALIS_ATTEMPT`, `APALIS_QUEUE` added to `env`.
  * Exit code 0 resolves with the parsed standard output; anything else rejects with a
- * `CommandError` holding the exit code and the end of stderr. An aborted attempt (timeout,
+ * `CommandError` holding the exit code and the end of stderr. Each line the command writes to
+ * stderr is also logged as it comes (`ctx.log`: see `apalis logs`); a last line without a newline
+ * is logged when the command exits. An aborted attempt (timeout,
  * shutdown) sends the group SIGTERM, then SIGKILL after a grace period, and rejects with the abort
  * reason.
  *
@@ -81,6 +84,7 @@ export function execRunner(
       const stdout: Uint8Array[] = [];
       let stdoutBytes = 0;
       let stderr = "";
+      const lines = new LineSplitter((line) => ctx.log(line));
       let overflow = false;
       let failure: Error | undefined;
       let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
@@ -132,6 +136,7 @@ export function execRunner(
         if (settled) return;
         settled = true;
         clearTimeout(closeTimer);
+        lines.end();
         signal.removeEventListener("abort", terminate);
         running.delete(sigterm);
         child.stdout?.destroy();
@@ -184,6 +189,7 @@ export function execRunner(
       child.stderr!.setEncoding("utf8");
       child.stderr!.on("data", (chunk: string) => {
         stderr += chunk;
+        lines.push(chunk);
         if (stderr.length > 4 * ERROR_TEXT_MAX) stderr = stderr.slice(-2 * ERROR_TEXT_MAX);
       });
       child.stdin!.on("error", () => {
