@@ -36,7 +36,7 @@ interface Client {
  * ```ts
  * import { LoginThrottle } from "./throttle.ts";
  *
- * const throttle = new LoginThrottle({ now: () => Date.now() });
+ * const throttle = new LoginThrottle({ now: () => 1_000_000 }); // a clock that stands still
  * for (let i = 0; i < 5; i++) throttle.failed("192.0.2.1");
  * if (throttle.waitMs("192.0.2.1") !== 1000) throw new Error("unexpected");
  * ```
