@@ -27,11 +27,15 @@
  * db.close();
  * ```
  *
+ * The dashboard and Prometheus metrics are in `@apalis/sqlite/board`, PostgreSQL in
+ * `@apalis/sqlite/postgres`, the MessagePack codec in `@apalis/sqlite/msgpack` and test helpers in
+ * `@apalis/sqlite/testing`.
+ *
  * @module
  */
 
 export { DatabaseOpenError, openDatabase } from "./lib/sqlite/open.ts";
-export { DatabaseBusyError, isBusyError, retryBusy } from "./lib/sqlite/busy.ts";
+export { DatabaseBusyError } from "./lib/sqlite/busy.ts";
 export { DatabaseFileError, type DatabaseFileProblem } from "./lib/sqlite/file_error.ts";
 export { SchemaMissingError } from "./lib/sqlite/schema_missing.ts";
 export type {
@@ -42,7 +46,12 @@ export type {
   SqlValue,
 } from "./lib/sqlite/types.ts";
 export { SCHEMA_VERSION, SchemaVersionError } from "./lib/store/schema.ts";
-export { type RunStatus, TASK_STATUSES, type TaskStatus } from "./lib/backend/types.ts";
+export {
+  RUN_STATUSES,
+  type RunStatus,
+  TASK_STATUSES,
+  type TaskStatus,
+} from "./lib/backend/types.ts";
 export {
   Admin,
   type AdminOptions,
@@ -58,7 +67,6 @@ export {
   MAX_LOG_LINES,
   MAX_PROGRESS_BYTES,
   type ProgressValue,
-  REPORT_INTERVAL_MS,
   type TaskLogLine,
   type TaskProgress,
 } from "./lib/storage/reports.ts";
@@ -77,7 +85,7 @@ export {
   StrategyBuilder,
   StreamStrategy,
 } from "./lib/storage/poll_strategy.ts";
-export { DEFAULT_MAX_ATTEMPTS, type PushOptions, Task, TaskBuilder } from "./lib/storage/task.ts";
+export { type PushOptions, Task, TaskBuilder } from "./lib/storage/task.ts";
 export {
   type PushResult,
   UNIQUE_STATES_PERIOD,
@@ -87,13 +95,7 @@ export {
 export type { QueueFlow, QueueLimits, QueueLimitsChange } from "./lib/storage/limits.ts";
 export { type Codec, JsonCodec } from "./lib/storage/codec.ts";
 export { type Clock, systemClock } from "./lib/storage/clock.ts";
-export {
-  type Backoff,
-  backoffDelay,
-  type BackoffOptions,
-  DEFAULT_BACKOFF,
-} from "./lib/storage/backoff.ts";
-export { ulid } from "./lib/storage/ulid.ts";
+export type { Backoff, BackoffOptions } from "./lib/storage/backoff.ts";
 export {
   DuplicateTaskError,
   InvalidScheduleError,
@@ -124,7 +126,6 @@ export {
   type ScheduleInfo,
   type ScheduleOptions,
 } from "./lib/storage/schedules.ts";
-export { MAX_CATCH_UP, ON_TIME_MS } from "./lib/storage/cron.ts";
 export { type RetryOptions, WorkerBuilder } from "./lib/worker/worker_builder.ts";
 export { type Handler, type Middleware, Worker } from "./lib/worker/worker.ts";
 export { TaskContext } from "./lib/worker/context.ts";
@@ -148,20 +149,5 @@ export { Workflow } from "./lib/workflow/workflow.ts";
 export type { TaskFlow } from "./lib/worker/transition.ts";
 export { DagFlow, DagFlowError, type NodeFn, NodeHandle } from "./lib/workflow/dag.ts";
 export type { FilterMapOptions } from "./lib/workflow/workflow.ts";
-export {
-  type BoardHandler,
-  type BoardOptions,
-  createBoardHandler,
-  createMetricsHandler,
-  type MetricsHandlerOptions,
-  renderMetrics,
-  serveBoard,
-  type ServeBoardOptions,
-} from "./lib/board/mod.ts";
-export {
-  DURATION_BOUNDS_MS,
-  type DurationHistogram,
-  METRICS_SAMPLE,
-  type MetricsSnapshot,
-  type QueueMetrics,
-} from "./lib/storage/metrics.ts";
+// What `Admin.metrics()` returns; the dashboard and the Prometheus text are in `./board`.
+export type { DurationHistogram, MetricsSnapshot, QueueMetrics } from "./lib/storage/metrics.ts";

@@ -14,8 +14,8 @@ import {
   openDatabase,
   SqliteStorage,
   type Storage,
-  ulid,
 } from "../mod.ts";
+import { ulid } from "../lib/storage/ulid.ts";
 
 /** The queue every scenario pushes to and drains. */
 export const QUEUE = "bench";

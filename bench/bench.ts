@@ -74,7 +74,7 @@
  * model needs, between the raw ceiling and the worker.
  *
  * PostgreSQL (`--backend postgres`, `pg_bench.ts`): the benchmark starts its own private cluster
- * (`tests/_pg_cluster.ts`: initdb into the temp dir, as the `postgres` user when run as root,
+ * (`tests/pg_cluster.ts`: initdb into the temp dir, as the `postgres` user when run as root,
  * 127.0.0.1 on a free port) with fsync and synchronous_commit on and the server's other settings
  * at their defaults, makes a fresh database for every scenario and ceiling (dropped after it),
  * and stops the cluster and removes its files at the end. The same rows as on SQLite, through
@@ -477,7 +477,7 @@ async function main(): Promise<number> {
   const child = args.pusher?.path ?? args.drainer?.path ?? args.ceilingDrainer?.path;
   if (child !== undefined) return await runChild(args, child);
   if (args.backend === "postgres") {
-    const { POSTGRES_MISSING } = await import("../tests/_pg_cluster.ts");
+    const { POSTGRES_MISSING } = await import("../tests/pg_cluster.ts");
     if (POSTGRES_MISSING !== undefined) {
       progress(`bench: Cannot run the benchmark on PostgreSQL: ${POSTGRES_MISSING}`);
       return 1;

@@ -8,22 +8,16 @@
  * Usage: deno run -A bench/metrics_scrape.ts [--tasks 1000000] [--scrapes 10]
  *          [--backend sqlite|postgres|both]
  *
- * PostgreSQL runs on a private cluster (tests/_pg_cluster.ts), analyzed after the load as
+ * PostgreSQL runs on a private cluster (tests/pg_cluster.ts), analyzed after the load as
  * autovacuum would; SQLite is not analyzed (the library never runs ANALYZE).
  *
  * @module
  */
 import { parseArgs } from "node:util";
-import {
-  type Admin,
-  DURATION_BOUNDS_MS,
-  METRICS_SAMPLE,
-  openDatabase,
-  renderMetrics,
-  SqliteStorage,
-} from "../mod.ts";
+import { type Admin, openDatabase, SqliteStorage } from "../mod.ts";
+import { DURATION_BOUNDS_MS, METRICS_SAMPLE, renderMetrics } from "../board.ts";
 import { connectPostgres, PostgresStorage } from "../postgres.ts";
-import { Cluster, POSTGRES_MISSING } from "../tests/_pg_cluster.ts";
+import { Cluster, POSTGRES_MISSING } from "../tests/pg_cluster.ts";
 
 const { values } = parseArgs({
   args: Deno.args,

@@ -1,5 +1,5 @@
 /**
- * The benchmark on PostgreSQL: its own private cluster (`tests/_pg_cluster.ts`: initdb into a
+ * The benchmark on PostgreSQL: its own private cluster (`tests/pg_cluster.ts`: initdb into a
  * temp dir, 127.0.0.1 on a free port, fsync and synchronous_commit on, the server's other
  * settings at their defaults), a fresh database per scenario, and the way a child process opens
  * one again. Loaded only by `--backend postgres`: the SQLite benchmark never loads a PostgreSQL
@@ -15,7 +15,7 @@ import {
   type PostgresConnection,
   PostgresStorage,
 } from "../postgres.ts";
-import { Cluster, POSTGRES_MISSING } from "../tests/_pg_cluster.ts";
+import { Cluster, POSTGRES_MISSING } from "../tests/pg_cluster.ts";
 import { QUEUE } from "./_shared.ts";
 import type { BenchConnection, BenchTarget } from "./_target.ts";
 import { pgRawDrain, rawClient } from "./pg_ceiling.ts";

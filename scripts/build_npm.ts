@@ -42,6 +42,7 @@ export const E2E_DIR: string = join(ROOT, "dist", "node-e2e");
 /** The package's entry points: export path → source file. */
 const ENTRY_POINTS: Record<string, string> = {
   ".": "mod.ts",
+  "./board": "board.ts",
   "./msgpack": "msgpack.ts",
   "./postgres": "postgres.ts",
   "./testing": "testing.ts",
@@ -52,7 +53,7 @@ const E2E_SCRIPTS = [
   "tests/e2e/runtime_e2e.ts",
   "tests/e2e/worker_process.ts",
   "tests/e2e/runtime_postgres_e2e.ts",
-  "tests/postgres/_pg_worker.ts",
+  "tests/postgres/pg_worker.ts",
 ];
 
 /** The oldest Node the package supports: the first 22.x with `node:sqlite` unflagged. */

@@ -11,7 +11,7 @@
  * @module
  */
 import { connectPostgres, type PostgresConnection, PostgresStorage } from "../postgres.ts";
-import { Cluster, POSTGRES_MISSING } from "./_pg_cluster.ts";
+import { Cluster, POSTGRES_MISSING } from "./pg_cluster.ts";
 
 const REQUIRED = Deno.env.get("APALIS_POSTGRES_TEST") === "required";
 

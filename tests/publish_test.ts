@@ -22,7 +22,9 @@ Deno.test("deno publish --dry-run publishes the library and its docs only", asyn
     match[1]!.slice(ROOT.length)
   );
   assert.ok(files.length > 50, `the file list was not found in:\n${output}`);
-  for (const entry of ["mod.ts", "msgpack.ts", "postgres.ts", "testing.ts", "README.md"]) {
+  for (
+    const entry of ["mod.ts", "board.ts", "msgpack.ts", "postgres.ts", "testing.ts", "README.md"]
+  ) {
     assert.ok(files.includes(entry), `${entry} is published`);
   }
   const allowed =

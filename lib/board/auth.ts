@@ -1,4 +1,4 @@
-import type { Clock } from "../storage/clock.ts";
+import type { Clock } from "../../mod.ts";
 import { LoginThrottle } from "./throttle.ts";
 
 /** The login cookie's name. */

@@ -1,4 +1,4 @@
-import type { WorkflowGraph } from "../storage/graph.ts";
+import type { WorkflowGraph } from "../../mod.ts";
 import type { MinuteCounts, NodeState } from "./data.ts";
 import { type Html, html } from "./html.ts";
 

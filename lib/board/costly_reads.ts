@@ -1,4 +1,4 @@
-import type { Clock } from "../storage/clock.ts";
+import type { Clock } from "../../mod.ts";
 
 /** Reads that cost less than this are never reused: small queues always show live counts. */
 const FREE_MS = 10;

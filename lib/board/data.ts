@@ -1,9 +1,17 @@
-import type { QueueFlow } from "../storage/limits.ts";
-import type { RunRecord, RunSummary, TaskRecord, WorkerInfo } from "../storage/records.ts";
-import type { Admin, ListRunsOptions } from "../storage/admin.ts";
-import type { RunStatus } from "../backend/types.ts";
-import { TASK_STATUSES, type TaskStatus } from "../backend/types.ts";
-import { emptyCounts, type QueueInfo, type StatusCounts } from "../storage/records.ts";
+import {
+  type Admin,
+  type ListRunsOptions,
+  type QueueFlow,
+  type QueueInfo,
+  type RunRecord,
+  type RunStatus,
+  type RunSummary,
+  type StatusCounts,
+  TASK_STATUSES,
+  type TaskRecord,
+  type TaskStatus,
+  type WorkerInfo,
+} from "../../mod.ts";
 import type { CostlyReads } from "./costly_reads.ts";
 
 /** Outcomes in one minute. */
@@ -208,4 +216,9 @@ function nodeState(statuses: TaskStatus[]): NodeState {
   if (statuses.some((s) => s === "running" || s === "queued")) return "running";
   if (statuses.some((s) => s === "pending" || s === "failed")) return "pending";
   return "done";
+}
+
+/** Zero counts, to add queues' counts to. */
+function emptyCounts(): StatusCounts {
+  return { pending: 0, queued: 0, running: 0, done: 0, failed: 0, killed: 0, total: 0 };
 }

@@ -1,4 +1,4 @@
-import type { TaskStatus } from "../backend/types.ts";
+import type { TaskStatus } from "../../mod.ts";
 import { type Html, html } from "./html.ts";
 
 /** `2026-11-28 10:20:30` (UTC), with the ISO time in the element for machines. */

@@ -1,13 +1,21 @@
-import type { Database } from "../sqlite/types.ts";
-import { Admin, type AdminOptions, type LogsOptions } from "../storage/admin.ts";
-import { SqliteStorage } from "../storage/sqlite_storage.ts";
-import type { Clock } from "../storage/clock.ts";
-import { systemClock } from "../storage/clock.ts";
-import type { Codec } from "../storage/codec.ts";
-import { TaskNotFoundError, TaskStateError } from "../storage/errors.ts";
+import {
+  Admin,
+  type AdminOptions,
+  type Clock,
+  type Codec,
+  type Database,
+  type LogsOptions,
+  RUN_STATUSES,
+  type RunStatus,
+  type ScheduleInfo,
+  SqliteStorage,
+  systemClock,
+  TASK_STATUSES,
+  TaskNotFoundError,
+  TaskStateError,
+  type TaskStatus,
+} from "../../mod.ts";
 import { CostlyReads } from "./costly_reads.ts";
-import { RUN_STATUSES, type RunStatus } from "../backend/types.ts";
-import { TASK_STATUSES, type TaskStatus } from "../backend/types.ts";
 import { BOARD_CSS, BOARD_JS } from "./assets.ts";
 import { BoardAuth, checkSessionMs, DEFAULT_SESSION_MS } from "./auth.ts";
 import { hostPolicy } from "./hosts.ts";
@@ -23,7 +31,6 @@ import { workersPage } from "./pages/workers.ts";
 import { schedulesPage } from "./pages/schedules.ts";
 import { metricsResponse } from "./metrics.ts";
 import { formatMetrics } from "./prometheus.ts";
-import { isMissingSchedulesTable, type ScheduleInfo } from "../storage/schedules.ts";
 
 /** Options of {@linkcode createBoardHandler}. */
 export interface BoardOptions {
@@ -103,7 +110,8 @@ class HttpError extends Error {
  *
  * @example Serve it with Deno on localhost, behind a token
  * ```ts ignore
- * import { createBoardHandler, openDatabase, SqliteStorage } from "@apalis/sqlite";
+ * import { createBoardHandler } from "@apalis/sqlite/board";
+ * import { openDatabase, SqliteStorage } from "@apalis/sqlite";
  *
  * const db = openDatabase("jobs.db");
  * SqliteStorage.setup(db);
@@ -113,7 +121,8 @@ class HttpError extends Error {
  *
  * @example Call it directly
  * ```ts
- * import { createBoardHandler, openDatabase, SqliteStorage } from "@apalis/sqlite";
+ * import { createBoardHandler } from "@apalis/sqlite/board";
+ * import { openDatabase, SqliteStorage } from "@apalis/sqlite";
  *
  * const db = openDatabase(":memory:");
  * SqliteStorage.setup(db);
@@ -655,4 +664,18 @@ async function schedulesOf(storage: Admin): Promise<ScheduleInfo[]> {
     if (isMissingSchedulesTable(error)) return [];
     throw error;
   }
+}
+
+/**
+ * Whether `error`, or one of its causes, says that the schedules' table does not exist: a
+ * database whose schema predates schedules, read without upgrading it. A copy of the library's
+ * check in `lib/storage/schedules.ts`: the front-ends use only public entry points.
+ */
+function isMissingSchedulesTable(error: unknown): boolean {
+  for (let e = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    if (/apalis_schedules/.test(e.message) && /no such table|does not exist/.test(e.message)) {
+      return true;
+    }
+  }
+  return false;
 }

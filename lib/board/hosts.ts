@@ -80,8 +80,23 @@ function hostName(host: string): HostName | undefined {
 }
 
 /**
- * Why an entry of `allowedHosts` is not a host name (completing "… entries …"), or undefined
- * when every entry is one.
+ * Why an entry of `allowedHosts` (of `createBoardHandler` and `serveBoard`) is not a host name,
+ * as the end of a sentence ("'allowedHosts' entries …"), or `undefined` when every entry is
+ * one. The board throws a `TypeError` with it; check a list you read from a user (a command
+ * line, a config file) with it first to report it your way.
+ *
+ * @example Check hosts given on a command line
+ * ```ts
+ * import { allowedHostsProblem } from "@apalis/sqlite/board";
+ *
+ * if (allowedHostsProblem(["jobs.example.com", ".example.org", "*"]) !== undefined) {
+ *   throw new Error("these are host names");
+ * }
+ * const problem = allowedHostsProblem(["https://jobs.example.com/"]);
+ * if (!problem?.includes('current value is "https://jobs.example.com/"')) {
+ *   throw new Error("unexpected");
+ * }
+ * ```
  */
 export function allowedHostsProblem(entries: readonly string[]): string | undefined {
   const bad = entries.find((entry) => allowedEntry(entry) === undefined);

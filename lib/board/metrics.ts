@@ -4,10 +4,7 @@
  *
  * @module
  */
-import type { Database } from "../sqlite/types.ts";
-import { Admin } from "../storage/admin.ts";
-import { SqliteStorage } from "../storage/sqlite_storage.ts";
-import { systemClock } from "../storage/clock.ts";
+import { Admin, type Database, SqliteStorage, systemClock } from "../../mod.ts";
 import { BoardAuth, DEFAULT_SESSION_MS } from "./auth.ts";
 import { formatMetrics, PROMETHEUS_CONTENT_TYPE } from "./prometheus.ts";
 
@@ -31,7 +28,8 @@ import { formatMetrics, PROMETHEUS_CONTENT_TYPE } from "./prometheus.ts";
  *
  * @example Usage
  * ```ts
- * import { openDatabase, renderMetrics, SqliteStorage } from "@apalis/sqlite";
+ * import { openDatabase, SqliteStorage } from "@apalis/sqlite";
+ * import { renderMetrics } from "@apalis/sqlite/board";
  *
  * const db = openDatabase(":memory:");
  * SqliteStorage.setup(db);
@@ -64,7 +62,8 @@ export interface MetricsHandlerOptions {
  *
  * @example Serve metrics next to your application
  * ```ts
- * import { createMetricsHandler, openDatabase, SqliteStorage } from "@apalis/sqlite";
+ * import { createMetricsHandler } from "@apalis/sqlite/board";
+ * import { openDatabase, SqliteStorage } from "@apalis/sqlite";
  *
  * const db = openDatabase(":memory:");
  * SqliteStorage.setup(db);

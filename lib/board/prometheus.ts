@@ -1,11 +1,15 @@
+import {
+  type DurationHistogram,
+  type MetricsSnapshot,
+  type QueueMetrics,
+  TASK_STATUSES,
+} from "../../mod.ts";
 /**
  * The Prometheus text exposition format (version 0.0.4): metric families with their HELP and
  * TYPE lines, label values escaped.
  *
  * @module
  */
-import type { DurationHistogram, MetricsSnapshot, QueueMetrics } from "../storage/metrics.ts";
-import { TASK_STATUSES } from "../backend/types.ts";
 
 /** The `Content-Type` of the text format. */
 export const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
@@ -152,14 +156,24 @@ const FAMILIES: readonly Family[] = [
 ];
 
 /**
- * The snapshot in the text format: every family with its HELP and TYPE lines, then one series
- * per queue (label `queue`). Families without a queue are left out.
+ * A metrics snapshot (`Admin.metrics()`) in the Prometheus text format (version 0.0.4), as
+ * `renderMetrics` gives it: every family with its HELP and TYPE lines, then one series
+ * per queue (label `queue`). Families without a queue are left out. Use it to read the snapshot
+ * once and both export it and look at it (as `apalis metrics` does), or to push it somewhere.
  *
- * @example Usage
+ * @example Read once, print as Prometheus text
  * ```ts
- * import { formatMetrics } from "./prometheus.ts";
+ * import { openDatabase, SqliteStorage } from "@apalis/sqlite";
+ * import { formatMetrics } from "@apalis/sqlite/board";
  *
- * if (formatMetrics({ at: 0, sample: 1000, queues: [] }) !== "") throw new Error("unexpected");
+ * const db = openDatabase(":memory:");
+ * SqliteStorage.setup(db);
+ * await new SqliteStorage(db, "email").push({ to: "a@b.c" });
+ * const snapshot = await SqliteStorage.admin(db).metrics();
+ * const text = formatMetrics(snapshot);
+ * if (!text.includes('apalis_tasks{queue="email",state="pending"} 1')) throw new Error("unexpected");
+ * if (formatMetrics({ ...snapshot, queues: [] }) !== "") throw new Error("no queue, no text");
+ * db.close();
  * ```
  */
 export function formatMetrics(snapshot: MetricsSnapshot): string {

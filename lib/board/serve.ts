@@ -1,6 +1,5 @@
+import type { Admin, Database } from "../../mod.ts";
 import { type BoardOptions, createBoardHandler } from "./handler.ts";
-import type { Database } from "../sqlite/types.ts";
-import type { Admin } from "../storage/admin.ts";
 import { isLoopbackAddress } from "./hosts.ts";
 import { serveWithNodeHttp } from "./node_server.ts";
 
@@ -58,7 +57,8 @@ interface BunRuntime {
  *
  * @example Serve until Ctrl-C
  * ```ts ignore
- * import { openDatabase, serveBoard, SqliteStorage } from "@apalis/sqlite";
+ * import { openDatabase, SqliteStorage } from "@apalis/sqlite";
+ * import { serveBoard } from "@apalis/sqlite/board";
  *
  * const db = openDatabase("jobs.db");
  * SqliteStorage.setup(db);

@@ -1,4 +1,4 @@
-import type { Clock } from "../storage/clock.ts";
+import type { Clock } from "../../mod.ts";
 
 /** Failed attempts a client may make before it has to wait. */
 const FREE_FAILURES = 5;

@@ -1,7 +1,5 @@
-import { isPostgresUrl, redactUrl } from "../postgres/url.ts";
-import type { Admin } from "../storage/admin.ts";
-import type { Config } from "../storage/config.ts";
-import type { Storage } from "../storage/storage.ts";
+import type { Admin, Config, Storage } from "../../mod.ts";
+import { isPostgresUrl, redactUrl } from "../format/postgres_url.ts";
 import { UsageError } from "./errors.ts";
 import type { CliIo } from "./io.ts";
 import { openPostgresForCommand } from "./postgres_database.ts";

@@ -1,6 +1,5 @@
-import { postgresUrlProblem, redactUrl } from "../postgres/url.ts";
-import { SchemaVersionError } from "../store/schema.ts";
-import type { Config } from "../storage/config.ts";
+import { type Config, SchemaVersionError } from "../../mod.ts";
+import { postgresUrlProblem, redactUrl } from "../format/postgres_url.ts";
 import type { CommandDatabase, DatabaseAccess } from "./command.ts";
 import { UsageError } from "./errors.ts";
 

@@ -1,8 +1,12 @@
+import {
+  type Config,
+  type Database,
+  openDatabase,
+  SCHEMA_VERSION,
+  SchemaVersionError,
+  SqliteStorage,
+} from "../../mod.ts";
 import { existsSync } from "node:fs";
-import { type Database, openDatabase } from "../sqlite/mod.ts";
-import { SCHEMA_VERSION, SchemaVersionError } from "../store/schema.ts";
-import type { Config } from "../storage/config.ts";
-import { SqliteStorage } from "../storage/sqlite_storage.ts";
 import type { CommandDatabase, DatabaseAccess } from "./command.ts";
 import { UsageError } from "./errors.ts";
 import { WritableOnDemand } from "./writable_on_demand.ts";

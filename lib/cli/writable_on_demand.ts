@@ -1,5 +1,5 @@
-import { fileProblemOf } from "../sqlite/file_error.ts";
-import type { Database, Durability, SqlRow, SqlValue } from "../sqlite/types.ts";
+import type { Database, Durability, SqlRow, SqlValue } from "../../mod.ts";
+import { fileProblemOf } from "./file_problem.ts";
 
 /**
  * A database that works through a read-only connection until a statement needs to write, and

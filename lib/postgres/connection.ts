@@ -5,7 +5,7 @@
  * @module
  */
 import postgres, { type Sql } from "postgres";
-import { isPostgresUrl, redactUrl } from "./url.ts";
+import { isPostgresUrl, redactUrl } from "../format/postgres_url.ts";
 
 export { redactUrl };
 

@@ -47,7 +47,7 @@ export function validateBackoff(options: BackoffOptions, what: string): Required
  *
  * @example Usage
  * ```ts
- * import { backoffDelay } from "@apalis/sqlite";
+ * import { backoffDelay } from "./backoff.ts";
  *
  * const ms = backoffDelay({ initialMs: 100, factor: 2, jitter: 0 }, 3, new Error("x"));
  * if (ms !== 400) throw new Error("unexpected");

@@ -49,8 +49,9 @@ export interface DurationHistogram {
   sumMs: number;
 }
 
-/** One queue's metrics, from {@linkcode readMetrics}. */
+/** One queue's metrics, as `Admin.metrics()` reads them. */
 export interface QueueMetrics {
+  /** The queue's name (the `queue` label of its series). */
   queue: string;
   /** Tasks in each state now. */
   counts: StatusCounts;

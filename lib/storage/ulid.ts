@@ -14,7 +14,7 @@ let headValid = false;
  *
  * @example Usage
  * ```ts
- * import { ulid } from "@apalis/sqlite";
+ * import { ulid } from "./ulid.ts";
  *
  * const id = ulid();
  * if (id.length !== 26) throw new Error("not a ULID");

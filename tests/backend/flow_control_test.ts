@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { Config, type Storage, Task, WorkerBuilder } from "../../mod.ts";
 import { backendTest, start, waitUntil } from "./_suite.ts";
-import { maxInAnyWindow, maxOverlap, type Span } from "./_spans.ts";
+import { maxInAnyWindow, maxOverlap, type Span } from "./spans.ts";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { Task } from "../../mod.ts";
 import { type ChildWorker, readSpans, spawnChild, stopChild } from "./_child.ts";
 import { backendTest, type TestDatabase, waitUntil } from "./_suite.ts";
-import { maxInAnyWindow, maxOverlap } from "./_spans.ts";
+import { maxInAnyWindow, maxOverlap } from "./spans.ts";
 
 /** Liveness bound for a drain (not a speed assertion). */
 const DRAIN_TIMEOUT_MS = 90_000;

@@ -6,7 +6,8 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { renderMetrics, Task, WorkerBuilder } from "../../mod.ts";
+import { renderMetrics } from "../../board.ts";
+import { Task, WorkerBuilder } from "../../mod.ts";
 import { backendTest, FakeClock, waitUntil } from "./_suite.ts";
 import { spawnChild, stopChild } from "./_child.ts";
 

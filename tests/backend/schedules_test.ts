@@ -10,10 +10,10 @@ import assert from "node:assert/strict";
 import {
   type CronMeta,
   InvalidScheduleError,
-  MAX_CATCH_UP,
   ScheduleNameTakenError,
   WorkerBuilder,
 } from "../../mod.ts";
+import { MAX_CATCH_UP } from "../../lib/storage/cron.ts";
 import { backendTest, FakeClock, start, waitUntil } from "./_suite.ts";
 
 const MINUTE = 60_000;

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import { type BoardHandler, type BoardOptions, createBoardHandler } from "../../mod.ts";
+import { type BoardHandler, type BoardOptions, createBoardHandler } from "../../board.ts";
 import { LoginThrottle } from "../../lib/board/throttle.ts";
 import { FakeClock, tempDatabase } from "../_helpers.ts";
-import { serveOnFreePort } from "./_http.ts";
+import { serveOnFreePort } from "./http.ts";
 
 const TOKEN = "s3cret";
 const HOUR = 3_600_000;

@@ -16,12 +16,11 @@ import {
   DagFlow,
   type Database,
   openDatabase,
-  serveBoard,
-  type ServeBoardOptions,
   SqliteStorage,
   type Worker,
   WorkerBuilder,
 } from "../../mod.ts";
+import { serveBoard, type ServeBoardOptions } from "../../board.ts";
 import { runUntilFinished, tempDatabase, waitUntil } from "../_helpers.ts";
 
 const CHROMIUM = Deno.env.get("APALIS_CHROMIUM") || "/usr/bin/chromium";

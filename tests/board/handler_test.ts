@@ -1,12 +1,6 @@
 import assert from "node:assert/strict";
-import {
-  type BoardHandler,
-  createBoardHandler,
-  type Database,
-  SqliteStorage,
-  WorkerBuilder,
-  Workflow,
-} from "../../mod.ts";
+import { type BoardHandler, createBoardHandler } from "../../board.ts";
+import { type Database, SqliteStorage, WorkerBuilder, Workflow } from "../../mod.ts";
 import { runUntilFinished, tempDatabase } from "../_helpers.ts";
 
 const ORIGIN = "http://localhost:8000";

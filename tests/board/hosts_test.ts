@@ -6,9 +6,10 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { createBoardHandler, SqliteStorage } from "../../mod.ts";
+import { createBoardHandler } from "../../board.ts";
+import { SqliteStorage } from "../../mod.ts";
 import { tempDatabase } from "../_helpers.ts";
-import { rawRequest, serveOnFreePort } from "./_http.ts";
+import { rawRequest, serveOnFreePort } from "./http.ts";
 
 /** Every kind of route: pages, the API, assets, the login page. */
 const PATHS = ["/", "/queues/email", "/api/overview", "/assets/board.css", "/login", "/workers"];

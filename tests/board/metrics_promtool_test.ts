@@ -9,7 +9,8 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { renderMetrics, SqliteStorage, Task, WorkerBuilder } from "../../mod.ts";
+import { renderMetrics } from "../../board.ts";
+import { SqliteStorage, Task, WorkerBuilder } from "../../mod.ts";
 import { tempDatabase } from "../_helpers.ts";
 
 const PROMTOOL = Deno.env.get("APALIS_PROMTOOL") || "promtool";

@@ -11,8 +11,8 @@ import {
   createBoardHandler,
   createMetricsHandler,
   renderMetrics,
-  SqliteStorage,
-} from "../../mod.ts";
+} from "../../board.ts";
+import { SqliteStorage } from "../../mod.ts";
 import { migrate, schemaVersion } from "../../lib/store/schema.ts";
 import { escapeLabelValue } from "../../lib/board/prometheus.ts";
 import { tempDatabase } from "../_helpers.ts";

@@ -5,7 +5,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { createBoardHandler } from "../../mod.ts";
+import { createBoardHandler } from "../../board.ts";
 import { PostgresStorage } from "../../postgres.ts";
 import { FakeClock } from "../_helpers.ts";
 import { pgTest, tempPostgres } from "../_postgres.ts";

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { type Codec, createBoardHandler, JsonCodec, SqliteStorage, Task } from "../../mod.ts";
+import { type Codec, JsonCodec, SqliteStorage, Task } from "../../mod.ts";
+import { createBoardHandler } from "../../board.ts";
 import { tempDatabase } from "../_helpers.ts";
 
 const TASKS = 500;

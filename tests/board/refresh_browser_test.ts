@@ -7,7 +7,8 @@
  */
 import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
-import { serveBoard, SqliteStorage } from "../../mod.ts";
+import { serveBoard } from "../../board.ts";
+import { SqliteStorage } from "../../mod.ts";
 import { tempDatabase } from "../_helpers.ts";
 
 const CHROMIUM = Deno.env.get("APALIS_CHROMIUM") || "/usr/bin/chromium";

@@ -6,13 +6,8 @@
  * @module
  */
 import assert from "node:assert/strict";
-import {
-  type Admin,
-  createBoardHandler,
-  type ScheduleInfo,
-  SqliteStorage,
-  type Storage,
-} from "../../mod.ts";
+import { type Admin, type ScheduleInfo, SqliteStorage, type Storage } from "../../mod.ts";
+import { createBoardHandler } from "../../board.ts";
 import { PostgresStorage } from "../../postgres.ts";
 import { migrate } from "../../lib/store/schema.ts";
 import { FakeClock, tempDatabase } from "../_helpers.ts";

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { SqliteStorage } from "../../mod.ts";
 import { captureIo, main } from "../../lib/cli/mod.ts";
 import { tempDatabase, waitUntil } from "../_helpers.ts";
-import { rawRequest } from "../board/_http.ts";
+import { rawRequest } from "../board/http.ts";
 
 Deno.test("boardCommand.run() serves the board on 127.0.0.1 until interrupted, then exits 0", async () => {
   await using temp = await tempDatabase();

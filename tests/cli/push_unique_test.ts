@@ -6,7 +6,8 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { createBoardHandler, SqliteStorage } from "../../mod.ts";
+import { createBoardHandler } from "../../board.ts";
+import { SqliteStorage } from "../../mod.ts";
 import { PostgresStorage } from "../../postgres.ts";
 import { captureIo, main } from "../../lib/cli/mod.ts";
 import { tempDatabase } from "../_helpers.ts";

@@ -6,7 +6,8 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { type Database, retryBusy } from "../../mod.ts";
+import type { Database } from "../../mod.ts";
+import { retryBusy } from "../../lib/sqlite/busy.ts";
 
 /** The table every execution is recorded in. */
 export const RUNS_DDL = `CREATE TABLE IF NOT EXISTS runs (

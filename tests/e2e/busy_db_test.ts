@@ -13,7 +13,7 @@ import {
   type WorkerEvent,
 } from "../../mod.ts";
 import { tempDatabase, waitUntil } from "../_helpers.ts";
-import { reap } from "./_processes.ts";
+import { reap } from "./processes.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const HOLDER = new URL("./hold_lock_process.ts", import.meta.url).pathname;

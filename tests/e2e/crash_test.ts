@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { type Database, SqliteStorage, Task } from "../../mod.ts";
 import { tempDatabase, waitUntil } from "../_helpers.ts";
-import { assertCleanExit, type Exit, exitOf, reap, spawnWorker } from "./_processes.ts";
+import { assertCleanExit, type Exit, exitOf, reap, spawnWorker } from "./processes.ts";
 import { assertRunsCoverTasks, column, RUNS_DDL, scalar } from "./_runs.ts";
 
 const TIMEOUT_MS = 120_000;

@@ -25,11 +25,11 @@ import {
   DagFlow,
   type Database,
   openDatabase,
-  retryBusy,
   SqliteStorage,
   type TaskContext,
   WorkerBuilder,
 } from "../../mod.ts";
+import { retryBusy } from "../../lib/sqlite/busy.ts";
 
 /** The tables the nodes record their executions in. */
 export const DAG_RUNS_DDL = `CREATE TABLE IF NOT EXISTS dag_node_runs (

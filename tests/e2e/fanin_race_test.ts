@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { SqliteStorage } from "../../mod.ts";
 import { tempDatabase } from "../_helpers.ts";
-import { assertCleanExit, type Exit, exitOf, reap } from "./_processes.ts";
+import { assertCleanExit, type Exit, exitOf, reap } from "./processes.ts";
 import { scalar } from "./_runs.ts";
 import { DAG_RUNS_DDL } from "./dag_process.ts";
 

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { openDatabase, SCHEMA_VERSION, SqliteStorage } from "../../mod.ts";
 import { schemaVersion } from "../../lib/store/schema.ts";
 import { waitUntil } from "../_wait.ts";
-import { exitOf, reap } from "./_processes.ts";
+import { exitOf, reap } from "./processes.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const CHILD = new URL("./fresh_open_process.ts", import.meta.url).pathname;

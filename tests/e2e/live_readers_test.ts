@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { captureIo, main } from "../../lib/cli/mod.ts";
 import { runCommand } from "../_command.ts";
 import { waitUntil } from "../_wait.ts";
-import { exitOf, reap } from "./_processes.ts";
+import { exitOf, reap } from "./processes.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const CLI = new URL("../../cli.ts", import.meta.url).pathname;

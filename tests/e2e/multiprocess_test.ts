@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { SqliteStorage, Task } from "../../mod.ts";
 import { tempDatabase } from "../_helpers.ts";
-import { type Exit, exitOf, reap, spawnWorker } from "./_processes.ts";
+import { type Exit, exitOf, reap, spawnWorker } from "./processes.ts";
 import { assertRunsCoverTasks, RUNS_DDL, scalar } from "./_runs.ts";
 
 const EXIT_TIMEOUT_MS = 120_000;

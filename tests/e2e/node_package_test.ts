@@ -38,6 +38,7 @@ const PROBLEM = nodeProblem();
 
 const CONSUMER_JS = `
 import { SqliteStorage, WorkerBuilder, openDatabase } from "@apalis/sqlite";
+import { renderMetrics } from "@apalis/sqlite/board";
 import { MsgPackCodec } from "@apalis/sqlite/msgpack";
 import { PostgresStorage } from "@apalis/sqlite/postgres";
 import { assertEnqueued, drainQueue, tempDatabase } from "@apalis/sqlite/testing";
@@ -61,8 +62,15 @@ try {
     .build(({ n }) => n * 2);
   await worker.runUntil(packed.waitFor([id]));
   const task = await packed.fetchById(id);
+  const metrics = await renderMetrics(db);
   db.close();
-  output = { sent, done: drained.done, result: task.lastResult, postgres: typeof PostgresStorage };
+  output = {
+    sent,
+    done: drained.done,
+    result: task.lastResult,
+    postgres: typeof PostgresStorage,
+    metrics: metrics.includes('apalis_tasks{queue="packed",state="done"} 1'),
+  };
 } finally {
   await temp.close();
 }
@@ -72,7 +80,9 @@ console.log(JSON.stringify({ ...output, removed: !existsSync(temp.path) }));
 const CONSUMER_TS = `
 import { SqliteStorage, openDatabase, type TaskRecord } from "@apalis/sqlite";
 import { drainQueue, tempDatabase } from "@apalis/sqlite/testing";
+import { type MetricsSnapshot, renderMetrics } from "@apalis/sqlite/board";
 
+export type Snapshot = MetricsSnapshot;
 interface Email { to: string }
 export async function check(): Promise<TaskRecord<Email> | undefined> {
   await using temp = await tempDatabase();
@@ -83,6 +93,8 @@ export async function check(): Promise<TaskRecord<Email> | undefined> {
   const n: number = result.done;
   void n;
   void openDatabase;
+  const metrics: string = await renderMetrics(temp.db);
+  void metrics;
   return await emails.fetchById("x");
 }
 `;
@@ -123,6 +135,7 @@ Deno.test({
         done: 1,
         result: 42,
         postgres: "function",
+        metrics: true,
         removed: true,
       });
       // Node's own notice about node:sqlite, and nothing else.

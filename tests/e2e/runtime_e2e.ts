@@ -24,12 +24,12 @@ import { fileURLToPath } from "node:url";
 import {
   openDatabase,
   SCHEMA_VERSION,
-  serveBoard,
   SqliteStorage,
   Task,
   type TaskRecord,
   WorkerBuilder,
 } from "../../mod.ts";
+import { serveBoard } from "../../board.ts";
 import { assertEnqueued, drainQueue, tempDatabase, TestClock } from "../../testing.ts";
 import { waitUntil } from "../_wait.ts";
 import { RUNTIME, RUNTIME_LABEL, scriptCommand } from "./_runtime.ts";

@@ -3,7 +3,7 @@
  * End-to-end check of the PostgreSQL backend under Bun or Node: `bun run
  * tests/e2e/runtime_postgres_e2e.ts`, or compiled for Node (`deno task build:npm`)
  * `node dist/node-e2e/tests/e2e/runtime_postgres_e2e.js`.
- * Starts a private PostgreSQL cluster (tests/_pg_cluster.ts), then: setup, push and pushTx, an
+ * Starts a private PostgreSQL cluster (tests/pg_cluster.ts), then: setup, push and pushTx, an
  * in-process worker draining with retries, a Workflow, two worker processes draining
  * one queue exactly once, a LISTEN wake-up from another connection, and a PostgreSQL restart
  * mid-drain.
@@ -20,13 +20,13 @@ import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { Task, WorkerBuilder, Workflow } from "../../mod.ts";
 import { connectPostgres, POSTGRES_SCHEMA_VERSION, PostgresStorage } from "../../postgres.ts";
-import { Cluster, POSTGRES_MISSING } from "../_pg_cluster.ts";
+import { Cluster, POSTGRES_MISSING } from "../pg_cluster.ts";
 import { waitUntil } from "../_wait.ts";
 import { RUNTIME, RUNTIME_LABEL, scriptCommand } from "./_runtime.ts";
-import { RUNS_DDL } from "../postgres/_pg_worker.ts";
+import { RUNS_DDL } from "../postgres/pg_worker.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
-const WORKER = new URL("../postgres/_pg_worker.ts", import.meta.url);
+const WORKER = new URL("../postgres/pg_worker.ts", import.meta.url);
 const PREFIX = `${RUNTIME}-e2e`;
 
 if (POSTGRES_MISSING !== undefined) {

@@ -30,7 +30,8 @@
 import { closeSync, openSync, writeSync } from "node:fs";
 import process from "node:process";
 import { parseArgs } from "node:util";
-import { Config, openDatabase, retryBusy, SqliteStorage, WorkerBuilder } from "../../mod.ts";
+import { Config, openDatabase, SqliteStorage, WorkerBuilder } from "../../mod.ts";
+import { retryBusy } from "../../lib/sqlite/busy.ts";
 import { RUNS_DDL, scalar, UNFINISHED_SQL } from "./_runs.ts";
 
 class PlannedFailure extends Error {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { SqliteStorage } from "../../mod.ts";
 import { tempDatabase, waitUntil } from "../_helpers.ts";
-import { assertCleanExit, exitOf, reap } from "./_processes.ts";
+import { assertCleanExit, exitOf, reap } from "./processes.ts";
 import { column, scalar } from "./_runs.ts";
 import { expectedResult, STEP_RUNS_DDL, STEPS } from "./workflow_process.ts";
 

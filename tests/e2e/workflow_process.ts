@@ -21,12 +21,12 @@ import { parseArgs } from "node:util";
 import {
   type Database,
   openDatabase,
-  retryBusy,
   SqliteStorage,
   type TaskContext,
   WorkerBuilder,
   Workflow,
 } from "../../mod.ts";
+import { retryBusy } from "../../lib/sqlite/busy.ts";
 
 /** The table every step execution is recorded in. */
 export const STEP_RUNS_DDL = `CREATE TABLE IF NOT EXISTS step_runs (

@@ -1,14 +1,14 @@
 /**
- * Starts `_pg_worker.ts` in child processes (Deno), and reads their `ready` line.
+ * Starts `pg_worker.ts` in child processes (Deno), and reads their `ready` line.
  *
  * @module
  */
-export { assertCleanExit, type Exit, exitOf, reap } from "../e2e/_processes.ts";
+export { assertCleanExit, type Exit, exitOf, reap } from "../e2e/processes.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
-const WORKER = new URL("./_pg_worker.ts", import.meta.url).pathname;
+const WORKER = new URL("./pg_worker.ts", import.meta.url).pathname;
 
-/** Starts `deno run -A tests/postgres/_pg_worker.ts --url URL --name NAME ...extra`. */
+/** Starts `deno run -A tests/postgres/pg_worker.ts --url URL --name NAME ...extra`. */
 export function spawnPgWorker(url: string, name: string, extra: string[] = []): Deno.ChildProcess {
   return new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", WORKER, "--url", url, "--name", name, ...extra],

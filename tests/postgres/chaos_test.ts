@@ -1,11 +1,11 @@
 /**
  * Chaos on PostgreSQL at CI size: 10,000 tasks (about 20 s here). The issue's 50,000 run in
- * `tests/soak/chaos_soak.ts` (`deno task soak`). See `_pg_chaos.ts`.
+ * `tests/soak/chaos_soak.ts` (`deno task soak`). See `tests/backend/pg_chaos.ts`.
  *
  * @module
  */
 import { pgTest, tempPostgres } from "../_postgres.ts";
-import { describePgChaos, PG_CHAOS_DRILL, runPgChaos } from "./_pg_chaos.ts";
+import { describePgChaos, PG_CHAOS_DRILL, runPgChaos } from "../backend/pg_chaos.ts";
 
 pgTest(
   "4 worker processes posing as 4 hosts drain 10,000 tasks on PostgreSQL under kill -9 every 1-3 s and one server restart: every task done, re-runs only of what the killed workers held",

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { Task } from "../../mod.ts";
 import { connectPostgres, PostgresStorage } from "../../postgres.ts";
 import { pgTest, tempPostgres } from "../_postgres.ts";
-import { DAG_RUNS_DDL, RUNS_DDL } from "./_pg_worker.ts";
+import { DAG_RUNS_DDL, RUNS_DDL } from "./pg_worker.ts";
 import {
   assertCleanExit,
   type Exit,

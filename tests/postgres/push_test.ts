@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { DEFAULT_MAX_ATTEMPTS, DuplicateTaskError, Task } from "../../mod.ts";
+import { DEFAULT_MAX_ATTEMPTS } from "../../lib/storage/task.ts";
+import { DuplicateTaskError, Task } from "../../mod.ts";
 import { MsgPackCodec } from "../../msgpack.ts";
 import { PostgresStorage } from "../../postgres.ts";
 import { FakeClock } from "../_helpers.ts";

@@ -3,7 +3,7 @@ import { Config, Task, WorkerBuilder } from "../../mod.ts";
 import { connectPostgres, PostgresStorage } from "../../postgres.ts";
 import { waitUntil } from "../_helpers.ts";
 import { pgTest, tempPostgres } from "../_postgres.ts";
-import { RUNS_DDL } from "./_pg_worker.ts";
+import { RUNS_DDL } from "./pg_worker.ts";
 import { type Exit, exitOf, reap, spawnPgWorker } from "./_spawn.ts";
 
 pgTest(

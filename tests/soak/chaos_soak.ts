@@ -11,8 +11,8 @@
  */
 import { tempDatabase } from "../_helpers.ts";
 import { pgTest, tempPostgres } from "../_postgres.ts";
-import { CHAOS_DRILL, describeChaos, runChaos } from "../e2e/_chaos.ts";
-import { describePgChaos, PG_CHAOS_DRILL, runPgChaos } from "../postgres/_pg_chaos.ts";
+import { CHAOS_DRILL, describeChaos, runChaos } from "../e2e/chaos.ts";
+import { describePgChaos, PG_CHAOS_DRILL, runPgChaos } from "../backend/pg_chaos.ts";
 
 Deno.test("Worker.run() loses no task and re-runs at most its concurrency plus its claim-ahead per kill when 4 processes drain 500,000 tasks under kill -9 every 1-3 s", async (t) => {
   await using tmp = await tempDatabase();

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { SqliteStorage, Task } from "../../mod.ts";
 import { tempDatabase } from "../_helpers.ts";
-import { assertCleanExit, exitOf, reap, spawnWorker } from "../e2e/_processes.ts";
+import { assertCleanExit, exitOf, reap, spawnWorker } from "../e2e/processes.ts";
 
 const TOTAL = 1_000_000;
 const CHUNK = 10_000;

@@ -3,13 +3,12 @@ import { DatabaseSync } from "node:sqlite";
 import {
   DatabaseBusyError,
   DatabaseOpenError,
-  isBusyError,
   openDatabase,
   type OpenDatabaseOptions,
-  retryBusy,
   SCHEMA_VERSION,
   SqliteStorage,
 } from "../../mod.ts";
+import { isBusyError, retryBusy } from "../../lib/sqlite/busy.ts";
 import { tempDatabase } from "../_helpers.ts";
 
 /** A second connection to the temp database's file, closed on dispose. */

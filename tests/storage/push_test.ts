@@ -1,13 +1,13 @@
 import assert from "node:assert/strict";
 import {
   Config,
-  DEFAULT_MAX_ATTEMPTS,
   DuplicateTaskError,
   type PushOptions,
   SqliteStorage,
   Task,
   WorkerBuilder,
 } from "../../mod.ts";
+import { DEFAULT_MAX_ATTEMPTS } from "../../lib/storage/task.ts";
 import { FakeClock, runUntilFinished, tempDatabase, waitUntil } from "../_helpers.ts";
 
 const ULID = /^[0-9A-HJKMNP-TV-Z]{26}$/;

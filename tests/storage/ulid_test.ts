@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ulid } from "../../mod.ts";
+import { ulid } from "../../lib/storage/ulid.ts";
 
 const ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 

@@ -5,7 +5,7 @@ import {
   rateRecord,
   type RateWindow,
 } from "../../lib/store/rate_window.ts";
-import { maxInAnyWindow } from "../backend/_spans.ts";
+import { maxInAnyWindow } from "../backend/spans.ts";
 
 Deno.test("rateAllowance() never lets more than `limit` claims into any window of `perMs`, claims arriving at random, a clock sometimes behind", () => {
   let seed = 42;

@@ -1,4 +1,4 @@
-import { TASK_STATUSES } from "../../backend/types.ts";
+import { TASK_STATUSES } from "../../../mod.ts";
 import { throughputChart } from "../charts.ts";
 import type { Overview } from "../data.ts";
 import { count } from "../format.ts";

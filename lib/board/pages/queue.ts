@@ -1,4 +1,4 @@
-import { TASK_STATUSES } from "../../backend/types.ts";
+import { TASK_STATUSES } from "../../../mod.ts";
 import type { QueuePage } from "../data.ts";
 import { badge, count, cutPreview, formatBytes, preview, timeTag } from "../format.ts";
 import { formatAgo } from "../../format/duration.ts";

@@ -1,4 +1,4 @@
-import { RUN_STATUSES } from "../../backend/types.ts";
+import { RUN_STATUSES } from "../../../mod.ts";
 import { runGraph } from "../charts.ts";
 import type { RunsPage, RunView } from "../data.ts";
 import { badge, pretty, preview, timeTag } from "../format.ts";

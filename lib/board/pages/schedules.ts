@@ -1,4 +1,4 @@
-import type { ScheduleInfo } from "../../storage/schedules.ts";
+import type { ScheduleInfo } from "../../../mod.ts";
 import { formatAgo } from "../../format/duration.ts";
 import { badge, timeTag } from "../format.ts";
 import { html } from "../html.ts";

@@ -1,5 +1,4 @@
-import type { TaskRecord } from "../../storage/records.ts";
-import type { TaskLogLine, TaskProgress } from "../../storage/reports.ts";
+import type { TaskLogLine, TaskProgress, TaskRecord } from "../../../mod.ts";
 import { formatAgo } from "../../format/duration.ts";
 import { badge, pretty, prettyShown, timeTag } from "../format.ts";
 import { type Html, html } from "../html.ts";

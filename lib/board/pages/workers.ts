@@ -1,4 +1,4 @@
-import type { WorkerInfo } from "../../storage/records.ts";
+import type { WorkerInfo } from "../../../mod.ts";
 import { badge, timeTag } from "../format.ts";
 import { formatAgo } from "../../format/duration.ts";
 import { html } from "../html.ts";

@@ -1,5 +1,4 @@
-import { allowedHostsProblem } from "../../board/hosts.ts";
-import { serveBoard } from "../../board/serve.ts";
+import { allowedHostsProblem, serveBoard } from "../../../board.ts";
 import { type Command, openForCommand } from "../command.ts";
 import { UsageError } from "../errors.ts";
 import { expectPositionals, parseDuration, parseOptions } from "../format.ts";

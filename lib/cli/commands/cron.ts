@@ -1,12 +1,11 @@
 import {
+  type Admin,
   CATCH_UP_MODES,
   type CatchUp,
-  isMissingSchedulesTable,
+  InvalidScheduleError,
   type ScheduleInfo,
   type ScheduleOptions,
-} from "../../storage/schedules.ts";
-import { InvalidScheduleError } from "../../storage/errors.ts";
-import type { Admin } from "../../storage/admin.ts";
+} from "../../../mod.ts";
 import { type Command, type CommandContext, openForCommand } from "../command.ts";
 import { UsageError } from "../errors.ts";
 import type { CliIo } from "../io.ts";
@@ -194,4 +193,18 @@ function render(io: CliIo, schedules: ScheduleInfo[]): string {
     schedule.lastTaskId ?? "-",
   ]);
   return table(headers, rows);
+}
+
+/**
+ * Whether `error`, or one of its causes, says that the schedules' table does not exist: a
+ * database whose schema predates schedules, read without upgrading it. A copy of the library's
+ * check in `lib/storage/schedules.ts`: the front-ends use only public entry points.
+ */
+function isMissingSchedulesTable(error: unknown): boolean {
+  for (let e = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    if (/apalis_schedules/.test(e.message) && /no such table|does not exist/.test(e.message)) {
+      return true;
+    }
+  }
+  return false;
 }

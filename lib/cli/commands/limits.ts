@@ -1,4 +1,4 @@
-import type { QueueLimitsChange } from "../../storage/limits.ts";
+import type { QueueLimitsChange } from "../../../mod.ts";
 import { type Command, openForCommand } from "../command.ts";
 import { UsageError } from "../errors.ts";
 import { expectPositionals, json, parseDuration, parseInteger, parseOptions } from "../format.ts";

@@ -1,4 +1,4 @@
-import type { TaskLogLine } from "../../storage/reports.ts";
+import type { TaskLogLine } from "../../../mod.ts";
 import { sleep } from "../../time/timers.ts";
 import { type Command, openForCommand } from "../command.ts";
 import { UsageError } from "../errors.ts";

@@ -1,5 +1,4 @@
-import { TASK_STATUSES, type TaskStatus } from "../../backend/types.ts";
-import type { TaskRecord } from "../../storage/records.ts";
+import { TASK_STATUSES, type TaskRecord, type TaskStatus } from "../../../mod.ts";
 import { type Command, openForCommand } from "../command.ts";
 import { UsageError } from "../errors.ts";
 import type { CliIo } from "../io.ts";

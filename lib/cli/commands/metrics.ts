@@ -1,4 +1,4 @@
-import { formatMetrics } from "../../board/prometheus.ts";
+import { formatMetrics } from "../../../board.ts";
 import { type Command, openForCommand } from "../command.ts";
 import { expectPositionals, json, parseOptions } from "../format.ts";
 

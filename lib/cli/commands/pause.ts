@@ -1,5 +1,4 @@
-import { queueNameProblem } from "../../storage/config.ts";
-import type { QueueFlow } from "../../storage/limits.ts";
+import type { QueueFlow } from "../../../mod.ts";
 import { formatLimits } from "../../format/limits.ts";
 import { type Command, openForCommand } from "../command.ts";
 import { UsageError } from "../errors.ts";
@@ -62,10 +61,21 @@ async function setPaused(
   }
 }
 
-/** Refuses a queue name the library would refuse (exit 2). */
+/**
+ * Refuses a queue name the library would refuse (exit 2), with the library's words: a non-empty
+ * string without NUL characters (the rule of `Config`'s queue names).
+ */
 export function assertQueue(queue: string): void {
-  const problem = queueNameProblem(queue);
-  if (problem !== undefined) throw new UsageError(`argument QUEUE ${problem}`);
+  if (queue.length === 0) {
+    throw new UsageError(
+      `argument QUEUE must be a non-empty string: current value is ${JSON.stringify(queue)}`,
+    );
+  }
+  if (queue.includes("\0")) {
+    throw new UsageError(
+      `argument QUEUE must not contain a NUL character: current value is ${JSON.stringify(queue)}`,
+    );
+  }
 }
 
 /** One line: the queue, paused or not, and its limits. */

@@ -1,8 +1,13 @@
+import {
+  type PushOptions,
+  type PushResult,
+  type Storage,
+  Task,
+  TASK_STATUSES,
+  type TaskStatus,
+  type UniqueOptions,
+} from "../../../mod.ts";
 import { createReadStream } from "node:fs";
-import { TASK_STATUSES, type TaskStatus } from "../../backend/types.ts";
-import type { Storage } from "../../storage/storage.ts";
-import { type PushOptions, Task } from "../../storage/task.ts";
-import type { PushResult, UniqueOptions } from "../../storage/unique.ts";
 import { type Command, openForCommand } from "../command.ts";
 import { UsageError } from "../errors.ts";
 import type { CliIo } from "../io.ts";

@@ -1,5 +1,4 @@
-import type { QueueInfo } from "../../storage/records.ts";
-import { TASK_STATUSES } from "../../backend/types.ts";
+import { type QueueInfo, TASK_STATUSES } from "../../../mod.ts";
 import { type Command, openForCommand } from "../command.ts";
 import type { CliIo } from "../io.ts";
 import { expectPositionals, formatDuration, json, paint, parseOptions, table } from "../format.ts";

@@ -1,4 +1,4 @@
-import { TaskNotFoundError } from "../../storage/errors.ts";
+import { TaskNotFoundError } from "../../../mod.ts";
 import { type Command, openForCommand } from "../command.ts";
 import { UsageError } from "../errors.ts";
 import { expectPositionals, json, paint, parseOptions, plural, statusStyle } from "../format.ts";

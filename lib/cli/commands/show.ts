@@ -1,4 +1,4 @@
-import type { TaskRecord } from "../../storage/records.ts";
+import type { TaskRecord } from "../../../mod.ts";
 import { type Command, openForCommand } from "../command.ts";
 import { UsageError } from "../errors.ts";
 import type { CliIo } from "../io.ts";

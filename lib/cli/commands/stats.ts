@@ -1,6 +1,4 @@
-import { emptyCounts, type StatusCounts } from "../../storage/records.ts";
-import type { Admin } from "../../storage/admin.ts";
-import { TASK_STATUSES } from "../../backend/types.ts";
+import { type Admin, type StatusCounts, TASK_STATUSES } from "../../../mod.ts";
 import { sleep } from "../../time/timers.ts";
 import { type Command, openForCommand } from "../command.ts";
 import { UsageError } from "../errors.ts";
@@ -112,4 +110,9 @@ export function countCells(io: CliIo, counts: StatusCounts): string[] {
     }),
     String(counts.total),
   ];
+}
+
+/** Zero counts, to add queues' counts to. */
+function emptyCounts(): StatusCounts {
+  return { pending: 0, queued: 0, running: 0, done: 0, failed: 0, killed: 0, total: 0 };
 }

@@ -1,6 +1,6 @@
+import { openDatabase } from "../../../mod.ts";
 import process from "node:process";
-import { openDatabase } from "../../sqlite/mod.ts";
-import { isPostgresUrl } from "../../postgres/url.ts";
+import { isPostgresUrl } from "../../format/postgres_url.ts";
 import type { Command } from "../command.ts";
 import { postgresServerVersion } from "../postgres_database.ts";
 import { expectPositionals, json, parseOptions } from "../format.ts";

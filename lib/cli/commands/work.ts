@@ -1,7 +1,6 @@
-import { HOST_NAME, PROCESS_ID } from "../../backend/process.ts";
-import { Config } from "../../storage/config.ts";
-import type { RetentionOptions } from "../../storage/retention.ts";
-import { WorkerBuilder } from "../../worker/worker_builder.ts";
+import { Config, type RetentionOptions, WorkerBuilder } from "../../../mod.ts";
+import { hostname } from "node:os";
+import process from "node:process";
 import { type Command, openForCommand } from "../command.ts";
 import { UsageError } from "../errors.ts";
 import {
@@ -15,7 +14,7 @@ import {
   parseSize,
   truncate,
 } from "../format.ts";
-import { DEFAULT_MAX_OUTPUT, describe, MAX_OUTPUT_LIMIT } from "../runners/_output.ts";
+import { DEFAULT_MAX_OUTPUT, describe, MAX_OUTPUT_LIMIT } from "../runners/output.ts";
 import { execRunner } from "../runners/exec.ts";
 import { httpRunner } from "../runners/http.ts";
 import { RateMeter, StatusLine } from "../status_line.ts";
@@ -145,7 +144,7 @@ Examples:
     const retainKilled = optional(values["retain-killed"], "--retain-killed", retentionAge);
     if (retainKilled !== undefined) retention.killed = retainKilled;
     if (values.name === "") throw new UsageError("option '--name' must not be empty");
-    const name = values.name ?? `${HOST_NAME}-${PROCESS_ID}`;
+    const name = values.name ?? defaultWorkerName();
 
     const database = await openForCommand(globals, "write");
     const runner = url === undefined
@@ -278,4 +277,18 @@ function parseUrl(text: string, option: string): URL {
     throw new UsageError(`option '${option}' must be an http(s) URL: got '${text}'`);
   }
   return url;
+}
+
+/**
+ * `host-pid`, the name a worker gets without `--name`: the host and process id the worker
+ * records (`"unknown"` when the runtime may not read the host name).
+ */
+function defaultWorkerName(): string {
+  let host: string;
+  try {
+    host = hostname();
+  } catch {
+    host = "unknown";
+  }
+  return `${host}-${process.pid}`;
 }

@@ -1,4 +1,4 @@
-import type { WorkerInfo } from "../../storage/records.ts";
+import type { WorkerInfo } from "../../../mod.ts";
 import { type Command, openForCommand } from "../command.ts";
 import type { CliIo } from "../io.ts";
 import {

@@ -1,9 +1,9 @@
+import type { TaskContext } from "../../../mod.ts";
 import { type ChildProcess, spawn } from "node:child_process";
 import { Buffer } from "node:buffer";
 import process from "node:process";
-import type { TaskContext } from "../../worker/context.ts";
 import { formatSize } from "../format.ts";
-import { LineSplitter } from "./_lines.ts";
+import { LineSplitter } from "./lines.ts";
 import {
   DEFAULT_MAX_OUTPUT,
   describe,
@@ -12,7 +12,7 @@ import {
   parseOutput,
   type Runner,
   RunnerError,
-} from "./_output.ts";
+} from "./output.ts";
 
 /** After SIGTERM, how long a command gets before SIGKILL. */
 const KILL_GRACE_MS = 2000;

@@ -6,7 +6,7 @@ import {
   parseOutput,
   type Runner,
   RunnerError,
-} from "./_output.ts";
+} from "./output.ts";
 
 /** Options of {@linkcode httpRunner}. */
 export interface HttpRunnerOptions {

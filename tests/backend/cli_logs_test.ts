@@ -7,8 +7,8 @@
 import assert from "node:assert/strict";
 import { type TaskLogLine, type TaskRecord, WorkerBuilder } from "../../mod.ts";
 import { captureIo, main } from "../../lib/cli/mod.ts";
-import { spawnChild, stopChild } from "../backend/_child.ts";
-import { backendTest, start, type TestDatabase, waitUntil } from "../backend/_suite.ts";
+import { spawnChild, stopChild } from "./_child.ts";
+import { backendTest, start, type TestDatabase, waitUntil } from "./_suite.ts";
 
 const CLI = new URL("../../cli.ts", import.meta.url).pathname;
 

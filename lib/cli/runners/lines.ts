@@ -1,4 +1,4 @@
-import { MAX_LOG_LINE_BYTES } from "../../storage/reports.ts";
+import { MAX_LOG_LINE_BYTES } from "../../../mod.ts";
 
 /**
  * Splits text that arrives in chunks (a command's stderr) into lines, calling `onLine` for each

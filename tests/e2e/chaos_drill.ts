@@ -1,6 +1,6 @@
 /**
  * The engine-neutral part of the chaos drills (SQLite: `_chaos.ts`; PostgreSQL:
- * `tests/postgres/_pg_chaos.ts`): worker processes drain one queue while this driver kills a
+ * `tests/backend/pg_chaos.ts`): worker processes drain one queue while this driver kills a
  * random one with SIGKILL every few seconds and starts a replacement, optionally disrupts the
  * database once mid-drain (PostgreSQL: a server restart), then reads every process's log of
  * handler starts (`<task id> <attempt>` first on each line) to count re-runs.
@@ -15,7 +15,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { assertCleanExit, type Exit } from "./_processes.ts";
+import { assertCleanExit, type Exit } from "./processes.ts";
 
 export type { Exit };
 

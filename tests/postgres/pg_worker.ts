@@ -13,7 +13,7 @@
  *   into `dag_node_runs`, the collector also one into `fanin_runs`.
  *
  * Usage:
- *   _pg_worker.ts --url URL --name NAME [--mode tasks] [--queue default] [--concurrency 1]
+ *   pg_worker.ts --url URL --name NAME [--mode tasks] [--queue default] [--concurrency 1]
  *     [--sleep-ms 0] [--drain] [--fail-first 0] [--poll-ms 100] [--buffer-size 400]
  *
  * --drain   exit 0 once the queue has nothing waiting or running (`dag`: no run is running);

@@ -6,9 +6,9 @@
  */
 import assert from "node:assert/strict";
 import { captureIo, main } from "../../lib/cli/mod.ts";
-import { LineSplitter } from "../../lib/cli/runners/_lines.ts";
+import { LineSplitter } from "../../lib/cli/runners/lines.ts";
 import { MAX_LOG_LINE_BYTES } from "../../mod.ts";
-import { backendTest, waitUntil } from "../backend/_suite.ts";
+import { backendTest, waitUntil } from "./_suite.ts";
 
 const PATH = Deno.env.get("PATH");
 

@@ -4,7 +4,8 @@
  *
  * @module
  */
-import { type Database, serveBoard, type ServeBoardOptions } from "../../mod.ts";
+import type { Database } from "../../mod.ts";
+import { serveBoard, type ServeBoardOptions } from "../../board.ts";
 
 /** A board served by `serveBoard` on a free port until disposed. */
 export interface ServedBoard extends AsyncDisposable {

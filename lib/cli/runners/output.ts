@@ -1,4 +1,4 @@
-import type { TaskContext } from "../../worker/context.ts";
+import type { TaskContext } from "../../../mod.ts";
 
 /**
  * Runs one task for `apalis work` and resolves with its result: usable as a worker's handler.

@@ -5,8 +5,9 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { createBoardHandler, WorkerBuilder } from "../../mod.ts";
-import { backendTest, gate, start, waitUntil } from "../backend/_suite.ts";
+import { createBoardHandler } from "../../board.ts";
+import { WorkerBuilder } from "../../mod.ts";
+import { backendTest, gate, start, waitUntil } from "./_suite.ts";
 
 const ORIGIN = "http://localhost:8000";
 

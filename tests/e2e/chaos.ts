@@ -1,7 +1,7 @@
 /**
  * The SQLite chaos drill shared by `chaos_test.ts` (CI size) and `tests/soak/chaos_soak.ts`:
  * worker processes (`worker_process.ts --drain`) drain one queue while the driver of
- * `_chaos_drill.ts` kills a random one with SIGKILL every few seconds and starts a replacement,
+ * `chaos_drill.ts` kills a random one with SIGKILL every few seconds and starts a replacement,
  * then every task is accounted for.
  *
  * Replacements alternate between the victim's own name (its register rescues what the dead
@@ -11,10 +11,11 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { retryBusy, SqliteStorage, Task } from "../../mod.ts";
+import { retryBusy } from "../../lib/sqlite/busy.ts";
+import { SqliteStorage, Task } from "../../mod.ts";
 import type { TempDatabase } from "../_helpers.ts";
-import { countStarts, runDrill } from "./_chaos_drill.ts";
-import { exitOf, spawnWorker } from "./_processes.ts";
+import { countStarts, runDrill } from "./chaos_drill.ts";
+import { exitOf, spawnWorker } from "./processes.ts";
 import { assertRunsCoverTasks, RUNS_DDL, scalar, UNFINISHED_SQL } from "./_runs.ts";
 
 /** What to run. */

@@ -1,7 +1,7 @@
 /**
  * The PostgreSQL chaos drill shared by `chaos_test.ts` (CI size) and `tests/soak/chaos_soak.ts`
  * (the issue's 50,000 tasks): worker processes posing as different hosts drain one queue while
- * the driver of `tests/e2e/_chaos_drill.ts` kills a random one with SIGKILL every few seconds
+ * the driver of `tests/e2e/chaos_drill.ts` kills a random one with SIGKILL every few seconds
  * and starts a replacement on the same "host", and restarts the PostgreSQL server once
  * mid-drain; then every task is accounted for.
  *
@@ -23,8 +23,8 @@ import assert from "node:assert/strict";
 import { Task } from "../../mod.ts";
 import { PostgresStorage } from "../../postgres.ts";
 import type { TempPostgres } from "../_postgres.ts";
-import { type ChildWorker, spawnChild } from "../backend/_child.ts";
-import { countStarts, runDrill } from "../e2e/_chaos_drill.ts";
+import { type ChildWorker, spawnChild } from "./_child.ts";
+import { countStarts, runDrill } from "../e2e/chaos_drill.ts";
 
 /** What to run. */
 export interface PgChaosOptions {

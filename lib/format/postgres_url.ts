@@ -11,7 +11,7 @@
  *
  * @example Usage
  * ```ts
- * import { isPostgresUrl } from "./url.ts";
+ * import { isPostgresUrl } from "./postgres_url.ts";
  * if (!isPostgresUrl("postgres://app@db:5432/app") || isPostgresUrl("jobs.db")) {
  *   throw new Error("unexpected");
  * }
@@ -29,7 +29,7 @@ export function isPostgresUrl(text: string): boolean {
  *
  * @example Usage
  * ```ts
- * import { postgresUrlProblem } from "./url.ts";
+ * import { postgresUrlProblem } from "./postgres_url.ts";
  * if (postgresUrlProblem("postgres://app@db:5432/app") !== undefined) throw new Error("ok URL");
  * if (postgresUrlProblem("postgres://app@db:99999/app") === undefined) throw new Error("bad port");
  * ```
@@ -54,7 +54,7 @@ export function postgresUrlProblem(url: string): string | undefined {
  *
  * @example Usage
  * ```ts
- * import { redactUrl } from "./url.ts";
+ * import { redactUrl } from "./postgres_url.ts";
  * if (redactUrl("postgres://app:s3cret@db/app") !== "postgres://app:***@db/app") {
  *   throw new Error("unexpected");
  * }
