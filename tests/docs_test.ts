@@ -1,8 +1,9 @@
 /**
  * The examples in the README and the guides: every TypeScript block type-checks against the
- * library (`deno check --doc-only`), none is left out with `ts ignore`, and the guides whose
- * examples are self-contained run in `deno task test` (the task's `--doc` list names them). A
- * block that needs a PostgreSQL server or runs a worker until SIGINT is type-checked only.
+ * library (`deno check --doc-only`), none is left out with `ts ignore`, the guides whose
+ * examples are all self-contained run in `deno task test` (the task's `--doc` list names them),
+ * and every guide's opening example runs. A block that needs a PostgreSQL server or runs a worker
+ * until SIGINT is type-checked only.
  *
  * @module
  */
@@ -50,3 +51,33 @@ Deno.test("each guide in docs/ that runs its examples is in the test task's --do
     assert.ok(task.includes(`docs/${guide}.md`), `docs/${guide}.md runs in deno task test`);
   }
 });
+
+/** Guides whose opening example needs what a test does not have (a PostgreSQL server at a made-up
+ * address, a dashboard served until Ctrl-C): type-checked only. */
+const OPENING_TYPE_CHECKED_ONLY = new Set(["docs/postgres.md", "docs/dashboard.md"]);
+
+for (const file of DOCS.filter((file) => file.startsWith("docs/"))) {
+  const text = readFileSync(`${ROOT}${file}`, "utf8");
+  const opening = /^```ts\n([\s\S]*?)^```$/m.exec(text)?.[1];
+  if (opening === undefined || OPENING_TYPE_CHECKED_ONLY.has(file)) continue;
+  Deno.test(`the opening example of ${file} runs`, async () => {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "-"],
+      cwd: ROOT, // deno.json maps @apalis/sqlite to this checkout
+      env: { NO_COLOR: "1" },
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(opening));
+    await writer.close();
+    const output = await child.output();
+    const decoder = new TextDecoder();
+    assert.equal(
+      output.code,
+      0,
+      decoder.decode(output.stdout) + decoder.decode(output.stderr),
+    );
+  });
+}
