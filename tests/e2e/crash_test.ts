@@ -125,12 +125,20 @@ Deno.test("Worker heartbeat rescues a killed worker process's tasks when another
       "more than 300 runs, over 100 of them by 'victim'",
       TIMEOUT_MS,
     );
-    const killed = await killHard(victim, "'victim'");
-    assert.equal(killed.signal, "SIGKILL", `'victim' ended with ${killed.code}`);
-    const runningAtKill = await column(
-      db,
-      "SELECT id FROM apalis_tasks WHERE status = 'running' AND lock_by = 'victim' ORDER BY id",
-    );
+    // The survivor is frozen while the victim dies and the test reads what it left: with a
+    // heartbeat every 100 ms and the victim's pid gone, it could rescue them before the read.
+    Deno.kill(survivor.pid, "SIGSTOP");
+    let runningAtKill: string[];
+    try {
+      const killed = await killHard(victim, "'victim'");
+      assert.equal(killed.signal, "SIGKILL", `'victim' ended with ${killed.code}`);
+      runningAtKill = await column(
+        db,
+        "SELECT id FROM apalis_tasks WHERE status = 'running' AND lock_by = 'victim' ORDER BY id",
+      );
+    } finally {
+      Deno.kill(survivor.pid, "SIGCONT");
+    }
     const inFlight = runningAtKill.length;
     assert.ok(inFlight > 0, "the kill should leave tasks running under 'victim'");
 
