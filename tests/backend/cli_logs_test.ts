@@ -100,26 +100,35 @@ backendTest("apalis logs prints lines with time and attempt; --attempt filters",
   assert.equal(follow.out, all.out);
 });
 
-backendTest("apalis logs: a missing task exits 1, bad usage exits 2", async (db) => {
-  const missing = await cli(db, ["logs", "no-such-task"]);
-  assert.equal(missing.code, 1);
-  assert.equal(missing.err, "apalis logs: Cannot find task 'no-such-task': no task has this id\n");
-  const followed = await cli(db, ["logs", "no-such-task", "--follow"]);
-  assert.equal(followed.code, 1);
-  for (
-    const [args, message] of [
-      [["logs"], "missing ID"],
-      [["logs", "a", "b"], "unexpected argument 'b'"],
-      [["logs", "a", "--attempt", "0"], "option '--attempt' must be a whole number >= 1: got '0'"],
-      [["logs", "a", "--interval", "1s"], "option '--interval' only applies with --follow"],
-      [["logs", "a", "--tail"], "Unknown option '--tail'"],
-    ] as const
-  ) {
-    const run = await cli(db, [...args]);
-    assert.equal(run.code, 2, `${args.join(" ")}: ${run.err}`);
-    assert.ok(run.err.includes(message), `${args.join(" ")}: ${run.err}`);
-  }
-  const help = await cli(db, ["logs", "--help"]);
-  assert.equal(help.code, 0);
-  assert.match(help.out, /^Usage: apalis logs ID \[--follow\]/);
-});
+backendTest(
+  "apalis logs: an unknown id exits 2 (as show and kill do), and so does bad usage",
+  async (db) => {
+    const missing = await cli(db, ["logs", "no-such-task"]);
+    assert.equal(missing.code, 2);
+    assert.equal(
+      missing.err,
+      "apalis logs: Cannot find task 'no-such-task': no task has this id\n",
+    );
+    const followed = await cli(db, ["logs", "no-such-task", "--follow"]);
+    assert.equal(followed.code, 2);
+    for (
+      const [args, message] of [
+        [["logs"], "missing ID"],
+        [["logs", "a", "b"], "unexpected argument 'b'"],
+        [
+          ["logs", "a", "--attempt", "0"],
+          "option '--attempt' must be a whole number >= 1: got '0'",
+        ],
+        [["logs", "a", "--interval", "1s"], "option '--interval' only applies with --follow"],
+        [["logs", "a", "--tail"], "Unknown option '--tail'"],
+      ] as const
+    ) {
+      const run = await cli(db, [...args]);
+      assert.equal(run.code, 2, `${args.join(" ")}: ${run.err}`);
+      assert.ok(run.err.includes(message), `${args.join(" ")}: ${run.err}`);
+    }
+    const help = await cli(db, ["logs", "--help"]);
+    assert.equal(help.code, 0);
+    assert.match(help.out, /^Usage: apalis logs ID \[--follow\]/);
+  },
+);

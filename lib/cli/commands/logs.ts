@@ -27,8 +27,8 @@ keeps at most 1,000 lines and 64 KiB (longer lines are cut at 4 KiB; a marker li
 lines were dropped). Lines are written with the worker's flushes, within about a second.
 
 With --follow it keeps polling for new lines until the task has finished (done or killed),
-then exits 0; Ctrl-C ends it earlier. A task that does not exist (or was deleted while
-followed) exits 1.
+then exits 0; Ctrl-C ends it earlier. An id no task has exits 2, as for show and kill; a
+task deleted while followed exits 1.
 
 Options:
   -f, --follow          wait for new lines until the task finishes
@@ -60,7 +60,7 @@ Example:
     const { admin } = database;
     try {
       if (!await admin.fetchById(id!)) {
-        throw new Error(`Cannot find task '${id}': no task has this id`);
+        throw new UsageError(`Cannot find task '${id}': no task has this id`);
       }
       const print = (line: TaskLogLine) =>
         io.stdout(
