@@ -76,11 +76,18 @@ export async function readLogs(sql: Executor, id: string, filter: LogFilter): Pr
     params.push(filter.attempt);
     where += " AND attempt = $4";
   }
-  const rows = await sql.unsafe<LogRow[]>(
-    `SELECT seq, task_id, attempt, at, line FROM apalis_task_logs
-     WHERE ${where} ORDER BY seq ${filter.last ? "DESC" : ""} LIMIT $3`,
-    params,
-  );
+  let rows: LogRow[];
+  try {
+    rows = await sql.unsafe<LogRow[]>(
+      `SELECT seq, task_id, attempt, at, line FROM apalis_task_logs
+       WHERE ${where} ORDER BY seq ${filter.last ? "DESC" : ""} LIMIT $3`,
+      params,
+    );
+  } catch (error) {
+    // 42P01 (undefined_table): a schema from before the logs (migration 8) has none.
+    if ((error as { code?: unknown } | null)?.code === "42P01") return [];
+    throw error;
+  }
   const plain = rows.map((row) => ({ ...row }));
   return filter.last ? plain.reverse() : plain;
 }

@@ -36,7 +36,10 @@ export function logAppendMany(db: Database, worker: string, writes: readonly Log
   );
 }
 
-/** Reads a task's log lines, oldest first (see `LogFilter`). */
+/**
+ * Reads a task's log lines, oldest first (see `LogFilter`). A schema from before the logs
+ * (migration 12; read without upgrading it, as the CLI and the board do) has none.
+ */
 export function taskLogs(db: Database, id: string, filter: LogFilter): LogRow[] {
   const where = ["task_id = ?", "seq > ?"];
   const params: (string | number)[] = [id, filter.after ?? 0];
@@ -47,6 +50,14 @@ export function taskLogs(db: Database, id: string, filter: LogFilter): LogRow[] 
   params.push(filter.limit);
   const select = `SELECT seq, task_id, attempt, at, line FROM apalis_task_logs
      WHERE ${where.join(" AND ")} ORDER BY seq ${filter.last ? "DESC" : ""} LIMIT ?`;
-  const rows = db.all<LogRow>(select, params);
+  let rows: LogRow[];
+  try {
+    rows = db.all<LogRow>(select, params);
+  } catch (error) {
+    // The connection reports a missing table as SchemaMissingError, with SQLite's error as cause.
+    const text = `${String(error)} ${String((error as { cause?: unknown } | null)?.cause)}`;
+    if (/no such table: apalis_task_logs/.test(text)) return [];
+    throw error;
+  }
   return filter.last ? rows.reverse() : rows;
 }

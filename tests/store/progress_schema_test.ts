@@ -20,6 +20,7 @@ Deno.test("SQLite: tasks of a version 11 file read without progress; setup() upg
   const [read] = await storage.backend.taskGetMany([id]); // what waitFor reads
   assert.equal((await storage.fetchById(id))?.args, 1);
   assert.equal(read?.id, id);
+  assert.deepEqual(await storage.logs(id), [], "no logs table yet: no lines");
   SqliteStorage.setup(temp.db);
   assert.equal((await storage.fetchById(id))?.args, 1);
   assert.deepEqual(await storage.logs(id), []);
@@ -35,6 +36,7 @@ pgTest(
     const [read] = await storage.backend.taskGetMany([id]); // what waitFor reads
     assert.equal((await storage.fetchById(id))?.args, 1);
     assert.equal(read?.id, id);
+    assert.deepEqual(await storage.logs(id), [], "no logs table yet: no lines");
     await PostgresStorage.setup(db.pg);
     assert.equal((await storage.fetchById(id))?.args, 1);
     assert.deepEqual(await storage.logs(id), []);
