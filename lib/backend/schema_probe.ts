@@ -18,6 +18,11 @@ export class SchemaProbe {
   /** @param recheckMs how long a "not yet" answer holds */
   constructor(readonly recheckMs: number = 60_000) {}
 
+  /** Whether the feature was seen: no check needed (a flush on the hot path reads this first). */
+  get present(): boolean {
+    return this.#present;
+  }
+
   /** Runs `check` unless its answer is known (true) or recent (false); returns the answer. */
   has(check: () => boolean): boolean {
     if (this.#present) return true;

@@ -7,7 +7,6 @@ import {
   type LogsOptions,
   RUN_STATUSES,
   type RunStatus,
-  type ScheduleInfo,
   SqliteStorage,
   systemClock,
   TASK_STATUSES,
@@ -281,7 +280,7 @@ async function routePage(
     }
     if (path === "/workers") return page(ctx, req, workersPage(ctx, await storage.listWorkers()));
     if (path === "/schedules") {
-      return page(ctx, req, schedulesPage(ctx, await schedulesOf(storage)));
+      return page(ctx, req, schedulesPage(ctx, await storage.listSchedules()));
     }
     if (path === "/runs") {
       const data = await runsPage(storage, runsFilter(url, PAGE_SIZE));
@@ -357,7 +356,7 @@ async function routeApi(
       return json(200, await taskLogs(storage, parts[1]!, url));
     }
     if (path === "/api/workers") return json(200, await storage.listWorkers());
-    if (path === "/api/schedules") return json(200, await schedulesOf(storage));
+    if (path === "/api/schedules") return json(200, await storage.listSchedules());
     if (path === "/api/runs") {
       return json(
         200,
@@ -654,28 +653,4 @@ function text(status: number, body: string): Response {
 
 function redirect(location: string, extra: Record<string, string> = {}): Response {
   return new Response(null, { status: 303, headers: { Location: location, ...extra } });
-}
-
-/** Every schedule; none in a database whose schema predates schedules (the board reads it as is). */
-async function schedulesOf(storage: Admin): Promise<ScheduleInfo[]> {
-  try {
-    return await storage.listSchedules();
-  } catch (error) {
-    if (isMissingSchedulesTable(error)) return [];
-    throw error;
-  }
-}
-
-/**
- * Whether `error`, or one of its causes, says that the schedules' table does not exist: a
- * database whose schema predates schedules, read without upgrading it. A copy of the library's
- * check in `lib/storage/schedules.ts`: the front-ends use only public entry points.
- */
-function isMissingSchedulesTable(error: unknown): boolean {
-  for (let e = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
-    if (/apalis_schedules/.test(e.message) && /no such table|does not exist/.test(e.message)) {
-      return true;
-    }
-  }
-  return false;
 }

@@ -1,5 +1,10 @@
-import type { Database, Durability, SqlRow, SqlValue } from "../../mod.ts";
-import { fileProblemOf } from "./file_problem.ts";
+import {
+  type Database,
+  DatabaseFileError,
+  type Durability,
+  type SqlRow,
+  type SqlValue,
+} from "../../mod.ts";
 
 /**
  * A database that works through a read-only connection until a statement needs to write, and
@@ -93,7 +98,10 @@ export class WritableOnDemand implements Database {
       return operation(db);
     } catch (error) {
       // Inside a transaction of the reader the statement cannot move: let the transaction fail.
-      if (db !== this.#reader || db.inTransaction || fileProblemOf(error) !== "read-only") {
+      if (
+        db !== this.#reader || db.inTransaction ||
+        DatabaseFileError.problemOf(error) !== "read-only"
+      ) {
         throw error;
       }
     }

@@ -791,7 +791,10 @@ export class PostgresBackend implements Backend {
     }
     const uncertain = this.#uncertain.has(worker);
     // A worker may run on a database nobody has upgraded yet: its starts then go uncounted.
-    if (request.started && !(await this.#countsStarts())) request = { ...request, started: 0 };
+    // (Known once seen: no await on the hot path.)
+    if (request.started && !this.#startsCounted.present && !(await this.#countsStarts())) {
+      request = { ...request, started: 0 };
+    }
     let result: FlushResult;
     try {
       // Plain flushes (the hot path) are one round trip: the statements in one batch, which

@@ -6,27 +6,26 @@
  *
  * @module
  */
+import { ChannelListener } from "./channel.ts";
 import type { PostgresConnection } from "./connection.ts";
 import { NOTIFY_CHANNEL } from "./schema.ts";
 
 type Listener = () => void;
 
-/** How long to wait before trying LISTEN again when the server could not be reached. */
-const RELISTEN_MS = 1000;
-
 /** Fetchers to wake, per queue, for pushes of this process and for other processes' commits. */
 export class Wakeups {
   #pushed = new Map<string, Set<Listener>>();
   #commits = new Map<Listener, string | undefined>();
-  #pg: PostgresConnection;
-  #listening: "no" | "starting" | "yes" = "no";
-  #unlisten: (() => Promise<void>) | undefined;
-  #retry: ReturnType<typeof setTimeout> | undefined;
-  #closed = false;
+  #channel: ChannelListener;
 
   /** @param pg the connection (LISTEN takes a dedicated connection of its pool) */
   constructor(pg: PostgresConnection) {
-    this.#pg = pg;
+    this.#channel = new ChannelListener(
+      pg,
+      NOTIFY_CHANNEL,
+      (queue) => this.#dispatch(queue), // "": commits may have been missed, wake everyone
+      () => this.#commits.size > 0,
+    );
   }
 
   /** Calls `listener` when this process pushes to `queue`. */
@@ -50,30 +49,8 @@ export class Wakeups {
    */
   onExternalCommit(listener: Listener, queue?: string): () => void {
     this.#commits.set(listener, queue);
-    this.#listen();
+    this.#channel.start();
     return () => void this.#commits.delete(listener);
-  }
-
-  #listen(): void {
-    if (this.#listening !== "no" || this.#closed || this.#pg.closed) return;
-    this.#listening = "starting";
-    this.#pg.sql.listen(
-      NOTIFY_CHANNEL,
-      (payload) => this.#dispatch(payload),
-      () => this.#dispatch(""), // (re)listening: commits may have been missed
-    ).then(
-      (result) => {
-        this.#listening = "yes";
-        this.#unlisten = result.unlisten;
-        if (this.#closed) void this.#unlisten();
-      },
-      () => {
-        // The server cannot be reached: polling goes on; try again in a moment.
-        this.#listening = "no";
-        if (this.#closed || this.#pg.closed || this.#commits.size === 0) return;
-        this.#retry = setTimeout(() => this.#listen(), RELISTEN_MS);
-      },
-    );
   }
 
   #dispatch(queue: string): void {
@@ -90,10 +67,8 @@ export class Wakeups {
 
   /** Stops listening. */
   async close(): Promise<void> {
-    this.#closed = true;
-    clearTimeout(this.#retry);
     this.#commits.clear();
     this.#pushed.clear();
-    await this.#unlisten?.().catch(() => {});
+    await this.#channel.close();
   }
 }

@@ -65,6 +65,23 @@ export class DatabaseFileError extends Error {
     this.path = path;
     this.problem = problem;
   }
+
+  /**
+   * Which file problem an error of either SQLite driver reports (by its code, else by SQLite's
+   * message), or `undefined` for any other error: for code that runs its own statements on the
+   * connection and wants to tell a full disk or a read-only file from the rest.
+   *
+   * @example Usage
+   * ```ts
+   * import { DatabaseFileError } from "@apalis/sqlite";
+   *
+   * const error = new Error("attempt to write a readonly database");
+   * if (DatabaseFileError.problemOf(error) !== "read-only") throw new Error("unexpected");
+   * ```
+   */
+  static problemOf(error: unknown): DatabaseFileProblem | undefined {
+    return fileProblemOf(error);
+  }
 }
 
 // Primary result codes (the low byte of extended codes).

@@ -14,7 +14,12 @@ import {
   type QueueLimitsChange,
   validateLimitsChange,
 } from "./limits.ts";
-import { type ListSchedulesOptions, type ScheduleInfo, toScheduleInfo } from "./schedules.ts";
+import {
+  isMissingSchedulesTable,
+  type ListSchedulesOptions,
+  type ScheduleInfo,
+  toScheduleInfo,
+} from "./schedules.ts";
 import { type MetricsSnapshot, readMetrics } from "./metrics.ts";
 import { type TaskLogLine, toLogLine } from "./reports.ts";
 import {
@@ -488,7 +493,8 @@ export class Admin<T = unknown> {
 
   /**
    * The cron schedules of every queue (or of `queue`), by name, each with its next ticks
-   * (`upcoming`, 3 by default) and the last task it enqueued.
+   * (`upcoming`, 3 by default) and the last task it enqueued. None on a database whose schema
+   * predates schedules (read without upgrading it).
    *
    * @example Usage
    * ```ts
@@ -511,7 +517,15 @@ export class Admin<T = unknown> {
         }`,
       );
     }
-    const rows = await this.backend.scheduleList(options.queue);
+    let rows: Awaited<ReturnType<Backend["scheduleList"]>>;
+    try {
+      rows = await this.backend.scheduleList(options.queue);
+    } catch (error) {
+      // A schema from before schedules (read without upgrading it, as the CLI and the board
+      // do) has none.
+      if (isMissingSchedulesTable(error)) return [];
+      throw error;
+    }
     return rows.map((row) => toScheduleInfo<T>(row, this.codec, upcoming));
   }
 

@@ -43,6 +43,22 @@ export class Config {
    */
   readonly retention: Retention = DEFAULT_RETENTION;
 
+  /**
+   * What is wrong with a queue name, as the end of a sentence (`"must be a non-empty string: …"`),
+   * or `undefined` for a good one: the rule every queue name follows.
+   *
+   * @example Usage
+   * ```ts
+   * import { Config } from "@apalis/sqlite";
+   *
+   * if (Config.queueNameProblem("email") !== undefined) throw new Error("unexpected");
+   * if (Config.queueNameProblem("") === undefined) throw new Error("unexpected");
+   * ```
+   */
+  static queueNameProblem(queue: unknown): string | undefined {
+    return queueNameProblem(queue);
+  }
+
   /** @param queue the queue name: a non-empty string without NUL characters */
   constructor(queue = "default") {
     const problem = queueNameProblem(queue);

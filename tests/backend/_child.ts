@@ -159,8 +159,8 @@ async function sessionsGone(
   }
 }
 
-/** The executions recorded in `path` by children started with `--record path`. */
-export async function readRecords(path: string): Promise<ExecutionRecord[]> {
+/** The non-empty lines of `path`, none when children have not created it yet. */
+async function readLines(path: string): Promise<string[]> {
   let text: string;
   try {
     text = await Deno.readTextFile(path);
@@ -168,7 +168,12 @@ export async function readRecords(path: string): Promise<ExecutionRecord[]> {
     if (error instanceof Deno.errors.NotFound) return [];
     throw error;
   }
-  return text.split("\n").filter((line) => line !== "").map((line) => {
+  return text.split("\n").filter((line) => line !== "");
+}
+
+/** The executions recorded in `path` by children started with `--record path`. */
+export async function readRecords(path: string): Promise<ExecutionRecord[]> {
+  return (await readLines(path)).map((line) => {
     const [taskId, attempt, worker, pid, node, runId] = line.split(" ");
     assert.ok(taskId && attempt && worker && pid && node && runId, `a whole line: ${line}`);
     return {
@@ -186,14 +191,7 @@ export async function readRecords(path: string): Promise<ExecutionRecord[]> {
 export async function readSpans(
   path: string,
 ): Promise<{ taskId: string; key: string; start: number; end: number }[]> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return [];
-    throw error;
-  }
-  return text.split("\n").filter((line) => line !== "").map((line) => {
+  return (await readLines(path)).map((line) => {
     const [taskId, start, end, key] = line.split(" ");
     assert.ok(taskId && start && end && key, `a whole line: ${line}`);
     return { taskId, key, start: Number(start), end: Number(end) };
@@ -204,14 +202,7 @@ export async function readSpans(
 export async function readAborts(
   path: string,
 ): Promise<{ taskId: string; at: number; name: string; message: string }[]> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return [];
-    throw error;
-  }
-  return text.split("\n").filter((line) => line !== "").map((line) => {
+  return (await readLines(path)).map((line) => {
     const [taskId, at, name, ...message] = line.split(" ");
     assert.ok(taskId && at && name, `a whole line: ${line}`);
     return { taskId, at: Number(at), name, message: message.join(" ") };

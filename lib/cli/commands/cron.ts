@@ -1,5 +1,4 @@
 import {
-  type Admin,
   CATCH_UP_MODES,
   type CatchUp,
   InvalidScheduleError,
@@ -137,7 +136,7 @@ async function list({ io, args, globals }: CommandContext): Promise<number> {
   const [queue] = expectPositionals("cron", positionals, ["QUEUE"], 0);
   const database = await openForCommand(globals, "read");
   try {
-    const schedules = await schedulesOf(database.admin, queue);
+    const schedules = await database.admin.listSchedules(queue === undefined ? {} : { queue });
     if (globals.json) io.stdout(json(schedules));
     else if (schedules.length === 0) {
       io.stdout(`No schedules${queue === undefined ? "" : ` in queue '${queue}'`}.\n`);
@@ -155,7 +154,7 @@ async function remove({ io, args, globals }: CommandContext): Promise<number> {
   try {
     // Names are unique in a database: find the queue that has it, then delete it there (a
     // delete fenced by that queue: a schedule moved meanwhile is not removed).
-    const found = (await schedulesOf(database.admin)).find((schedule) => schedule.name === name);
+    const found = (await database.admin.listSchedules()).find((schedule) => schedule.name === name);
     if (!found || !(await database.storage(found.queue).unschedule(name))) {
       io.stderr(`apalis cron: no schedule is named '${name}'\n`);
       return 1;
@@ -165,19 +164,6 @@ async function remove({ io, args, globals }: CommandContext): Promise<number> {
     return 0;
   } finally {
     await database.close();
-  }
-}
-
-/**
- * The schedules of a database (of `queue`, when given); none in a database whose schema
- * predates schedules (a read-only command does not upgrade it).
- */
-async function schedulesOf(admin: Admin, queue?: string): Promise<ScheduleInfo[]> {
-  try {
-    return await admin.listSchedules(queue === undefined ? {} : { queue });
-  } catch (error) {
-    if (isMissingSchedulesTable(error)) return [];
-    throw error;
   }
 }
 
@@ -193,18 +179,4 @@ function render(io: CliIo, schedules: ScheduleInfo[]): string {
     schedule.lastTaskId ?? "-",
   ]);
   return table(headers, rows);
-}
-
-/**
- * Whether `error`, or one of its causes, says that the schedules' table does not exist: a
- * database whose schema predates schedules, read without upgrading it. A copy of the library's
- * check in `lib/storage/schedules.ts`: the front-ends use only public entry points.
- */
-function isMissingSchedulesTable(error: unknown): boolean {
-  for (let e = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
-    if (/apalis_schedules/.test(e.message) && /no such table|does not exist/.test(e.message)) {
-      return true;
-    }
-  }
-  return false;
 }

@@ -1,4 +1,4 @@
-import type { QueueFlow } from "../../../mod.ts";
+import { Config, type QueueFlow } from "../../../mod.ts";
 import { formatLimits } from "../../format/limits.ts";
 import { type Command, openForCommand } from "../command.ts";
 import { UsageError } from "../errors.ts";
@@ -61,21 +61,10 @@ async function setPaused(
   }
 }
 
-/**
- * Refuses a queue name the library would refuse (exit 2), with the library's words: a non-empty
- * string without NUL characters (the rule of `Config`'s queue names).
- */
+/** Refuses a queue name the library would refuse (exit 2), with the library's words. */
 export function assertQueue(queue: string): void {
-  if (queue.length === 0) {
-    throw new UsageError(
-      `argument QUEUE must be a non-empty string: current value is ${JSON.stringify(queue)}`,
-    );
-  }
-  if (queue.includes("\0")) {
-    throw new UsageError(
-      `argument QUEUE must not contain a NUL character: current value is ${JSON.stringify(queue)}`,
-    );
-  }
+  const problem = Config.queueNameProblem(queue);
+  if (problem !== undefined) throw new UsageError(`argument QUEUE ${problem}`);
 }
 
 /** One line: the queue, paused or not, and its limits. */
